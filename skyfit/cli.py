@@ -1,0 +1,261 @@
+"""``skyfit`` command line: a thin layer over the Python API.
+
+Commands
+--------
+skyfit demo       simulate a LHAASO-like (WCDA + KM2A) field with a Crab-like source, fit it, report
+skyfit simulate   simulate a LHAASO-like event list from a model (YAML config)
+skyfit bin        bin an event list (HAWC DL3 or skyfit) into HEALPix counts maps
+skyfit fit        fit a model to datasets described in a YAML config; results as ECSV and JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+__all__ = ["main", "ConfigError"]
+
+log = logging.getLogger("skyfit")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or has unknown/invalid entries."""
+
+
+def _load_config(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: the config must be a mapping with 'datasets' and 'model'")
+    unknown = set(cfg) - {"datasets", "model", "output", "minos", "ts", "seed"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (allowed: datasets, model, output, minos, ts, seed)")
+    for key in ("datasets", "model"):
+        if key not in cfg:
+            raise ConfigError(f"{path}: missing '{key}'")
+    cfg["_base"] = path.parent
+    return cfg
+
+
+def _model_from(cfg):
+    from .models import SkyModel
+
+    model = cfg["model"]
+    if isinstance(model, str):
+        p = Path(model) if Path(model).is_absolute() else cfg["_base"] / model
+        return SkyModel.from_yaml(p)
+    return SkyModel.from_dict(model)
+
+
+def _datasets_from(cfg, seed=None):
+    from .hawc import hawc_dataset
+    from .simulate import lhaaso_dataset
+
+    out = []
+    for i, d in enumerate(cfg["datasets"]):
+        d = dict(d)
+        kind = d.pop("type", None)
+        try:
+            if kind == "hawc":
+                out.append(hawc_dataset(**d))
+            elif kind in ("wcda", "km2a"):
+                out.append(lhaaso_dataset(kind, **d))
+            else:
+                raise ConfigError(f"datasets[{i}]: type must be 'hawc', 'wcda' or 'km2a', got {kind!r}")
+        except TypeError as exc:
+            raise ConfigError(f"datasets[{i}] ({kind}): {exc}") from None
+    return out
+
+
+def _write_results(result, outdir: Path, extra: dict) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    result.table().write(outdir / "fit_result.ecsv", overwrite=True)
+    payload = result.to_dict()
+    payload.update(extra)
+    (outdir / "fit_result.json").write_text(json.dumps(payload, indent=2, default=float))
+    result.model.to_yaml(outdir / "best_fit_model.yaml")
+
+
+def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=()):
+    from .fit import Fit, significance_from_ts, ts_of_source
+    from .likelihood import Likelihood
+    from .plotting import plot_residuals
+
+    lk = Likelihood(model, datasets)
+    result = Fit(lk).run(minos=tuple(minos))
+    print(result)
+    if not result.valid:
+        print("WARNING: the fit is not valid: " + "; ".join(result.messages), file=sys.stderr)
+    extra = {"ts": {}}
+    for name in ts_sources:
+        ts, _ = ts_of_source(result, datasets, name)
+        extra["ts"][name] = {"ts": ts, "sqrt_ts": significance_from_ts(ts)}
+        print(f"TS({name}) = {ts:.1f}  (sqrt(TS) = {significance_from_ts(ts):.1f})")
+    _write_results(result, outdir, extra)
+    best = Likelihood(result.model, datasets)
+    for ds, mu in zip(datasets, best.npred()):
+        plot_residuals(ds, mu, outdir / f"residuals_{ds.name}.png", title=f"{ds.name}: best fit")
+    print(f"results written to {outdir}/ (fit_result.ecsv, fit_result.json, best_fit_model.yaml, residuals_*.png)")
+    return result, extra
+
+
+def cmd_demo(args) -> int:
+    from .models import LogParabola, PointSpatialModel, SkyModel, Source
+    from .simulate import lhaaso_dataset, simulate_dataset
+
+    t0 = time.perf_counter()
+    ra, dec = 83.633, 22.0145
+    # Crab-like log-parabola at 7 TeV (HAWC NN fit, Abeysekara et al. 2019, ApJ 881 134)
+    truth = SkyModel([Source("crab", PointSpatialModel.create(ra, dec), LogParabola.create(2.31e-13, 2.73, 0.06, 7.0))])
+    datasets = []
+    for i, inst in enumerate(("WCDA", "KM2A")):
+        base = lhaaso_dataset(inst, (ra, dec), args.radius, nside=args.nside, livetime_days=args.livetime_days)
+        datasets.append(simulate_dataset(truth, base, seed=args.seed + i))
+        print(f"simulated {inst}: {int(datasets[-1].counts.data.sum())} counts in {base.n_bins} bins")
+    start = truth.with_values({"crab.lon_0": ra + 0.1, "crab.lat_0": dec - 0.1, "crab.amplitude": 1e-13,
+                               "crab.alpha": 2.5, "crab.beta": 0.1})
+    result, extra = _fit_and_report(start, datasets, Path(args.outdir), ts_sources=["crab"])
+    truth_v = truth.values()
+    print("\nparameter         truth        fit          pull")
+    for k in result.free_keys:
+        pull = (result.value(k) - truth_v[k]) / result.errors[k]
+        print(f"{k:16s} {truth_v[k]:12.5g} {result.value(k):12.5g} {pull:8.2f}")
+    print(f"demo done in {time.perf_counter() - t0:.1f} s")
+    return 0 if result.valid else 1
+
+
+def cmd_fit(args) -> int:
+    cfg = _load_config(args.config)
+    model = _model_from(cfg)
+    datasets = _datasets_from(cfg)
+    outdir = Path(args.outdir or cfg.get("output", "skyfit-fit"))
+    result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []))
+    return 0 if result.valid else 1
+
+
+def cmd_simulate(args) -> int:
+    from astropy.table import Table
+
+    from .simulate import simulate_events
+
+    cfg = _load_config(args.config)
+    model = _model_from(cfg)
+    seed = cfg.get("seed", args.seed)
+    tables = []
+    for ds in _datasets_from(cfg):
+        ev = simulate_events(model, ds, seed)
+        t = Table({"RA": ev["RA"], "DEC": ev["DEC"], "BIN": ev["BIN"]})
+        t.meta.update({"DATASET": ds.name, "NSIDE": ds.roi.nside, "SEED": seed})
+        tables.append((ds, t))
+        print(f"{ds.name}: {len(t)} events")
+    from astropy.io import fits
+
+    hdus = [fits.PrimaryHDU()]
+    for ds, t in tables:
+        hdu = fits.table_to_hdu(t)
+        hdu.name = f"EVENTS_{ds.name}"
+        hdu.header["BINNAMES"] = ",".join(ds.bin_names)
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(args.output, overwrite=True)
+    print(f"events written to {args.output}")
+    return 0
+
+
+def cmd_bin(args) -> int:
+    from astropy.io import fits
+
+    from .maps import HealpixMaps, HealpixROI, bin_events
+
+    roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
+    path = Path(args.events)
+    if not path.exists():
+        raise ConfigError(f"event file {path} does not exist")
+    with fits.open(path) as hdul:
+        ev_hdus = [h for h in hdul if h.name.startswith("EVENTS")]
+        if not ev_hdus:
+            raise ConfigError(f"{path} has no EVENTS extension")
+        h = ev_hdus[0]
+        ra, dec = np.asarray(h.data["RA"], float), np.asarray(h.data["DEC"], float)
+        if "BIN" in h.columns.names:
+            bins = np.asarray(h.data["BIN"])
+            names = h.header.get("BINNAMES", "").split(",") if "BINNAMES" in h.header else None
+            n_bins = int(bins.max()) + 1 if names is None else len(names)
+        else:
+            edges = np.asarray(args.energy_edges, float)
+            energy = np.asarray(h.data["ENERGY"], float)
+            bins = np.searchsorted(edges, energy, side="right") - 1
+            bins[(energy < edges[0]) | (energy >= edges[-1])] = -1
+            n_bins = len(edges) - 1
+            names = [f"E{lo:.3g}-{hi:.3g}" for lo, hi in zip(edges[:-1], edges[1:])]
+    counts, report = bin_events(ra, dec, bins, roi, n_bins)
+    names = names or [f"bin{i}" for i in range(n_bins)]
+    HealpixMaps(counts, roi, names).write(args.output, overwrite=True)
+    print(json.dumps(report))
+    print(f"counts maps ({n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and dropped events")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="simulate a LHAASO-like Crab field and fit it")
+    d.add_argument("--outdir", default="skyfit-demo")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--livetime-days", type=float, default=365.0)
+    d.add_argument("--nside", type=int, default=512)
+    d.add_argument("--radius", type=float, default=3.0, help="ROI radius (deg)")
+    d.set_defaults(func=cmd_demo)
+
+    f = sub.add_parser("fit", help="fit a model to datasets from a YAML config")
+    f.add_argument("config")
+    f.add_argument("--outdir", default=None)
+    f.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("simulate", help="simulate LHAASO-like events from a YAML config (datasets + model)")
+    s.add_argument("config")
+    s.add_argument("--output", default="events.fits")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_simulate)
+
+    b = sub.add_parser("bin", help="bin an event list into HEALPix counts maps")
+    b.add_argument("events")
+    b.add_argument("--center", type=float, nargs=2, required=True, metavar=("RA", "DEC"))
+    b.add_argument("--radius", type=float, default=3.0)
+    b.add_argument("--nside", type=int, default=1024)
+    b.add_argument("--ring", action="store_true", help="RING ordering (default NESTED)")
+    b.add_argument("--energy-edges", type=float, nargs="+",
+                   default=[1.00, 1.78, 3.16, 5.62, 10.0, 17.8, 31.6, 56.2, 100, 177, 316])
+    b.add_argument("--output", default="counts.fits")
+    b.set_defaults(func=cmd_bin)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"skyfit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

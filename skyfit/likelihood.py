@@ -1,0 +1,176 @@
+"""Predicted counts and the Poisson (Cash) likelihood: pure, jitted JAX functions, float64.
+
+``stat = -2 ln L + const`` in its deviance form ``2 sum mask (mu - n + n ln(n / mu))``, which is
+non-negative and keeps the float64 sum well conditioned. Parameters enter as one flat vector in the
+order of :meth:`SkyModel.parameters`; the model's structure (which shapes, which spectra) is static.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import xlogy
+
+from .dataset import Dataset
+from .models import ModelError, SkyModel
+from .models.spatial import source_unit_vector
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = ["DatasetArrays", "Likelihood", "cash_stat", "dataset_arrays"]
+
+
+class DatasetArrays(NamedTuple):
+    """What the likelihood needs of a :class:`Dataset`, as arrays (a JAX pytree)."""
+
+    counts: jax.Array  # (n_bins, n_pix)
+    background: jax.Array  # (n_bins, n_pix), masked pixels 0
+    mask: jax.Array  # (n_bins, n_pix) 0/1
+    pixel_vectors: jax.Array  # (n_pix, 3)
+    pixel_area_sr: jax.Array  # ()
+    energy_true_tev: jax.Array  # (n_true,)
+    dec_nodes_deg: jax.Array  # (n_dec,)
+    counts_matrix: jax.Array  # (n_dec, n_bins, n_true)
+    psf_weights: jax.Array  # (n_bins, n_comp)
+    psf_sigma_rad: jax.Array  # (n_bins, n_comp)
+    stat_constant: jax.Array  # () 2 sum mask (n ln n - n)
+
+
+def dataset_arrays(dataset: Dataset) -> DatasetArrays:
+    r = dataset.response
+    counts = dataset.counts.data
+    mask = dataset.mask.astype(float)
+    const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
+    return DatasetArrays(
+        counts=jnp.asarray(counts), background=jnp.asarray(dataset.background_filled()), mask=jnp.asarray(mask),
+        pixel_vectors=jnp.asarray(dataset.roi.unit_vectors()), pixel_area_sr=jnp.asarray(dataset.roi.pixel_area_sr),
+        energy_true_tev=jnp.asarray(r.energy_true_tev), dec_nodes_deg=jnp.asarray(r.dec_nodes_deg, dtype=float),
+        counts_matrix=jnp.asarray(r.counts_matrix), psf_weights=jnp.asarray(r.psf.weights),
+        psf_sigma_rad=jnp.asarray(np.radians(r.psf.sigma_deg)), stat_constant=jnp.asarray(const),
+    )
+
+
+def cash_stat(npred, counts, mask, constant):
+    """Deviance ``2 sum mask (mu - n ln mu) + constant`` (``constant = 2 sum mask (n ln n - n)``)."""
+    mu = jnp.maximum(npred, 1e-300)
+    return 2.0 * jnp.sum(mask * (mu - counts * jnp.log(mu))) + constant
+
+
+def _dec_weights(dec_deg, dec_nodes):
+    n = dec_nodes.shape[0]
+    if n == 1:
+        return jnp.ones(1)
+    return jax.vmap(lambda e: jnp.interp(dec_deg, dec_nodes, e))(jnp.eye(n))
+
+
+@dataclass(frozen=True, eq=False)
+class Likelihood:
+    """Joint Poisson likelihood of a :class:`SkyModel` over several datasets.
+
+    Calling :meth:`stat` with a flat parameter vector (order of ``model.parameters()``) returns
+    ``-2 ln L`` (deviance form); :meth:`npred` gives the predicted counts per dataset.
+    ``value_and_grad`` is jitted; the datasets' arrays are passed as arguments, not baked in.
+    """
+
+    model: SkyModel
+    datasets: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ModelError(f"dataset names must be unique, got {names}")
+        for b in self.model.backgrounds:
+            if b.dataset not in names:
+                raise ModelError(f"background norm for unknown dataset {b.dataset!r}; datasets: {names}")
+            d = self.datasets[names.index(b.dataset)]
+            if b.mode != "global" and len(b.parameters) != d.n_bins:
+                raise ModelError(f"{b.name}: {len(b.parameters)} norms for {d.n_bins} analysis bins")
+        if not self.model.sources:
+            pass
+        self._check_sources_in_rois()
+        keys = tuple(self.model.parameters())
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "arrays", tuple(dataset_arrays(d) for d in self.datasets))
+        object.__setattr__(self, "_stat_jit", jax.jit(self._stat))
+        object.__setattr__(self, "_vg_jit", jax.jit(jax.value_and_grad(self._stat)))
+        object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
+
+    def _check_sources_in_rois(self):
+        for s in self.model.sources:
+            ra, dec = s.spatial.position_icrs()
+            reach = 3 * s.spatial.extent_deg()
+            inside = False
+            for d in self.datasets:
+                roi = d.roi
+                v = roi.unit_vectors()
+                from .maps import unit_vectors
+
+                sep = np.degrees(np.arccos(np.clip(v @ unit_vectors(ra, dec), -1, 1))).min()
+                pix_size = np.degrees(np.sqrt(roi.pixel_area_sr))
+                if sep <= max(pix_size, reach):
+                    inside = True
+            if not inside:
+                raise ModelError(f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg lies outside every "
+                                 "dataset's ROI: move it inside, enlarge the ROI, or remove the source")
+
+    # --- pure functions of the flat parameter vector --------------------------------------------
+    def _component_values(self, vector):
+        return {k: vector[i] for i, k in enumerate(self.keys)}
+
+    def _npred_one(self, values, ds_index, arrays: DatasetArrays):
+        npred = jnp.zeros_like(arrays.counts)
+        for s in self.model.sources:
+            spatial_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spatial.parameters}
+            spectral_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spectral.parameters}
+            dnde = s.spectral.dnde(arrays.energy_true_tev, spectral_p)
+            per_dec = arrays.counts_matrix @ dnde  # (n_dec, n_bins)
+            vec = source_unit_vector(spatial_p["lon_0"], spatial_p["lat_0"], s.spatial.frame)
+            dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[2], -1.0, 1.0)))
+            expected = _dec_weights(dec, arrays.dec_nodes_deg) @ per_dec  # (n_bins,)
+            kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr,
+                                      arrays.psf_weights, arrays.psf_sigma_rad, s.spatial.frame)
+            npred = npred + expected[:, None] * kernel
+        bkg = self.model.background(self.datasets[ds_index].name)
+        if bkg is None:
+            norm = 1.0
+        elif bkg.mode == "global":
+            norm = values[f"{bkg.name}.norm"]
+        else:
+            norm = jnp.stack([values[f"{bkg.name}.{q.name}"] for q in bkg.parameters])[:, None]
+        return npred + norm * arrays.background
+
+    def _npred_all(self, vector, arrays):
+        values = self._component_values(vector)
+        return tuple(self._npred_one(values, i, a) for i, a in enumerate(arrays))
+
+    def _stat(self, vector, arrays):
+        values = self._component_values(vector)
+        total = 0.0
+        for i, a in enumerate(arrays):
+            total = total + cash_stat(self._npred_one(values, i, a), a.counts, a.mask, a.stat_constant)
+        return total
+
+    # --- user-facing ---------------------------------------------------------------------------
+    def vector(self, values: dict | None = None) -> jax.Array:
+        """Flat parameter vector from the model's values, updated by ``values`` (keys ``comp.name``)."""
+        current = self.model.values()
+        if values:
+            current.update(values)
+        return jnp.asarray([current[k] for k in self.keys], dtype=float)
+
+    def stat(self, vector=None) -> float:
+        """-2 ln L (deviance form) at ``vector`` (default: the model's values)."""
+        return float(self._stat_jit(self.vector() if vector is None else jnp.asarray(vector), self.arrays))
+
+    def value_and_grad(self, vector):
+        return self._vg_jit(jnp.asarray(vector, dtype=float), self.arrays)
+
+    def npred(self, vector=None) -> list:
+        """Predicted counts (n_bins, n_pix) per dataset, as NumPy arrays."""
+        out = self._npred_jit(self.vector() if vector is None else jnp.asarray(vector), self.arrays)
+        return [np.asarray(x) for x in out]

@@ -1,0 +1,12 @@
+"""Source models: spatial shapes, spectra, sky models and their YAML form."""
+
+from ._parameter import ModelError, Parameter
+from .sky import BackgroundNorm, SkyModel, Source
+from .spatial import DiskSpatialModel, GaussianSpatialModel, PointSpatialModel, SpatialModel
+from .spectral import ExpCutoffPowerLaw, LogParabola, PowerLaw, SpectralModel
+
+__all__ = [
+    "Parameter", "ModelError", "Source", "BackgroundNorm", "SkyModel",
+    "SpatialModel", "PointSpatialModel", "GaussianSpatialModel", "DiskSpatialModel",
+    "SpectralModel", "PowerLaw", "LogParabola", "ExpCutoffPowerLaw",
+]

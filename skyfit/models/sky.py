@@ -1,0 +1,262 @@
+"""Sources, background normalisations and the SkyModel; tagged-YAML round trip; gammapy export.
+
+The YAML layout follows gammapy's::
+
+    components:
+    - name: crab
+      type: SkyModel
+      spatial: {type: PointSpatialModel, frame: icrs, parameters: [{name: lon_0, value: 83.63, unit: deg}, ...]}
+      spectral: {type: LogParabolaSpectralModel, parameters: [...]}
+    - name: hawc-bkg
+      type: BackgroundNorm
+      dataset: hawc
+      parameters: [{name: norm_0, value: 1.0, frozen: true}, ...]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ._parameter import ModelError, Parameter
+from .spatial import SPATIAL_MODELS, SpatialModel
+from .spectral import SPECTRAL_MODELS, SpectralModel
+
+__all__ = ["Source", "BackgroundNorm", "SkyModel"]
+
+
+def _replace_parameters(model, values: dict, prefix: str):
+    params = tuple(q.with_value(values[f"{prefix}.{q.name}"]) if f"{prefix}.{q.name}" in values else q
+                   for q in model.parameters)
+    return replace(model, parameters=params)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A gamma-ray source: a spatial model times a spectral model."""
+
+    name: str
+    spatial: SpatialModel
+    spectral: SpectralModel
+
+    @property
+    def parameters(self) -> tuple:
+        return self.spatial.parameters + self.spectral.parameters
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "type": "SkyModel",
+            "spatial": {"type": self.spatial.tag, "frame": self.spatial.frame,
+                        "parameters": [q.to_dict() for q in self.spatial.parameters]},
+            "spectral": {"type": self.spectral.tag, "parameters": [q.to_dict() for q in self.spectral.parameters]},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Source:
+        name = d.get("name")
+        try:
+            spatial_d, spectral_d = d["spatial"], d["spectral"]
+            spatial_cls = SPATIAL_MODELS[spatial_d["type"]]
+            spectral_cls = SPECTRAL_MODELS[spectral_d["type"]]
+        except KeyError as exc:
+            raise ModelError(f"source {name!r}: missing or unknown {exc} (spatial types: "
+                             f"{sorted(SPATIAL_MODELS)}, spectral types: {sorted(SPECTRAL_MODELS)})") from None
+        spatial = spatial_cls(_parameters_from(spatial_d, spatial_cls, name), spatial_d.get("frame", "icrs"))
+        spectral = spectral_cls(_parameters_from(spectral_d, spectral_cls, name))
+        return cls(str(name), spatial, spectral)
+
+
+def _parameters_from(d: dict, model_cls, source_name) -> tuple:
+    plist = d.get("parameters")
+    if not isinstance(plist, list):
+        raise ModelError(f"source {source_name!r}: 'parameters' of {model_cls.tag} must be a list")
+    params = {p.name: p for p in (Parameter.from_dict(x) for x in plist)}
+    missing = set(model_cls.parameter_names) - set(params)
+    extra = set(params) - set(model_cls.parameter_names)
+    if missing or extra:
+        raise ModelError(f"source {source_name!r}: {model_cls.tag} needs parameters {list(model_cls.parameter_names)}"
+                         f" (missing {sorted(missing)}, unknown {sorted(extra)})")
+    return tuple(params[n] for n in model_cls.parameter_names)
+
+
+@dataclass(frozen=True)
+class BackgroundNorm:
+    """Background normalisation of one dataset: one ``norm_<i>`` per analysis bin.
+
+    ``mode="per_bin"`` fits each bin's norm; ``"global"`` ties them to one ``norm``; ``"fixed"``
+    keeps them at their values (the default, as the HAWC background maps are fitted upstream).
+    """
+
+    dataset: str
+    parameters: tuple
+    mode: str = "fixed"
+
+    def __post_init__(self):
+        if self.mode not in ("fixed", "global", "per_bin"):
+            raise ModelError(f"background mode must be fixed, global or per_bin, got {self.mode!r}")
+
+    @classmethod
+    def create(cls, dataset: str, n_bins: int, mode: str = "fixed"):
+        if mode == "global":
+            params = (Parameter("norm", 1.0, "", min=0.0, max=10.0),)
+        else:
+            params = tuple(Parameter(f"norm_{i}", 1.0, "", min=0.0, max=10.0, frozen=mode == "fixed")
+                           for i in range(n_bins))
+        return cls(dataset, params, mode)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-bkg"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": "BackgroundNorm", "dataset": self.dataset, "mode": self.mode,
+                "parameters": [q.to_dict() for q in self.parameters]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BackgroundNorm:
+        if "dataset" not in d or not isinstance(d.get("parameters"), list):
+            raise ModelError(f"BackgroundNorm {d.get('name')!r} needs 'dataset' and a 'parameters' list")
+        return cls(str(d["dataset"]), tuple(Parameter.from_dict(x) for x in d["parameters"]), d.get("mode", "fixed"))
+
+
+@dataclass(frozen=True)
+class SkyModel:
+    """All model components of a fit: sources and per-dataset background normalisations."""
+
+    sources: tuple = ()
+    backgrounds: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "backgrounds", tuple(self.backgrounds))
+        names = [s.name for s in self.sources] + [b.name for b in self.backgrounds]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ModelError(f"component names must be unique; repeated: {sorted(dupes)}")
+
+    # --- the parameter vocabulary -------------------------------------------------------------
+    def components(self):
+        for s in self.sources:
+            yield s.name, s.parameters
+        for b in self.backgrounds:
+            yield b.name, b.parameters
+
+    def parameters(self) -> dict:
+        """All parameters keyed ``"component.name"``, in a fixed order."""
+        return {f"{c}.{q.name}": q for c, params in self.components() for q in params}
+
+    def values(self) -> dict:
+        return {k: q.value for k, q in self.parameters().items()}
+
+    def with_values(self, values: dict) -> SkyModel:
+        """A copy with parameter values replaced (keys ``"component.name"``)."""
+        unknown = set(values) - set(self.parameters())
+        if unknown:
+            raise ModelError(f"unknown parameters {sorted(unknown)}")
+        sources = tuple(replace(s, spatial=_replace_parameters(s.spatial, values, s.name),
+                                spectral=_replace_parameters(s.spectral, values, s.name)) for s in self.sources)
+        backgrounds = tuple(_replace_parameters(b, values, b.name) for b in self.backgrounds)
+        return SkyModel(sources, backgrounds)
+
+    def with_frozen(self, keys, frozen: bool = True) -> SkyModel:
+        keys = set(keys)
+        unknown = keys - set(self.parameters())
+        if unknown:
+            raise ModelError(f"unknown parameters {sorted(unknown)}")
+
+        def upd(model, prefix):
+            return replace(model, parameters=tuple(replace(q, frozen=frozen) if f"{prefix}.{q.name}" in keys else q
+                                                   for q in model.parameters))
+
+        sources = tuple(replace(s, spatial=upd(s.spatial, s.name), spectral=upd(s.spectral, s.name))
+                        for s in self.sources)
+        return SkyModel(sources, tuple(upd(b, b.name) for b in self.backgrounds))
+
+    def without(self, name: str) -> SkyModel:
+        if name not in [s.name for s in self.sources]:
+            raise ModelError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
+        return SkyModel(tuple(s for s in self.sources if s.name != name), self.backgrounds)
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ModelError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
+
+    def background(self, dataset: str) -> BackgroundNorm | None:
+        for b in self.backgrounds:
+            if b.dataset == dataset:
+                return b
+        return None
+
+    # --- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"components": [s.to_dict() for s in self.sources] + [b.to_dict() for b in self.backgrounds]}
+
+    def to_yaml(self, path=None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SkyModel:
+        if not isinstance(d, dict) or not isinstance(d.get("components"), list):
+            raise ModelError("a model file needs a top-level 'components:' list")
+        sources, backgrounds = [], []
+        for comp in d["components"]:
+            if not isinstance(comp, dict):
+                raise ModelError(f"each component must be a mapping, got {comp!r}")
+            kind = comp.get("type", "SkyModel")
+            if kind == "SkyModel":
+                sources.append(Source.from_dict(comp))
+            elif kind == "BackgroundNorm":
+                backgrounds.append(BackgroundNorm.from_dict(comp))
+            else:
+                raise ModelError(f"component {comp.get('name')!r} has unknown type {kind!r} (SkyModel, BackgroundNorm)")
+        return cls(tuple(sources), tuple(backgrounds))
+
+    @classmethod
+    def from_yaml(cls, text_or_path) -> SkyModel:
+        """Read a model from YAML text or a file; errors name the file and the problem."""
+        where = "<string>"
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or (("\n" not in text) and text.endswith((".yaml", ".yml"))):
+            where = str(text_or_path)
+            if not Path(where).exists():
+                raise FileNotFoundError(f"model file {where} does not exist")
+            text = Path(where).read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ModelError(f"{where}: malformed YAML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ModelError as exc:
+            raise ModelError(f"{where}: {exc}") from None
+
+    def to_gammapy(self):
+        """The sources as gammapy ``Models`` (background norms are dataset-specific and left out)."""
+        import astropy.units as u
+        from gammapy.modeling import models as gm
+
+        spectral_map = {"PowerLawSpectralModel": gm.PowerLawSpectralModel,
+                        "LogParabolaSpectralModel": gm.LogParabolaSpectralModel,
+                        "ExpCutoffPowerLawSpectralModel": gm.ExpCutoffPowerLawSpectralModel}
+        spatial_map = {"PointSpatialModel": gm.PointSpatialModel, "GaussianSpatialModel": gm.GaussianSpatialModel,
+                       "DiskSpatialModel": gm.DiskSpatialModel}
+        out = []
+        for s in self.sources:
+            spec = spectral_map[s.spectral.tag](**{q.name: q.value * u.Unit(q.unit) for q in s.spectral.parameters})
+            spat = spatial_map[s.spatial.tag](frame=s.spatial.frame,
+                                              **{q.name: q.value * u.Unit(q.unit) for q in s.spatial.parameters})
+            for model in (spec, spat):
+                for q in s.spectral.parameters + s.spatial.parameters:
+                    if q.name in model.parameters.names:
+                        model.parameters[q.name].frozen = q.frozen
+            out.append(gm.SkyModel(spectral_model=spec, spatial_model=spat, name=s.name))
+        return gm.Models(out)

@@ -1,0 +1,109 @@
+"""Plots people look at: counts, residual significance and TS-like maps, fitted spectra."""
+
+from __future__ import annotations
+
+import healpy as hp
+import numpy as np
+
+__all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum"]
+
+
+def gnomonic_image(values, roi, radius_deg: float | None = None, xsize: int = 300):
+    """Rasterise ROI pixel values onto a gnomonic image around the ROI centre.
+
+    Returns ``(image, extent)`` with extent in deg offsets ``(-r, r, -r, r)`` (RA offset on the sky, East left).
+    """
+    full = np.full(hp.nside2npix(roi.nside), np.nan)
+    full[roi.pixels] = values
+    ra, dec = roi.center()
+    radius = radius_deg or roi.meta.get("radius_deg", 3.0)
+    reso_arcmin = 2 * radius * 60 / xsize
+    proj = hp.projector.GnomonicProj(rot=(ra, dec), xsize=xsize, ysize=xsize, reso=reso_arcmin)
+    image = proj.projmap(full, lambda x, y, z: hp.vec2pix(roi.nside, x, y, z, nest=roi.nest))
+    return image, (radius, -radius, -radius, radius)
+
+
+def plot_hpx(values, roi, ax=None, label: str = "", cmap: str = "viridis", **kwargs):
+    """Image of per-pixel values around the ROI centre on ``ax``."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    image, extent = gnomonic_image(values, roi)
+    im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, **kwargs)
+    ax.set_xlabel("ΔRA cos(Dec) [deg]")
+    ax.set_ylabel("ΔDec [deg]")
+    ax.figure.colorbar(im, ax=ax, label=label)
+    return im
+
+
+def residual_significance(counts, npred, roi, radius_deg: float = 0.2) -> np.ndarray:
+    """(N - μ)/sqrt(μ) of counts and prediction summed over bins and over a disc of ``radius_deg``
+    around each pixel (a correlated residual map)."""
+    n = np.asarray(counts).sum(axis=0)
+    mu = np.asarray(npred).sum(axis=0)
+    vecs = roi.unit_vectors()
+    n_sum, mu_sum = np.empty_like(n), np.empty_like(mu)
+    for i, v in enumerate(vecs):
+        idx = roi.index_of(hp.query_disc(roi.nside, v, np.radians(radius_deg), nest=roi.nest))
+        idx = idx[idx >= 0]
+        n_sum[i], mu_sum[i] = n[idx].sum(), mu[idx].sum()
+    return (n_sum - mu_sum) / np.sqrt(np.maximum(mu_sum, 1e-12))
+
+
+def plot_residuals(dataset, npred, path=None, radius_deg: float = 0.2, title: str = ""):
+    """Counts, predicted counts and residual significance maps side by side (one figure)."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    counts = np.where(dataset.mask, dataset.counts.data, 0.0)
+    mu = np.where(dataset.mask, npred, 0.0)
+    plot_hpx(counts.sum(0), dataset.roi, axes[0], "counts")
+    plot_hpx(mu.sum(0), dataset.roi, axes[1], "predicted counts")
+    sig = residual_significance(counts, mu, dataset.roi, radius_deg)
+    plot_hpx(sig, dataset.roi, axes[2], f"residual significance (r = {radius_deg}°)", cmap="RdBu_r", vmin=-5, vmax=5)
+    axes[0].set_title(f"{dataset.name}: counts")
+    axes[1].set_title("model")
+    axes[2].set_title("residual")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig, sig
+
+
+def plot_spectrum(result, source: str, energy_range_tev=(1.0, 300.0), ax=None, n_samples: int = 300, seed=0,
+                  energy_power: float = 2.0, label: str | None = None, **kwargs):
+    """E^2 dN/dE of a fitted source with its 1-sigma band from the covariance (sampled, seeded)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    src = result.model.source(source)
+    energy = np.geomspace(*energy_range_tev, 100)
+    best = np.asarray(src.spectral.evaluate(energy))
+    keys = [k for k in result.free_keys if k.startswith(f"{source}.") and
+            k.split(".", 1)[1] in src.spectral.parameter_names]
+    idx = [result.free_keys.index(k) for k in keys]
+    cov = result.covariance[np.ix_(idx, idx)]
+    rng = np.random.default_rng(seed)
+    draws = rng.multivariate_normal([result.value(k) for k in keys], cov, size=n_samples)
+    base = {q.name: q.value for q in src.spectral.parameters}
+    curves = []
+    for d in draws:
+        p = dict(base)
+        p.update({k.split(".", 1)[1]: v for k, v in zip(keys, d)})
+        curves.append(np.asarray(src.spectral.dnde(energy, p)))
+    lo, hi = np.percentile(curves, [16, 84], axis=0)
+    scale = energy**energy_power
+    line = ax.plot(energy, scale * best, label=label or f"{source} (skyfit)", **kwargs)[0]
+    ax.fill_between(energy, scale * lo, scale * hi, color=line.get_color(), alpha=0.3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("E [TeV]")
+    ax.set_ylabel(f"E^{energy_power:g} dN/dE [TeV^{energy_power - 1:g} cm-2 s-1]")
+    return ax

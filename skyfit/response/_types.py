@@ -1,0 +1,199 @@
+"""Instrument-response containers: what the likelihood needs, as plain arrays.
+
+A response is precomputed per analysis bin (an fHit/nHit bin, a reconstructed-energy band, or both):
+
+* ``counts_matrix[dec, bin, k]``: expected counts in analysis bin ``bin`` per unit differential
+  flux (cm^-2 s^-1 TeV^-1) at true-energy node ``k``, for a source at declination node ``dec``.
+  It already holds exposure (effective area x time, transits included), energy dispersion into the
+  bin, and the quadrature weight of node ``k`` in TeV, so that
+  ``expected_counts[bin] = counts_matrix[dec, bin, :] @ dnde(energy_true_tev)``.
+* ``psf``: a Gaussian mixture per bin (weights and widths), which convolves analytically with point
+  and Gaussian sources; ``psf_table`` optionally keeps the tabulated radial profile it was fitted to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["GaussianMixturePSF", "TabulatedPSF", "Response", "log_simpson_nodes"]
+
+
+@dataclass(frozen=True)
+class GaussianMixturePSF:
+    """PSF as a normalised mixture of 2D Gaussians in angle, per analysis bin.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n_bins, n_components)
+        Fraction of events in each component; each row sums to 1.
+    sigma_deg : ndarray, shape (n_bins, n_components)
+        Gaussian width (deg) of each component.
+    """
+
+    weights: np.ndarray
+    sigma_deg: np.ndarray
+
+    def __post_init__(self):
+        w = np.asarray(self.weights, dtype=float)
+        s = np.asarray(self.sigma_deg, dtype=float)
+        if w.shape != s.shape or w.ndim != 2:
+            raise ValueError(f"PSF weights {w.shape} and sigma_deg {s.shape} must both be (n_bins, n_components)")
+        if np.any(s <= 0) or not np.all(np.isfinite(s)):
+            raise ValueError("PSF sigma_deg must be finite and positive")
+        if not np.allclose(w.sum(axis=1), 1.0, atol=1e-6):
+            raise ValueError("PSF mixture weights must sum to 1 in every analysis bin")
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "sigma_deg", s)
+
+    @property
+    def n_bins(self) -> int:
+        return self.weights.shape[0]
+
+    def containment(self, rad_deg, bin_index: int) -> np.ndarray:
+        """Fraction of a point source's events within ``rad_deg`` (small-angle formula)."""
+        r = np.asarray(rad_deg, dtype=float)[..., None]
+        w, s = self.weights[bin_index], self.sigma_deg[bin_index]
+        return np.sum(w * (1.0 - np.exp(-0.5 * (r / s) ** 2)), axis=-1)
+
+    def containment_radius(self, fraction: float, bin_index: int) -> float:
+        """Radius (deg) containing ``fraction`` of a point source's events."""
+        grid = np.linspace(0.0, 10.0 * self.sigma_deg[bin_index].max(), 20001)
+        return float(np.interp(fraction, self.containment(grid, bin_index), grid))
+
+    def select(self, bins) -> GaussianMixturePSF:
+        return GaussianMixturePSF(self.weights[bins], self.sigma_deg[bins])
+
+
+@dataclass(frozen=True)
+class TabulatedPSF:
+    """Tabulated radial PSF profile per analysis bin.
+
+    Parameters
+    ----------
+    rad_deg : ndarray, shape (n_rad,)
+        Radii (deg) at which the profile is given.
+    density_deg2 : ndarray, shape (n_bins, n_rad)
+        PSF density (deg^-2), normalised so that its integral over the plane is 1.
+    """
+
+    rad_deg: np.ndarray
+    density_deg2: np.ndarray
+
+    def containment(self, rad_deg, bin_index: int) -> np.ndarray:
+        r = self.rad_deg
+        dens = self.density_deg2[bin_index]
+        integrand = 2 * np.pi * r * dens
+        cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(r))])
+        return np.interp(rad_deg, r, cumulative)
+
+    def select(self, bins) -> TabulatedPSF:
+        return TabulatedPSF(self.rad_deg, self.density_deg2[bins])
+
+
+@dataclass(frozen=True)
+class Response:
+    """Per-bin instrument response of one detector for one region of the sky.
+
+    Parameters
+    ----------
+    bin_names : tuple of str
+        One name per analysis bin (e.g. ``"fHit5_E1.00-1.78"``).
+    energy_true_tev : ndarray, shape (n_true,)
+        True-energy nodes (TeV) at which spectra are evaluated.
+    dec_nodes_deg : ndarray, shape (n_dec,)
+        Declinations (deg) at which ``counts_matrix`` is tabulated; linear interpolation between.
+    counts_matrix : ndarray, shape (n_dec, n_bins, n_true)
+        Expected counts per unit differential flux (cm^-2 s^-1 TeV^-1); see the module docstring.
+    psf : GaussianMixturePSF
+        Per-bin PSF used by the likelihood.
+    energy_reco_edges_tev : ndarray, shape (n_bins, 2), optional
+        Reconstructed-energy range of each bin, where the bins are energy bands (for spectra).
+    psf_table : TabulatedPSF, optional
+        The tabulated profile the mixture was fitted to, for checks and plots.
+    meta : dict
+        Provenance (instrument, files, citations).
+    """
+
+    bin_names: tuple
+    energy_true_tev: np.ndarray
+    dec_nodes_deg: np.ndarray
+    counts_matrix: np.ndarray
+    psf: GaussianMixturePSF
+    energy_reco_edges_tev: np.ndarray | None = None
+    psf_table: TabulatedPSF | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        cm = np.asarray(self.counts_matrix, dtype=float)
+        n_dec, n_true = len(self.dec_nodes_deg), len(self.energy_true_tev)
+        if cm.shape != (n_dec, len(self.bin_names), n_true):
+            raise ValueError(
+                f"counts_matrix has shape {cm.shape}, expected (n_dec, n_bins, n_true) = "
+                f"({n_dec}, {len(self.bin_names)}, {n_true})"
+            )
+        if not np.all(np.isfinite(cm)) or np.any(cm < 0):
+            raise ValueError("counts_matrix must be finite and non-negative")
+        if n_dec > 1 and np.any(np.diff(self.dec_nodes_deg) <= 0):
+            raise ValueError("dec_nodes_deg must be strictly increasing")
+        if self.psf.n_bins != len(self.bin_names):
+            raise ValueError(f"PSF has {self.psf.n_bins} bins, response has {len(self.bin_names)}")
+        object.__setattr__(self, "counts_matrix", cm)
+        object.__setattr__(self, "bin_names", tuple(self.bin_names))
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.bin_names)
+
+    def counts_matrix_at(self, dec_deg: float) -> np.ndarray:
+        """The (n_bins, n_true) matrix at one declination (linear interpolation, clamped)."""
+        if len(self.dec_nodes_deg) == 1:
+            return self.counts_matrix[0]
+        d = np.clip(dec_deg, self.dec_nodes_deg[0], self.dec_nodes_deg[-1])
+        i = int(np.clip(np.searchsorted(self.dec_nodes_deg, d) - 1, 0, len(self.dec_nodes_deg) - 2))
+        t = (d - self.dec_nodes_deg[i]) / (self.dec_nodes_deg[i + 1] - self.dec_nodes_deg[i])
+        return (1 - t) * self.counts_matrix[i] + t * self.counts_matrix[i + 1]
+
+    def select(self, bins) -> Response:
+        """A response restricted to the analysis bins ``bins`` (indices or boolean mask)."""
+        idx = np.arange(self.n_bins)[bins]
+        return Response(
+            bin_names=tuple(self.bin_names[i] for i in idx),
+            energy_true_tev=self.energy_true_tev,
+            dec_nodes_deg=self.dec_nodes_deg,
+            counts_matrix=self.counts_matrix[:, idx],
+            psf=self.psf.select(idx),
+            energy_reco_edges_tev=None if self.energy_reco_edges_tev is None else self.energy_reco_edges_tev[idx],
+            psf_table=None if self.psf_table is None else self.psf_table.select(idx),
+            meta=dict(self.meta),
+        )
+
+
+def log_simpson_nodes(edges_tev) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (TeV) for Simpson's rule in log(E) over each bin of ``edges_tev``.
+
+    Returns ``(nodes, weights)`` with ``2 n + 1`` nodes (edges and log-centres) such that
+    ``sum(weights * f(nodes))`` approximates ``integral f(E) dE`` over the whole range, and per bin
+    ``bin_weights[i]`` (shape (n, 2n+1)) can be obtained from :func:`log_simpson_bin_weights`.
+    """
+    edges = np.asarray(edges_tev, dtype=float)
+    centres = np.sqrt(edges[1:] * edges[:-1])
+    nodes = np.empty(2 * len(centres) + 1)
+    nodes[0::2] = edges
+    nodes[1::2] = centres
+    return nodes, log_simpson_bin_weights(edges).sum(axis=0)
+
+
+def log_simpson_bin_weights(edges_tev) -> np.ndarray:
+    """Per-bin Simpson weights (TeV), shape (n_bins, 2 n_bins + 1); see :func:`log_simpson_nodes`."""
+    edges = np.asarray(edges_tev, dtype=float)
+    n = len(edges) - 1
+    centres = np.sqrt(edges[1:] * edges[:-1])
+    h = np.log(edges[1:] / edges[:-1])
+    w = np.zeros((n, 2 * n + 1))
+    # integral f dE = integral f E dlnE; Simpson in ln E with the factor E folded into the weight
+    w[np.arange(n), 2 * np.arange(n)] = h / 6 * edges[:-1]
+    w[np.arange(n), 2 * np.arange(n) + 1] = 4 * h / 6 * centres
+    w[np.arange(n), 2 * np.arange(n) + 2] = h / 6 * edges[1:]
+    return w
