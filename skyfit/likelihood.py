@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from .dataset import Dataset
+from .maps import unit_vectors
 from .models import ModelError, SkyModel
 from .models.spatial import source_unit_vector
 
@@ -90,8 +91,6 @@ class Likelihood:
             d = self.datasets[names.index(b.dataset)]
             if b.mode != "global" and len(b.parameters) != d.n_bins:
                 raise ModelError(f"{b.name}: {len(b.parameters)} norms for {d.n_bins} analysis bins")
-        if not self.model.sources:
-            pass
         self._check_sources_in_rois()
         keys = tuple(self.model.parameters())
         object.__setattr__(self, "keys", keys)
@@ -107,10 +106,7 @@ class Likelihood:
             inside = False
             for d in self.datasets:
                 roi = d.roi
-                v = roi.unit_vectors()
-                from .maps import unit_vectors
-
-                sep = np.degrees(np.arccos(np.clip(v @ unit_vectors(ra, dec), -1, 1))).min()
+                sep = np.degrees(np.arccos(np.clip(roi.unit_vectors() @ unit_vectors(ra, dec), -1, 1))).min()
                 pix_size = np.degrees(np.sqrt(roi.pixel_area_sr))
                 if sep <= max(pix_size, reach):
                     inside = True
@@ -156,6 +152,22 @@ class Likelihood:
         return total
 
     # --- user-facing ---------------------------------------------------------------------------
+    def with_counts(self, counts_per_dataset) -> Likelihood:
+        """The same likelihood for other counts (e.g. simulated realisations), reusing the compiled
+        functions: no re-tracing as long as shapes are unchanged."""
+        new = object.__new__(Likelihood)
+        new.__dict__.update(self.__dict__)
+        arrays = []
+        for a, counts in zip(self.arrays, counts_per_dataset, strict=True):
+            counts = np.asarray(counts, dtype=float)
+            if counts.shape != a.counts.shape:
+                raise ValueError(f"counts of shape {counts.shape} do not match the dataset's {a.counts.shape}")
+            mask = np.asarray(a.mask)
+            const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
+            arrays.append(a._replace(counts=jnp.asarray(counts), stat_constant=jnp.asarray(const)))
+        object.__setattr__(new, "arrays", tuple(arrays))
+        return new
+
     def vector(self, values: dict | None = None) -> jax.Array:
         """Flat parameter vector from the model's values, updated by ``values`` (keys ``comp.name``)."""
         current = self.model.values()

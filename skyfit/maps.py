@@ -302,6 +302,9 @@ class HealpixMaps:
                 chans = sorted((c for c in hdu.columns.names if c.startswith("CHANNEL")),
                                key=lambda c: int(c[7:]))
                 data = np.stack([np.asarray(hdu.data[c], dtype=float) for c in chans])
+                if "SKYFITMT" in h and "ANALYSIS_BINS" not in hdul:  # skyfit always writes it
+                    raise MapFormatError(f"{path} lacks its ANALYSIS_BINS table: the file is truncated or "
+                                         "corrupt; re-create it with skyfit (HealpixMaps.write)")
                 names = (tuple(str(n).strip() for n in hdul["ANALYSIS_BINS"].data["NAME"])
                          if "ANALYSIS_BINS" in hdul else tuple(f"bin{i}" for i in range(len(chans))))
                 unit = str(h.get("BUNIT", ""))

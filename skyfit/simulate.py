@@ -19,7 +19,7 @@ __all__ = ["simulate_dataset", "lhaaso_dataset", "simulate_events", "npred"]
 
 def npred(model: SkyModel, dataset: Dataset) -> np.ndarray:
     """Predicted counts (n_bins, n_pix) of ``model`` in ``dataset``."""
-    return Likelihood(model, [dataset]).npred()[0]
+    return Likelihood(model.for_datasets([dataset.name]), [dataset]).npred()[0]
 
 
 def simulate_dataset(model: SkyModel, dataset: Dataset, seed) -> Dataset:

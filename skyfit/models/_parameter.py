@@ -66,6 +66,8 @@ class Parameter:
             d["max"] = self.max
         if self.frozen:
             d["frozen"] = True
+        if self.scale:
+            d["scale"] = self.scale
         return d
 
     @classmethod

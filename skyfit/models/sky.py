@@ -181,6 +181,10 @@ class SkyModel:
             raise ModelError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
         return SkyModel(tuple(s for s in self.sources if s.name != name), self.backgrounds)
 
+    def for_datasets(self, names) -> SkyModel:
+        """The model without the background norms of datasets not in ``names``."""
+        return SkyModel(self.sources, tuple(b for b in self.backgrounds if b.dataset in set(names)))
+
     def source(self, name: str) -> Source:
         for s in self.sources:
             if s.name == name:

@@ -1,0 +1,60 @@
+"""The real HAWC pass-4 Crab data: skyfit's fit against gammapy's and HAWC's published spectra.
+
+gammapy reference (gammapy 2.1, its HAWC tutorial recipe: fHit 5-9, 6°x6° WCS at 0.05°, aeff-max 10 %
+safe mask, point source at the Crab, log-parabola at 7 TeV, position fixed), measured on this
+machine with ``python benchmarks/_gammapy_peer.py`` (the benchmark re-measures it side by side).
+Published: Abeysekara et al. 2019, ApJ 881 134 (HAWC Crab spectrum with the NN and GP estimators).
+"""
+
+import warnings
+
+import pytest
+
+from skyfit import Fit, Likelihood, LogParabola, PointSpatialModel, SkyModel, Source, hawc_dataset, ts_of_source
+from skyfit.dataset import BackgroundNaNWarning
+from skyfit.hawc import CRAB_DEC_DEG, CRAB_RA_DEG
+
+GAMMAPY = {
+    "NN": {"amplitude": (2.3256e-13, 0.2059e-13), "alpha": (2.696, 0.121), "beta": (0.0830, 0.104)},
+    "GP": {"amplitude": (2.0597e-13, 0.2154e-13), "alpha": (2.980, 0.150), "beta": (-0.0053, 0.116)},
+}
+PUBLISHED = {"NN": {"amplitude": 2.31e-13, "alpha": 2.73, "beta": 0.06},
+             "GP": {"amplitude": 2.35e-13, "alpha": 2.79, "beta": 0.10}}
+
+
+def crab_fit(estimator, hawc_data):
+    with warnings.catch_warnings():
+        # the GP background maps have NaN planes; they are masked (tested in test_bad_input)
+        warnings.simplefilter("ignore", BackgroundNaNWarning)
+        ds = hawc_dataset(estimator, path=hawc_data)
+    crab = Source("crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0))
+    model = SkyModel([crab]).with_frozen(["crab.lon_0", "crab.lat_0"])
+    result = Fit(Likelihood(model, [ds])).run()
+    return ds, result
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("estimator", ["NN", "GP"])
+def test_crab_spectrum_matches_gammapy_and_hawc(estimator, hawc_data):
+    ds, result = crab_fit(estimator, hawc_data)
+    assert result.valid, result.messages
+    for name in ("amplitude", "alpha", "beta"):
+        value, error = result.value(f"crab.{name}"), result.errors[f"crab.{name}"]
+        ref, ref_err = GAMMAPY[estimator][name]
+        assert abs(value - ref) < ref_err, f"{name}: skyfit {value:.4g} vs gammapy {ref:.4g} ± {ref_err:.2g}"
+        assert abs(error / ref_err - 1) < 0.25, f"{name}: error {error:.3g} vs gammapy's {ref_err:.3g}"
+        published = PUBLISHED[estimator][name]
+        assert abs(value - published) < 2 * error, f"{name}: skyfit {value:.4g} vs HAWC {published:.4g}"
+    ts, _ = ts_of_source(result, [ds], "crab")
+    assert ts > 300
+
+
+@pytest.mark.data
+def test_crab_position_free(hawc_data):
+    ds, fixed = crab_fit("NN", hawc_data)
+    result = Fit(Likelihood(fixed.model.with_frozen(["crab.lon_0", "crab.lat_0"], False), [ds])).run()
+    assert result.valid
+    # gammapy: (83.624 ± 0.010, 22.005 ± 0.009) deg; the Crab nebula is at (83.633, 22.014)
+    assert abs(result.value("crab.lon_0") - 83.633) < 3 * result.errors["crab.lon_0"]
+    assert abs(result.value("crab.lat_0") - 22.0145) < 3 * result.errors["crab.lat_0"]
+    assert result.errors["crab.lon_0"] < 0.03
