@@ -71,9 +71,7 @@ def make_gammapy_datasets(data_dir, estimator="NN", fhit_bins=(5, 6, 7, 8, 9)):
     obs_table = ObservationTable.read(data_dir / f"obs-index-table-{estimator}-Crab.fits.gz")
 
     energy_axis = MapAxis.from_edges(ENERGY_EDGES_TEV * u.TeV, name="energy", interp="log")
-    energy_axis_true = MapAxis.from_energy_bounds(
-        1e-3, 1e4, nbin=140, unit="TeV", name="energy_true"
-    )
+    energy_axis_true = MapAxis.from_energy_bounds(1e-3, 1e4, nbin=140, unit="TeV", name="energy_true")
     geom = WcsGeom.create(
         skydir=SkyCoord(83.63, 22.01, unit="deg", frame="icrs"),
         width=6 * u.deg,
@@ -87,13 +85,9 @@ def make_gammapy_datasets(data_dir, estimator="NN", fhit_bins=(5, 6, 7, 8, 9)):
 
     datasets = Datasets()
     for fhit in fhit_bins:
-        hdu_table = HDUIndexTable.read(
-            data_dir / f"hdu-index-table-{estimator}-Crab.fits.gz", hdu=fhit
-        )
+        hdu_table = HDUIndexTable.read(data_dir / f"hdu-index-table-{estimator}-Crab.fits.gz", hdu=fhit)
         obs = DataStore(hdu_table=hdu_table, obs_table=obs_table).get_observations()[0]
-        empty = MapDataset.create(
-            geom, energy_axis_true=energy_axis_true, name=f"fHit{fhit}", reco_psf=True
-        )
+        empty = MapDataset.create(geom, energy_axis_true=energy_axis_true, name=f"fHit{fhit}", reco_psf=True)
         dataset = maker.run(empty, obs)
         dataset.exposure.meta["livetime"] = "6 h"
         dataset = safe_mask_maker.run(dataset)

@@ -27,8 +27,12 @@ def main():
     t0 = time.perf_counter()
     null = null_ts_study(args.n, seed=args.seed + 1)
     t_null = time.perf_counter() - t0
-    figures = {"n": args.n, "n_invalid_fits": pulls["n_invalid"], "pull_time_s": round(t_pull, 2),
-               "null_time_s": round(t_null, 2)}
+    figures = {
+        "n": args.n,
+        "n_invalid_fits": pulls["n_invalid"],
+        "pull_time_s": round(t_pull, 2),
+        "null_time_s": round(t_null, 2),
+    }
     print(f"{'parameter':16s} {'mean':>8s} {'width':>8s} {'cov68':>8s}  pass")
     ok = True
     for k, p in pulls["parameters"].items():
@@ -38,11 +42,18 @@ def main():
         figures[f"pull_mean[{k}]"] = round(p["mean"], 4)
         figures[f"pull_std[{k}]"] = round(p["std"], 4)
         figures[f"coverage68[{k}]"] = round(p["coverage_1sigma"], 4)
-    print(f"TS under the null: fraction TS=0 {null['fraction_zero']:.3f}, KS p = {null['ks_pvalue']:.3f}, "
-          f"P(TS > 2.71) = {np.mean(null['ts'] > 2.71):.3f}")
-    figures.update({"null_fraction_zero": null["fraction_zero"], "null_ks_pvalue": round(null["ks_pvalue"], 4),
-                    "null_p_ts_gt_2.71": float(np.mean(null["ts"] > 2.71)),
-                    "pass": bool(ok and null["ks_pvalue"] > 0.01)})
+    print(
+        f"TS under the null: fraction TS=0 {null['fraction_zero']:.3f}, KS p = {null['ks_pvalue']:.3f}, "
+        f"P(TS > 2.71) = {np.mean(null['ts'] > 2.71):.3f}"
+    )
+    figures.update(
+        {
+            "null_fraction_zero": null["fraction_zero"],
+            "null_ks_pvalue": round(null["ks_pvalue"], 4),
+            "null_p_ts_gt_2.71": float(np.mean(null["ts"] > 2.71)),
+            "pass": bool(ok and null["ks_pvalue"] > 0.01),
+        }
+    )
     print(json.dumps(figures))
 
 

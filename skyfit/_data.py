@@ -36,4 +36,6 @@ def data_dir(*parts: str, must_exist: bool = True) -> Path:
             return path
     if not must_exist:
         return candidates[0].joinpath(*parts)
-    raise DataNotFoundError(f"{Path(*parts) if parts else 'data folder'} not found in {[str(c) for c in candidates]}. {HOW_TO_GET}")
+    raise DataNotFoundError(
+        f"{Path(*parts) if parts else 'data folder'} not found in {[str(c) for c in candidates]}. {HOW_TO_GET}"
+    )

@@ -105,7 +105,7 @@ def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=()):
         print(f"TS({name}) = {ts:.1f}  (sqrt(TS) = {significance_from_ts(ts):.1f})")
     _write_results(result, outdir, extra)
     best = Likelihood(result.model, datasets)
-    for ds, mu in zip(datasets, best.npred()):
+    for ds, mu in zip(datasets, best.npred(), strict=False):
         plot_residuals(ds, mu, outdir / f"residuals_{ds.name}.png", title=f"{ds.name}: best fit")
     print(f"results written to {outdir}/ (fit_result.ecsv, fit_result.json, best_fit_model.yaml, residuals_*.png)")
     return result, extra
@@ -124,8 +124,9 @@ def cmd_demo(args) -> int:
         base = lhaaso_dataset(inst, (ra, dec), args.radius, nside=args.nside, livetime_days=args.livetime_days)
         datasets.append(simulate_dataset(truth, base, seed=args.seed + i))
         print(f"simulated {inst}: {int(datasets[-1].counts.data.sum())} counts in {base.n_bins} bins")
-    start = truth.with_values({"crab.lon_0": ra + 0.1, "crab.lat_0": dec - 0.1, "crab.amplitude": 1e-13,
-                               "crab.alpha": 2.5, "crab.beta": 0.1})
+    start = truth.with_values(
+        {"crab.lon_0": ra + 0.1, "crab.lat_0": dec - 0.1, "crab.amplitude": 1e-13, "crab.alpha": 2.5, "crab.beta": 0.1}
+    )
     result, extra = _fit_and_report(start, datasets, Path(args.outdir), ts_sources=["crab"])
     truth_v = truth.values()
     print("\nparameter         truth        fit          pull")
@@ -198,7 +199,7 @@ def cmd_bin(args) -> int:
             bins = np.searchsorted(edges, energy, side="right") - 1
             bins[(energy < edges[0]) | (energy >= edges[-1])] = -1
             n_bins = len(edges) - 1
-            names = [f"E{lo:.3g}-{hi:.3g}" for lo, hi in zip(edges[:-1], edges[1:])]
+            names = [f"E{lo:.3g}-{hi:.3g}" for lo, hi in zip(edges[:-1], edges[1:], strict=False)]
     counts, report = bin_events(ra, dec, bins, roi, n_bins)
     names = names or [f"bin{i}" for i in range(n_bins)]
     HealpixMaps(counts, roi, names).write(args.output, overwrite=True)
@@ -208,7 +209,9 @@ def cmd_bin(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and dropped events")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -237,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--radius", type=float, default=3.0)
     b.add_argument("--nside", type=int, default=1024)
     b.add_argument("--ring", action="store_true", help="RING ordering (default NESTED)")
-    b.add_argument("--energy-edges", type=float, nargs="+",
-                   default=[1.00, 1.78, 3.16, 5.62, 10.0, 17.8, 31.6, 56.2, 100, 177, 316])
+    b.add_argument(
+        "--energy-edges", type=float, nargs="+", default=[1.00, 1.78, 3.16, 5.62, 10.0, 17.8, 31.6, 56.2, 100, 177, 316]
+    )
     b.add_argument("--output", default="counts.fits")
     b.set_defaults(func=cmd_bin)
     return p

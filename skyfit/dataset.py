@@ -52,8 +52,10 @@ class Dataset:
         where = self.meta.get("background_file", f"dataset {self.name!r}")
         self.counts.check_compatible(self.background, what=f"background of dataset {self.name!r}")
         if self.response.n_bins != self.counts.n_bins:
-            raise MapFormatError(f"dataset {self.name!r}: response has {self.response.n_bins} analysis bins, "
-                                 f"counts have {self.counts.n_bins}")
+            raise MapFormatError(
+                f"dataset {self.name!r}: response has {self.response.n_bins} analysis bins, "
+                f"counts have {self.counts.n_bins}"
+            )
         counts = self.counts.data
         if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
             raise ValueError(f"dataset {self.name!r}: counts must be finite non-negative integers")
@@ -61,15 +63,20 @@ class Dataset:
         finite = np.isfinite(bkg)
         if np.any(bkg[finite] < 0):
             n_neg = int(np.sum(bkg[finite] < 0))
-            raise BadBackgroundError(f"{where}: {n_neg} background pixels are negative (min {bkg[finite].min():.3g}); "
-                                     "an expected background must be >= 0: fix or re-derive the background map")
+            raise BadBackgroundError(
+                f"{where}: {n_neg} background pixels are negative (min {bkg[finite].min():.3g}); "
+                "an expected background must be >= 0: fix or re-derive the background map"
+            )
         mask = finite if self.mask is None else (np.asarray(self.mask, bool) & finite)
         n_nan = int(np.sum(~finite))
         if n_nan:
             bins = sorted({self.counts.bin_names[i] for i in np.nonzero(~finite)[0]})
-            warnings.warn(f"{where}: {n_nan} background pixels are NaN/inf and were masked "
-                          f"(in bins {bins}); {int(counts[~finite].sum())} counts there are not used",
-                          BackgroundNaNWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}: {n_nan} background pixels are NaN/inf and were masked "
+                f"(in bins {bins}); {int(counts[~finite].sum())} counts there are not used",
+                BackgroundNaNWarning,
+                stacklevel=3,
+            )
         if mask.sum() == 0:
             raise ValueError(f"dataset {self.name!r}: no pixel is left in the fit after masking")
         object.__setattr__(self, "mask", mask)
@@ -94,20 +101,35 @@ class Dataset:
         """A dataset restricted to analysis bins ``bins`` (indices or boolean mask)."""
         idx = np.arange(self.n_bins)[bins]
         names = tuple(self.bin_names[i] for i in idx)
-        return Dataset(self.name, HealpixMaps(self.counts.data[idx], self.roi, names, self.counts.unit),
-                       HealpixMaps(self.background.data[idx], self.roi, names, self.background.unit),
-                       self.response.select(idx), self.mask[idx], dict(self.meta))
+        return Dataset(
+            self.name,
+            HealpixMaps(self.counts.data[idx], self.roi, names, self.counts.unit),
+            HealpixMaps(self.background.data[idx], self.roi, names, self.background.unit),
+            self.response.select(idx),
+            self.mask[idx],
+            dict(self.meta),
+        )
 
     def with_counts(self, counts: np.ndarray) -> Dataset:
         """A copy with other counts (e.g. a simulated realisation), same background and response."""
-        return Dataset(self.name, HealpixMaps(counts, self.roi, self.bin_names), self.background,
-                       self.response, self.mask, dict(self.meta))
+        return Dataset(
+            self.name,
+            HealpixMaps(counts, self.roi, self.bin_names),
+            self.background,
+            self.response,
+            self.mask,
+            dict(self.meta),
+        )
 
     def info(self) -> str:
-        lines = [f"Dataset {self.name!r}: {self.n_bins} bins x {self.roi.n_pix} pixels "
-                 f"(nside {self.roi.nside}, {'NESTED' if self.roi.nest else 'RING'})"]
+        lines = [
+            f"Dataset {self.name!r}: {self.n_bins} bins x {self.roi.n_pix} pixels "
+            f"(nside {self.roi.nside}, {'NESTED' if self.roi.nest else 'RING'})"
+        ]
         for i, n in enumerate(self.bin_names):
             m = self.mask[i]
-            lines.append(f"  {n:24s} counts {self.counts.data[i][m].sum():10.0f}  "
-                         f"background {self.background_filled()[i].sum():12.1f}")
+            lines.append(
+                f"  {n:24s} counts {self.counts.data[i][m].sum():10.0f}  "
+                f"background {self.background_filled()[i].sum():12.1f}"
+            )
         return "\n".join(lines)

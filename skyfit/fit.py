@@ -74,19 +74,35 @@ class FitResult:
         rows = []
         for key, q in self.model.parameters().items():
             lo, hi = self.minos.get(key, (np.nan, np.nan))
-            at_limit = (np.isfinite(q.min) and np.isclose(q.value, q.min, atol=1e-9 * q.autoscale)) or \
-                       (np.isfinite(q.max) and np.isclose(q.value, q.max, atol=1e-9 * q.autoscale))
-            rows.append((key, q.value, self.errors.get(key, np.nan), lo, hi, q.unit, q.frozen,
-                         bool(at_limit and not q.frozen)))
-        return Table(rows=rows, names=("parameter", "value", "error", "minos_lower", "minos_upper", "unit",
-                                       "frozen", "at_limit"))
+            at_limit = (np.isfinite(q.min) and np.isclose(q.value, q.min, atol=1e-9 * q.autoscale)) or (
+                np.isfinite(q.max) and np.isclose(q.value, q.max, atol=1e-9 * q.autoscale)
+            )
+            rows.append(
+                (key, q.value, self.errors.get(key, np.nan), lo, hi, q.unit, q.frozen, bool(at_limit and not q.frozen))
+            )
+        return Table(
+            rows=rows, names=("parameter", "value", "error", "minos_lower", "minos_upper", "unit", "frozen", "at_limit")
+        )
 
     def to_dict(self) -> dict:
-        return {"stat": self.stat, "valid": self.valid, "messages": list(self.messages), "nfcn": self.nfcn,
-                "ngrad": self.ngrad, "fit_time_s": self.fit_time_s,
-                "parameters": {k: {"value": q.value, "error": self.errors.get(k), "unit": q.unit, "frozen": q.frozen,
-                                   **({"minos": list(self.minos[k])} if k in self.minos else {})}
-                               for k, q in self.model.parameters().items()}}
+        return {
+            "stat": self.stat,
+            "valid": self.valid,
+            "messages": list(self.messages),
+            "nfcn": self.nfcn,
+            "ngrad": self.ngrad,
+            "fit_time_s": self.fit_time_s,
+            "parameters": {
+                k: {
+                    "value": q.value,
+                    "error": self.errors.get(k),
+                    "unit": q.unit,
+                    "frozen": q.frozen,
+                    **({"minos": list(self.minos[k])} if k in self.minos else {}),
+                }
+                for k, q in self.model.parameters().items()
+            },
+        }
 
     def __str__(self) -> str:
         status = "valid" if self.valid else "NOT VALID: " + "; ".join(self.messages)
@@ -135,7 +151,9 @@ class Fit:
             key = tuple(np.asarray(x, float))
             if key not in cache:
                 cache.clear()
-                v, g = lk.value_and_grad(full_vector(x), )
+                v, g = lk.value_and_grad(
+                    full_vector(x),
+                )
                 cache[key] = (float(v), np.asarray(g)[free_idx] * scales)
             return cache[key]
 
@@ -160,7 +178,10 @@ class Fit:
         m.strategy, m.tol = self.strategy, self.tol
         for i, k in enumerate(free):
             lo, hi = params[k].min, params[k].max
-            m.limits[i] = (lo / scales[i] if np.isfinite(lo) else -np.inf, hi / scales[i] if np.isfinite(hi) else np.inf)
+            m.limits[i] = (
+                lo / scales[i] if np.isfinite(lo) else -np.inf,
+                hi / scales[i] if np.isfinite(hi) else np.inf,
+            )
         m.migrad()
         if hesse and m.valid:
             m.hesse()
@@ -177,23 +198,46 @@ class Fit:
         messages = []
         fmin = m.fmin
         if not fmin.is_valid:
-            messages.append("MIGRAD did not converge to a valid minimum"
-                            + (" (call limit reached)" if fmin.has_reached_call_limit else "")
-                            + (" (EDM above maximum)" if fmin.is_above_max_edm else ""))
+            messages.append(
+                "MIGRAD did not converge to a valid minimum"
+                + (" (call limit reached)" if fmin.has_reached_call_limit else "")
+                + (" (EDM above maximum)" if fmin.is_above_max_edm else "")
+            )
         if not fmin.has_accurate_covar:
-            messages.append("covariance matrix is not accurate" + (" (forced positive definite)"
-                                                                   if fmin.has_made_posdef_covar else ""))
-        at_limit = [k for i, k in enumerate(free) if m.limits[i] != (-np.inf, np.inf) and
-                    any(np.isclose(m.values[i], b, rtol=0, atol=1e-6 * max(1.0, abs(b))) for b in m.limits[i]
-                        if np.isfinite(b))]
+            messages.append(
+                "covariance matrix is not accurate"
+                + (" (forced positive definite)" if fmin.has_made_posdef_covar else "")
+            )
+        at_limit = [
+            k
+            for i, k in enumerate(free)
+            if m.limits[i] != (-np.inf, np.inf)
+            and any(
+                np.isclose(m.values[i], b, rtol=0, atol=1e-6 * max(1.0, abs(b))) for b in m.limits[i] if np.isfinite(b)
+            )
+        ]
         if at_limit:
             messages.append(f"parameters at a limit: {at_limit}")
-        cov = np.asarray(m.covariance) * np.outer(scales, scales) if m.covariance is not None else \
-            np.full((len(free), len(free)), np.nan)
+        cov = (
+            np.asarray(m.covariance) * np.outer(scales, scales)
+            if m.covariance is not None
+            else np.full((len(free), len(free)), np.nan)
+        )
         errors = {k: float(m.errors[i] * scales[i]) for i, k in enumerate(free)}
         valid = bool(fmin.is_valid and fmin.has_accurate_covar and not at_limit)
-        return FitResult(best, float(fmin.fval), valid, tuple(messages), tuple(free), errors, cov, minos_out,
-                         int(m.nfcn), int(m.ngrad), elapsed)
+        return FitResult(
+            best,
+            float(fmin.fval),
+            valid,
+            tuple(messages),
+            tuple(free),
+            errors,
+            cov,
+            minos_out,
+            int(m.nfcn),
+            int(m.ngrad),
+            elapsed,
+        )
 
 
 def fit(model: SkyModel, datasets, **kwargs) -> FitResult:

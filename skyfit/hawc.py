@@ -40,8 +40,10 @@ def read_hawc_events(path) -> dict:
             out = {k: np.asarray(ev[k], dtype=float) for k in ("RA", "DEC", "ENERGY")}
             out["LIVETIME"] = float(hdul["EVENTS"].header.get("LIVETIME", np.nan))
     except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
-        raise HAWCFileError(f"{path} is not a readable DL3 event list ({type(exc).__name__}: {exc}); "
-                            "the file may be corrupt or truncated: download it again") from exc
+        raise HAWCFileError(
+            f"{path} is not a readable DL3 event list ({type(exc).__name__}: {exc}); "
+            "the file may be corrupt or truncated: download it again"
+        ) from exc
     return out
 
 
@@ -56,16 +58,30 @@ def _background_on_roi(path, roi: HealpixROI, transits_file) -> tuple[np.ndarray
     values = values * sample_car(transits, t_wcs, ra, dec)
     n_nan = int(np.sum(~np.isfinite(values)))
     if n_nan:
-        bad = [f"{lo:.3g}-{hi:.3g} TeV" for (lo, hi), row in zip(zip(bands["E_MIN"], bands["E_MAX"]), values)
-               if not np.all(np.isfinite(row))]
-        warnings.warn(f"{path.name}: {n_nan} of {values.size} background pixels in the ROI are NaN "
-                      f"(bands {bad}); they are masked from the likelihood", BackgroundNaNWarning, stacklevel=3)
+        bad = [
+            f"{lo:.3g}-{hi:.3g} TeV"
+            for (lo, hi), row in zip(zip(bands["E_MIN"], bands["E_MAX"], strict=False), values, strict=False)
+            if not np.all(np.isfinite(row))
+        ]
+        warnings.warn(
+            f"{path.name}: {n_nan} of {values.size} background pixels in the ROI are NaN "
+            f"(bands {bad}); they are masked from the likelihood",
+            BackgroundNaNWarning,
+            stacklevel=3,
+        )
     return values, np.stack([bands["E_MIN"], bands["E_MAX"]], axis=1)
 
 
-def hawc_dataset(estimator: str = "NN", fhit_bins=(5, 6, 7, 8, 9), center=(CRAB_RA_DEG, CRAB_DEC_DEG),
-                 radius_deg: float = 3.0, nside: int = 1024, nest: bool = True, safe_mask: bool = True,
-                 path=None) -> Dataset:
+def hawc_dataset(
+    estimator: str = "NN",
+    fhit_bins=(5, 6, 7, 8, 9),
+    center=(CRAB_RA_DEG, CRAB_DEC_DEG),
+    radius_deg: float = 3.0,
+    nside: int = 1024,
+    nest: bool = True,
+    safe_mask: bool = True,
+    path=None,
+) -> Dataset:
     """Bin the HAWC Crab events into a HEALPix :class:`Dataset` with background and response.
 
     Parameters
@@ -98,8 +114,9 @@ def hawc_dataset(estimator: str = "NN", fhit_bins=(5, 6, 7, 8, 9), center=(CRAB_
         band[(events["ENERGY"] < bands[0, 0]) | (events["ENERGY"] >= bands[-1, 1])] = -1
         cts, report = bin_events(events["RA"], events["DEC"], band, roi, len(bands))
         if report["n_outside_bins"]:
-            dropped.append(f"fHit{fhit}: {report['n_outside_bins']} events outside {bands[0, 0]:.3g}-"
-                           f"{bands[-1, 1]:.3g} TeV")
+            dropped.append(
+                f"fHit{fhit}: {report['n_outside_bins']} events outside {bands[0, 0]:.3g}-{bands[-1, 1]:.3g} TeV"
+            )
         response, threshold = hawc_response(base, fhit, estimator, ra_c, dec_nodes, transits_file, bands)
         ok = response.meta["valid_bins"].copy()
         if safe_mask:
@@ -107,7 +124,8 @@ def hawc_dataset(estimator: str = "NN", fhit_bins=(5, 6, 7, 8, 9), center=(CRAB_
         for i in np.nonzero(~ok)[0]:
             n = int(cts[i].sum())
             if n:
-                dropped.append(f"{response.bin_names[i]}: {n} events (band {'has no response' if not response.meta['valid_bins'][i] else 'below the safe threshold'})")
+                why = "below the safe threshold" if response.meta["valid_bins"][i] else "has no response"
+                dropped.append(f"{response.bin_names[i]}: {n} events (band {why})")
         counts.append(cts[ok])
         background.append(bkg[ok])
         responses.append(response.select(ok))
@@ -119,9 +137,18 @@ def hawc_dataset(estimator: str = "NN", fhit_bins=(5, 6, 7, 8, 9), center=(CRAB_
     bkg_map = HealpixMaps(np.concatenate(background), roi, response.bin_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BackgroundNaNWarning)  # already reported per file above
-        return Dataset(f"hawc-{estimator.upper()}", counts_map, bkg_map, response,
-                       meta={"livetime_s": livetime, "dropped": dropped, "data": str(base),
-                             "background_file": f"HAWC {estimator} background maps"})
+        return Dataset(
+            f"hawc-{estimator.upper()}",
+            counts_map,
+            bkg_map,
+            response,
+            meta={
+                "livetime_s": livetime,
+                "dropped": dropped,
+                "data": str(base),
+                "background_file": f"HAWC {estimator} background maps",
+            },
+        )
 
 
 def _concatenate(responses) -> Response:
@@ -131,11 +158,16 @@ def _concatenate(responses) -> Response:
         energy_true_tev=first.energy_true_tev,
         dec_nodes_deg=first.dec_nodes_deg,
         counts_matrix=np.concatenate([r.counts_matrix for r in responses], axis=1),
-        psf=GaussianMixturePSF(np.concatenate([r.psf.weights for r in responses]),
-                               np.concatenate([r.psf.sigma_deg for r in responses])),
+        psf=GaussianMixturePSF(
+            np.concatenate([r.psf.weights for r in responses]), np.concatenate([r.psf.sigma_deg for r in responses])
+        ),
         energy_reco_edges_tev=np.concatenate([r.energy_reco_edges_tev for r in responses]),
         psf_table=TabulatedPSF(first.psf_table.rad_deg, np.concatenate([r.psf_table.density_deg2 for r in responses])),
-        meta={"instrument": "HAWC", "reference": first.meta["reference"],
-              "psf_fit_max_containment_error": np.concatenate([r.meta["psf_fit_max_containment_error"]
-                                                               for r in responses])},
+        meta={
+            "instrument": "HAWC",
+            "reference": first.meta["reference"],
+            "psf_fit_max_containment_error": np.concatenate(
+                [r.meta["psf_fit_max_containment_error"] for r in responses]
+            ),
+        },
     )

@@ -47,11 +47,17 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
     mask = dataset.mask.astype(float)
     const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
     return DatasetArrays(
-        counts=jnp.asarray(counts), background=jnp.asarray(dataset.background_filled()), mask=jnp.asarray(mask),
-        pixel_vectors=jnp.asarray(dataset.roi.unit_vectors()), pixel_area_sr=jnp.asarray(dataset.roi.pixel_area_sr),
-        energy_true_tev=jnp.asarray(r.energy_true_tev), dec_nodes_deg=jnp.asarray(r.dec_nodes_deg, dtype=float),
-        counts_matrix=jnp.asarray(r.counts_matrix), psf_weights=jnp.asarray(r.psf.weights),
-        psf_sigma_rad=jnp.asarray(np.radians(r.psf.sigma_deg)), stat_constant=jnp.asarray(const),
+        counts=jnp.asarray(counts),
+        background=jnp.asarray(dataset.background_filled()),
+        mask=jnp.asarray(mask),
+        pixel_vectors=jnp.asarray(dataset.roi.unit_vectors()),
+        pixel_area_sr=jnp.asarray(dataset.roi.pixel_area_sr),
+        energy_true_tev=jnp.asarray(r.energy_true_tev),
+        dec_nodes_deg=jnp.asarray(r.dec_nodes_deg, dtype=float),
+        counts_matrix=jnp.asarray(r.counts_matrix),
+        psf_weights=jnp.asarray(r.psf.weights),
+        psf_sigma_rad=jnp.asarray(np.radians(r.psf.sigma_deg)),
+        stat_constant=jnp.asarray(const),
     )
 
 
@@ -111,8 +117,10 @@ class Likelihood:
                 if sep <= max(pix_size, reach):
                     inside = True
             if not inside:
-                raise ModelError(f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg lies outside every "
-                                 "dataset's ROI: move it inside, enlarge the ROI, or remove the source")
+                raise ModelError(
+                    f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg lies outside every "
+                    "dataset's ROI: move it inside, enlarge the ROI, or remove the source"
+                )
 
     # --- pure functions of the flat parameter vector --------------------------------------------
     def _component_values(self, vector):
@@ -128,8 +136,14 @@ class Likelihood:
             vec = source_unit_vector(spatial_p["lon_0"], spatial_p["lat_0"], s.spatial.frame)
             dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[2], -1.0, 1.0)))
             expected = _dec_weights(dec, arrays.dec_nodes_deg) @ per_dec  # (n_bins,)
-            kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr,
-                                      arrays.psf_weights, arrays.psf_sigma_rad, s.spatial.frame)
+            kernel = s.spatial.kernel(
+                spatial_p,
+                arrays.pixel_vectors,
+                arrays.pixel_area_sr,
+                arrays.psf_weights,
+                arrays.psf_sigma_rad,
+                s.spatial.frame,
+            )
             npred = npred + expected[:, None] * kernel
         bkg = self.model.background(self.datasets[ds_index].name)
         if bkg is None:

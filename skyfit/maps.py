@@ -106,10 +106,14 @@ class HealpixROI:
         wcs.wcs.crval = [center.ra.deg, center.dec.deg]
         wcs.wcs.cdelt = [-0.01, 0.01]
         wcs.wcs.crpix = [0.0, 0.0]
-        extent = max(getattr(region, a).to_value("deg") for a in ("radius", "width", "height", "outer_radius")
-                     if hasattr(region, a))
-        candidates = hp.query_disc(nside, unit_vectors(center.ra.deg, center.dec.deg),
-                                   np.radians(extent * 1.01), nest=nest, inclusive=True)
+        extent = max(
+            getattr(region, a).to_value("deg")
+            for a in ("radius", "width", "height", "outer_radius")
+            if hasattr(region, a)
+        )
+        candidates = hp.query_disc(
+            nside, unit_vectors(center.ra.deg, center.dec.deg), np.radians(extent * 1.01), nest=nest, inclusive=True
+        )
         theta, phi = hp.pix2ang(nside, candidates, nest=nest)
         coords = SkyCoord(np.degrees(phi), 90 - np.degrees(theta), unit="deg", frame="icrs")
         inside = region.contains(coords, wcs)
@@ -153,8 +157,7 @@ class HealpixROI:
         return np.where(self.pixels[pos] == pixel_ids, pos, -1)
 
     def same_as(self, other: HealpixROI) -> bool:
-        return (self.nside == other.nside and self.nest == other.nest
-                and np.array_equal(self.pixels, other.pixels))
+        return self.nside == other.nside and self.nest == other.nest and np.array_equal(self.pixels, other.pixels)
 
 
 def bin_events(ra_deg, dec_deg, bin_index, roi: HealpixROI, n_bins: int) -> tuple[np.ndarray, dict]:
@@ -232,8 +235,7 @@ class HealpixMaps:
             data = data[None]
         if data.shape != (len(self.bin_names), self.roi.n_pix):
             raise MapFormatError(
-                f"map data has shape {data.shape}, expected (n_bins, n_pix) = "
-                f"({len(self.bin_names)}, {self.roi.n_pix})"
+                f"map data has shape {data.shape}, expected (n_bins, n_pix) = ({len(self.bin_names)}, {self.roi.n_pix})"
             )
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "bin_names", tuple(self.bin_names))
@@ -272,12 +274,17 @@ class HealpixMaps:
             h["HPX_REG"] = region
         edges = np.arange(self.n_bins + 1, dtype=float)
         bands = fits.BinTableHDU.from_columns(
-            [fits.Column("CHANNEL", "K", array=np.arange(self.n_bins)),
-             fits.Column("BIN_MIN", "D", array=edges[:-1]),
-             fits.Column("BIN_MAX", "D", array=edges[1:])], name="SKYMAP_BANDS")
+            [
+                fits.Column("CHANNEL", "K", array=np.arange(self.n_bins)),
+                fits.Column("BIN_MIN", "D", array=edges[:-1]),
+                fits.Column("BIN_MAX", "D", array=edges[1:]),
+            ],
+            name="SKYMAP_BANDS",
+        )
         bands.header["AXCOLS1"], bands.header["INTERP1"] = "BIN_MIN,BIN_MAX", "lin"
         names = fits.BinTableHDU.from_columns(
-            [fits.Column("NAME", "64A", array=np.array(self.bin_names, dtype="U64"))], name="ANALYSIS_BINS")
+            [fits.Column("NAME", "64A", array=np.array(self.bin_names, dtype="U64"))], name="ANALYSIS_BINS"
+        )
         fits.HDUList([fits.PrimaryHDU(), hdu, bands, names]).writeto(path, overwrite=overwrite)
 
     @classmethod
@@ -299,27 +306,37 @@ class HealpixMaps:
                 if str(h.get("INDXSCHM", "EXPLICIT")).upper() != "EXPLICIT":
                     raise MapFormatError(f"{path}: only INDXSCHM=EXPLICIT partial-sky maps are supported")
                 pix = np.asarray(hdu.data["PIX"], dtype=np.int64)
-                chans = sorted((c for c in hdu.columns.names if c.startswith("CHANNEL")),
-                               key=lambda c: int(c[7:]))
+                chans = sorted((c for c in hdu.columns.names if c.startswith("CHANNEL")), key=lambda c: int(c[7:]))
                 data = np.stack([np.asarray(hdu.data[c], dtype=float) for c in chans])
                 if "SKYFITMT" in h and "ANALYSIS_BINS" not in hdul:  # skyfit always writes it
-                    raise MapFormatError(f"{path} lacks its ANALYSIS_BINS table: the file is truncated or "
-                                         "corrupt; re-create it with skyfit (HealpixMaps.write)")
-                names = (tuple(str(n).strip() for n in hdul["ANALYSIS_BINS"].data["NAME"])
-                         if "ANALYSIS_BINS" in hdul else tuple(f"bin{i}" for i in range(len(chans))))
+                    raise MapFormatError(
+                        f"{path} lacks its ANALYSIS_BINS table: the file is truncated or "
+                        "corrupt; re-create it with skyfit (HealpixMaps.write)"
+                    )
+                names = (
+                    tuple(str(n).strip() for n in hdul["ANALYSIS_BINS"].data["NAME"])
+                    if "ANALYSIS_BINS" in hdul
+                    else tuple(f"bin{i}" for i in range(len(chans)))
+                )
                 unit = str(h.get("BUNIT", ""))
                 meta = json.loads(h.get("SKYFITMT", "{}"))
         except MapFormatError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise MapFormatError(f"{path} is not a readable HEALPix map file ({type(exc).__name__}: {exc}); "
-                                 "re-create it with skyfit (HealpixMaps.write) or check the download") from exc
+            raise MapFormatError(
+                f"{path} is not a readable HEALPix map file ({type(exc).__name__}: {exc}); "
+                "re-create it with skyfit (HealpixMaps.write) or check the download"
+            ) from exc
         if nside is not None and nside != file_nside:
-            raise MapFormatError(f"{path} has nside={file_nside}, but nside={nside} was expected: "
-                                 "re-bin the events at the analysis nside or use healpy.ud_grade")
+            raise MapFormatError(
+                f"{path} has nside={file_nside}, but nside={nside} was expected: "
+                "re-bin the events at the analysis nside or use healpy.ud_grade"
+            )
         if nest is not None and nest != file_nest:
-            raise MapFormatError(f"{path} is in {'NESTED' if file_nest else 'RING'} ordering, but "
-                                 f"{'NESTED' if nest else 'RING'} was expected: convert with healpy.reorder")
+            raise MapFormatError(
+                f"{path} is in {'NESTED' if file_nest else 'RING'} ordering, but "
+                f"{'NESTED' if nest else 'RING'} was expected: convert with healpy.reorder"
+            )
         order = np.argsort(pix)
         roi = HealpixROI(file_nside, file_nest, pix[order], meta=meta)
         return cls(data[:, order], roi, names, unit)
@@ -350,7 +367,16 @@ class HealpixMaps:
                 ra, dec = self.roi.center()
                 radius = self.roi.meta.get("radius_deg", 3.0)
                 reso = 2.2 * radius * 60 / 200
-                hp.gnomview(full, nest=self.roi.nest, rot=(ra, dec), xsize=200, reso=reso, title=title,
-                            hold=ax is not None, notext=True, **kwargs)
+                hp.gnomview(
+                    full,
+                    nest=self.roi.nest,
+                    rot=(ra, dec),
+                    xsize=200,
+                    reso=reso,
+                    title=title,
+                    hold=ax is not None,
+                    notext=True,
+                    **kwargs,
+                )
                 hp.graticule(dpar=1, dmer=1)
         return plt.gcf()

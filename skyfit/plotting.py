@@ -77,8 +77,17 @@ def plot_residuals(dataset, npred, path=None, radius_deg: float = 0.2, title: st
     return fig, sig
 
 
-def plot_spectrum(result, source: str, energy_range_tev=(1.0, 300.0), ax=None, n_samples: int = 300, seed=0,
-                  energy_power: float = 2.0, label: str | None = None, **kwargs):
+def plot_spectrum(
+    result,
+    source: str,
+    energy_range_tev=(1.0, 300.0),
+    ax=None,
+    n_samples: int = 300,
+    seed=0,
+    energy_power: float = 2.0,
+    label: str | None = None,
+    **kwargs,
+):
     """E^2 dN/dE of a fitted source with its 1-sigma band from the covariance (sampled, seeded)."""
     import matplotlib.pyplot as plt
 
@@ -86,8 +95,9 @@ def plot_spectrum(result, source: str, energy_range_tev=(1.0, 300.0), ax=None, n
     src = result.model.source(source)
     energy = np.geomspace(*energy_range_tev, 100)
     best = np.asarray(src.spectral.evaluate(energy))
-    keys = [k for k in result.free_keys if k.startswith(f"{source}.") and
-            k.split(".", 1)[1] in src.spectral.parameter_names]
+    keys = [
+        k for k in result.free_keys if k.startswith(f"{source}.") and k.split(".", 1)[1] in src.spectral.parameter_names
+    ]
     idx = [result.free_keys.index(k) for k in keys]
     cov = result.covariance[np.ix_(idx, idx)]
     rng = np.random.default_rng(seed)
@@ -96,7 +106,7 @@ def plot_spectrum(result, source: str, energy_range_tev=(1.0, 300.0), ax=None, n
     curves = []
     for d in draws:
         p = dict(base)
-        p.update({k.split(".", 1)[1]: v for k, v in zip(keys, d)})
+        p.update({k.split(".", 1)[1]: v for k, v in zip(keys, d, strict=False)})
         curves.append(np.asarray(src.spectral.dnde(energy, p)))
     lo, hi = np.percentile(curves, [16, 84], axis=0)
     scale = energy**energy_power

@@ -29,8 +29,15 @@ def simulate_dataset(model: SkyModel, dataset: Dataset, seed) -> Dataset:
     return dataset.with_counts(rng.poisson(mu).astype(float))
 
 
-def lhaaso_dataset(instrument: str, center, radius_deg: float, nside: int = 512, livetime_days: float = 365.0,
-                   nest: bool = True, name: str | None = None) -> Dataset:
+def lhaaso_dataset(
+    instrument: str,
+    center,
+    radius_deg: float,
+    nside: int = 512,
+    livetime_days: float = 365.0,
+    nest: bool = True,
+    name: str | None = None,
+) -> Dataset:
     """A LHAASO-like (WCDA or KM2A) dataset over a disc ROI, with the parametric response and
     the residual cosmic-ray background of :mod:`skyfit.response.lhaaso`; counts are zero
     (simulate them with :func:`simulate_dataset`).
@@ -48,8 +55,13 @@ def lhaaso_dataset(instrument: str, center, radius_deg: float, nside: int = 512,
     bkg_nodes = background_counts_per_sr(instrument, dec_nodes, livetime_days)  # (n_dec, n_bins)
     bkg = np.stack([np.interp(dec, dec_nodes, bkg_nodes[:, b]) for b in range(response.n_bins)]) * roi.pixel_area_sr
     names = response.bin_names
-    return Dataset(name or instrument, HealpixMaps(np.zeros_like(bkg), roi, names), HealpixMaps(bkg, roi, names),
-                   response, meta={"instrument": instrument, "livetime_days": livetime_days})
+    return Dataset(
+        name or instrument,
+        HealpixMaps(np.zeros_like(bkg), roi, names),
+        HealpixMaps(bkg, roi, names),
+        response,
+        meta={"instrument": instrument, "livetime_days": livetime_days},
+    )
 
 
 def simulate_events(model: SkyModel, dataset: Dataset, seed) -> dict:

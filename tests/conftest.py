@@ -23,8 +23,10 @@ def hawc_data_path():
     try:
         return data_dir("hawc", "crab_events_pass4")
     except DataNotFoundError as exc:
-        pytest.skip(f"HAWC public data not found: set SKYFIT_DATA to a folder holding "
-                    f"hawc/crab_events_pass4 (or place it in ../shared/data). {exc}")
+        pytest.skip(
+            f"HAWC public data not found: set SKYFIT_DATA to a folder holding "
+            f"hawc/crab_events_pass4 (or place it in ../shared/data). {exc}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +47,17 @@ def small_response(n_bins: int = 2) -> Response:
     high = 1.0 / (1.0 + (2.0 / nodes) ** 3)  # fraction of events reconstructed in the high bin
     dispersion = np.stack([1.0 - high, high])[:n_bins]
     counts_matrix = (exposure * weights * dispersion)[None]  # (n_dec=1, n_bins, n_nodes), cm^2 s TeV
-    psf = GaussianMixturePSF(np.array([[0.7, 0.3], [0.8, 0.2]])[:n_bins],
-                             np.array([[0.30, 0.80], [0.15, 0.40]])[:n_bins])
-    return Response(bin_names=SMALL_BIN_NAMES[:n_bins], energy_true_tev=nodes, dec_nodes_deg=np.array([22.0]),
-                    counts_matrix=counts_matrix, psf=psf, meta={"instrument": "synthetic"})
+    psf = GaussianMixturePSF(
+        np.array([[0.7, 0.3], [0.8, 0.2]])[:n_bins], np.array([[0.30, 0.80], [0.15, 0.40]])[:n_bins]
+    )
+    return Response(
+        bin_names=SMALL_BIN_NAMES[:n_bins],
+        energy_true_tev=nodes,
+        dec_nodes_deg=np.array([22.0]),
+        counts_matrix=counts_matrix,
+        psf=psf,
+        meta={"instrument": "synthetic"},
+    )
 
 
 def make_small_dataset(seed: int = SMALL_SEED, name: str = "small", nest: bool = True) -> Dataset:
@@ -57,11 +66,17 @@ def make_small_dataset(seed: int = SMALL_SEED, name: str = "small", nest: bool =
     response = small_response()
     bkg = np.repeat(np.asarray(SMALL_BACKGROUND_PER_PIXEL)[:, None], roi.n_pix, axis=1)
     counts = np.random.default_rng(seed).poisson(bkg).astype(float)
-    return Dataset(name, HealpixMaps(counts, roi, response.bin_names), HealpixMaps(bkg, roi, response.bin_names),
-                   response, meta={"synthetic": True, "seed": seed})
+    names = response.bin_names
+    return Dataset(
+        name,
+        HealpixMaps(counts, roi, names),
+        HealpixMaps(bkg, roi, names),
+        response,
+        meta={"synthetic": True, "seed": seed},
+    )
 
 
 @pytest.fixture
 def small_dataset() -> Dataset:
-    """A 2-bin synthetic :class:`Dataset` (nside 128, 2 deg disc at (83.6, 22.0)), counts ~ Poisson(background)."""
+    """A 2-bin synthetic :class:`Dataset` (nside 128, 2 deg disc at (83.6, 22.0)), counts ~ Poisson(bkg)."""
     return make_small_dataset()

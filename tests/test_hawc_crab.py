@@ -18,8 +18,10 @@ GAMMAPY = {
     "NN": {"amplitude": (2.3256e-13, 0.2059e-13), "alpha": (2.696, 0.121), "beta": (0.0830, 0.104)},
     "GP": {"amplitude": (2.0597e-13, 0.2154e-13), "alpha": (2.980, 0.150), "beta": (-0.0053, 0.116)},
 }
-PUBLISHED = {"NN": {"amplitude": 2.31e-13, "alpha": 2.73, "beta": 0.06},
-             "GP": {"amplitude": 2.35e-13, "alpha": 2.79, "beta": 0.10}}
+PUBLISHED = {
+    "NN": {"amplitude": 2.31e-13, "alpha": 2.73, "beta": 0.06},
+    "GP": {"amplitude": 2.35e-13, "alpha": 2.79, "beta": 0.10},
+}
 
 
 def crab_fit(estimator, hawc_data):
@@ -27,7 +29,9 @@ def crab_fit(estimator, hawc_data):
         # the GP background maps have NaN planes; they are masked (tested in test_bad_input)
         warnings.simplefilter("ignore", BackgroundNaNWarning)
         ds = hawc_dataset(estimator, path=hawc_data)
-    crab = Source("crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0))
+    crab = Source(
+        "crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0)
+    )
     model = SkyModel([crab]).with_frozen(["crab.lon_0", "crab.lat_0"])
     result = Fit(Likelihood(model, [ds])).run()
     return ds, result

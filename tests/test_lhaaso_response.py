@@ -161,9 +161,7 @@ def test_drift_scan_plateau_matches_analytic():
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "instrument, factory, bin_index", [("WCDA", wcda_response, 2), ("KM2A", km2a_response, 3)]
-)
+@pytest.mark.parametrize("instrument, factory, bin_index", [("WCDA", wcda_response, 2), ("KM2A", km2a_response, 3)])
 def test_simpson_matches_quad(instrument, factory, bin_index):
     r = factory(dec_nodes_deg=[CRAB_DEC_DEG])
     simpson = r.counts_matrix[0, bin_index] @ crab_dnde(r.energy_true_tev)

@@ -37,8 +37,11 @@ def _all_kinds_model(n_bins_km2a):
         [
             Source("pt", PointSpatialModel.create(RA + 0.05, DEC - 0.03), LogParabola.create(2e-13, 2.7, 0.1, 7.0)),
             Source("gs", GaussianSpatialModel.create(RA - 0.6, DEC + 0.4, 0.3), PowerLaw.create(5e-14, 2.4, 10.0)),
-            Source("dk", DiskSpatialModel.create(RA + 0.7, DEC + 0.5, 0.4),
-                   ExpCutoffPowerLaw.create(4e-14, 2.2, 1 / 80.0, 1.0, 10.0)),
+            Source(
+                "dk",
+                DiskSpatialModel.create(RA + 0.7, DEC + 0.5, 0.4),
+                ExpCutoffPowerLaw.create(4e-14, 2.2, 1 / 80.0, 1.0, 10.0),
+            ),
         ],
         [BackgroundNorm.create("KM2A", n_bins_km2a, mode="per_bin"), BackgroundNorm.create("WCDA", 6, mode="global")],
     )
@@ -49,8 +52,11 @@ def test_gradient_matches_finite_differences_for_every_parameter_kind(km2a, wcda
     truth = simulate_dataset(model, km2a, seed=3), simulate_dataset(model, wcda, seed=4)
     lk = Likelihood(model, list(truth))
     # evaluate away from the truth so that every derivative is sizeable
-    shifted = {k: v * 1.02 + (0.01 if "lon" in k or "lat" in k else 0.0) for k, v in model.values().items()
-               if not model.parameters()[k].frozen}
+    shifted = {
+        k: v * 1.02 + (0.01 if "lon" in k or "lat" in k else 0.0)
+        for k, v in model.values().items()
+        if not model.parameters()[k].frozen
+    }
     x = np.asarray(lk.vector(shifted))
     _, grad = lk.value_and_grad(x)
     grad = np.asarray(grad)
@@ -74,8 +80,15 @@ def test_gradient_matches_finite_differences_for_every_parameter_kind(km2a, wcda
     assert checked >= 20
 
 
-@pytest.mark.parametrize("spatial", [PointSpatialModel.create(RA, DEC), GaussianSpatialModel.create(RA, DEC, 0.3),
-                                     DiskSpatialModel.create(RA, DEC, 0.5)], ids=["point", "gauss", "disk"])
+@pytest.mark.parametrize(
+    "spatial",
+    [
+        PointSpatialModel.create(RA, DEC),
+        GaussianSpatialModel.create(RA, DEC, 0.3),
+        DiskSpatialModel.create(RA, DEC, 0.5),
+    ],
+    ids=["point", "gauss", "disk"],
+)
 def test_npred_sums_to_the_analytic_total(spatial):
     # nside 1024 (0.057 deg pixels) samples even the narrowest PSF core (~0.1 deg)
     ds = lhaaso_dataset("WCDA", (RA, DEC), 8.0, nside=1024, livetime_days=10)
@@ -102,14 +115,15 @@ def _numpy_stat(model, dataset, values):
             dnde = p["amplitude"] * (e / p["reference"]) ** (-p["alpha"] - p["beta"] * np.log(e / p["reference"]))
         else:
             dnde = p["amplitude"] * (e / p["reference"]) ** (-p["index"])
-        per_bin = np.array([np.interp(p["lat_0"], r.dec_nodes_deg, r.counts_matrix[:, b] @ dnde)
-                            for b in range(r.n_bins)])
+        per_bin = np.array(
+            [np.interp(p["lat_0"], r.dec_nodes_deg, r.counts_matrix[:, b] @ dnde) for b in range(r.n_bins)]
+        )
         theta = pix.separation(SkyCoord(p["lon_0"], p["lat_0"], unit="deg")).rad
         omc = 2 * np.sin(theta / 2) ** 2
         ext = np.radians(p.get("sigma", 0.0))
         for b in range(r.n_bins):
             kern = np.zeros_like(theta)
-            for w, sig in zip(r.psf.weights[b], np.radians(r.psf.sigma_deg[b])):
+            for w, sig in zip(r.psf.weights[b], np.radians(r.psf.sigma_deg[b]), strict=False):
                 kappa = 1 / (sig**2 + ext**2)
                 kern += w * kappa / (2 * np.pi * (1 - np.exp(-2 * kappa))) * np.exp(-kappa * omc)
             npred[b] += per_bin[b] * kern * dataset.roi.pixel_area_sr
@@ -119,10 +133,12 @@ def _numpy_stat(model, dataset, values):
 
 
 def test_likelihood_matches_independent_numpy(km2a):
-    model = SkyModel([
-        Source("a", PointSpatialModel.create(RA, DEC), LogParabola.create(2.3e-13, 2.7, 0.06, 7.0)),
-        Source("b", GaussianSpatialModel.create(RA + 0.8, DEC - 0.5, 0.25), PowerLaw.create(3e-14, 2.5, 10.0)),
-    ])
+    model = SkyModel(
+        [
+            Source("a", PointSpatialModel.create(RA, DEC), LogParabola.create(2.3e-13, 2.7, 0.06, 7.0)),
+            Source("b", GaussianSpatialModel.create(RA + 0.8, DEC - 0.5, 0.25), PowerLaw.create(3e-14, 2.5, 10.0)),
+        ]
+    )
     ds = simulate_dataset(model, km2a, seed=11)
     lk = Likelihood(model, [ds])
     for shift in (0.0, 0.03):

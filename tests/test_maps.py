@@ -13,7 +13,7 @@ from skyfit.maps import HealpixMaps, HealpixROI, bin_events, unit_vectors
 
 
 def separation_deg(nside, pixels, nest, center):
-    """Angular distance (deg) of pixel centres from ``center`` (ra, dec), via astropy (independent of skyfit)."""
+    """Angular distance (deg) of pixel centres from ``center`` (ra, dec), via astropy (not skyfit)."""
     theta, phi = hp.pix2ang(nside, pixels, nest=nest)
     coords = SkyCoord(np.degrees(phi), 90 - np.degrees(theta), unit="deg", frame="icrs")
     return coords.separation(SkyCoord(*center, unit="deg", frame="icrs")).deg
@@ -22,8 +22,10 @@ def separation_deg(nside, pixels, nest, center):
 # --- ROIs ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("center, radius, nside", [((83.6, 22.0), 2.0, 1024), ((10.0, 80.0), 3.0, 512),
-                                                   ((200.0, -45.0), 1.0, 2048), ((83.6, 22.0), 2.0, 128)])
+@pytest.mark.parametrize(
+    "center, radius, nside",
+    [((83.6, 22.0), 2.0, 1024), ((10.0, 80.0), 3.0, 512), ((200.0, -45.0), 1.0, 2048), ((83.6, 22.0), 2.0, 128)],
+)
 def test_disc_pixel_count_matches_area(center, radius, nside):
     roi = HealpixROI.from_disc(center, radius, nside)
     area_sr = 2 * np.pi * (1 - np.cos(np.radians(radius)))
@@ -82,9 +84,16 @@ def test_contains_and_index_of(nest):
     assert np.all(roi.index_of(outside) == -1)
 
 
-@pytest.mark.parametrize("center, radius, nside, nest", [
-    ((83.6, 22.0), 2.0, 128, True), ((83.6, 22.0), 2.0, 1024, True), ((10.0, 80.0), 3.0, 512, False),
-    ((200.0, -45.0), 1.0, 2048, True), ((83.6, 22.0), 5.0, 256, True)])
+@pytest.mark.parametrize(
+    "center, radius, nside, nest",
+    [
+        ((83.6, 22.0), 2.0, 128, True),
+        ((83.6, 22.0), 2.0, 1024, True),
+        ((10.0, 80.0), 3.0, 512, False),
+        ((200.0, -45.0), 1.0, 2048, True),
+        ((83.6, 22.0), 5.0, 256, True),
+    ],
+)
 def test_from_region_circle_vs_from_disc(center, radius, nside, nest):
     """A ``CircleSkyRegion`` is tested for containment on a local gnomonic (TAN) projection.
 
@@ -96,7 +105,8 @@ def test_from_region_circle_vs_from_disc(center, radius, nside, nest):
     from regions import CircleSkyRegion
 
     disc = HealpixROI.from_disc(center, radius, nside, nest=nest)
-    region = HealpixROI.from_region(CircleSkyRegion(SkyCoord(*center, unit="deg"), radius * u.deg), nside, nest)
+    circle = CircleSkyRegion(SkyCoord(*center, unit="deg"), radius * u.deg)
+    region = HealpixROI.from_region(circle, nside, nest)
     assert region.nside == nside and region.nest is nest
     assert np.all(np.isin(region.pixels, disc.pixels))
     extra = np.setdiff1d(disc.pixels, region.pixels)
@@ -138,8 +148,12 @@ def test_bin_events_against_brute_force(nest):
 
     np.testing.assert_array_equal(counts, expected)
     assert counts.shape == (n_bins, roi.n_pix)
-    assert report == {"n_events": n, "n_binned": int(expected.sum()), "n_outside_roi": n_outside_roi,
-                      "n_outside_bins": n_outside_bins}
+    assert report == {
+        "n_events": n,
+        "n_binned": int(expected.sum()),
+        "n_outside_roi": n_outside_roi,
+        "n_outside_bins": n_outside_bins,
+    }
     # nothing dropped silently: every event is accounted for exactly once
     assert report["n_binned"] + report["n_outside_roi"] + report["n_outside_bins"] == n
     assert 200 < report["n_binned"] < 500 and report["n_outside_roi"] > 400 and report["n_outside_bins"] > 50

@@ -6,7 +6,17 @@ from .spatial import DiskSpatialModel, GaussianSpatialModel, PointSpatialModel, 
 from .spectral import ExpCutoffPowerLaw, LogParabola, PowerLaw, SpectralModel
 
 __all__ = [
-    "Parameter", "ModelError", "Source", "BackgroundNorm", "SkyModel",
-    "SpatialModel", "PointSpatialModel", "GaussianSpatialModel", "DiskSpatialModel",
-    "SpectralModel", "PowerLaw", "LogParabola", "ExpCutoffPowerLaw",
+    "Parameter",
+    "ModelError",
+    "Source",
+    "BackgroundNorm",
+    "SkyModel",
+    "SpatialModel",
+    "PointSpatialModel",
+    "GaussianSpatialModel",
+    "DiskSpatialModel",
+    "SpectralModel",
+    "PowerLaw",
+    "LogParabola",
+    "ExpCutoffPowerLaw",
 ]

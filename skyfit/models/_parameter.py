@@ -64,8 +64,7 @@ class Parameter:
             d["min"] = self.min
         if np.isfinite(self.max):
             d["max"] = self.max
-        if self.frozen:
-            d["frozen"] = True
+        d["frozen"] = bool(self.frozen)  # always: gammapy keeps its own default (frozen reference) otherwise
         if self.scale:
             d["scale"] = self.scale
         return d
@@ -77,6 +76,12 @@ class Parameter:
             raise ModelError(f"parameter {d.get('name')!r} has unknown keys {sorted(unknown)}")
         if "name" not in d or "value" not in d:
             raise ModelError(f"a parameter needs 'name' and 'value', got {d}")
-        return cls(name=str(d["name"]), value=float(d["value"]), unit=str(d.get("unit", "")),
-                   min=float(d.get("min", np.nan)), max=float(d.get("max", np.nan)),
-                   frozen=bool(d.get("frozen", False)), scale=float(d.get("scale", 0.0)))
+        return cls(
+            name=str(d["name"]),
+            value=float(d["value"]),
+            unit=str(d.get("unit", "")),
+            min=float(d.get("min", np.nan)),
+            max=float(d.get("max", np.nan)),
+            frozen=bool(d.get("frozen", False)),
+            scale=float(d.get("scale", 0.0)),
+        )

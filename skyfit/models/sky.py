@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ._parameter import ModelError, Parameter
@@ -29,8 +28,9 @@ __all__ = ["Source", "BackgroundNorm", "SkyModel"]
 
 
 def _replace_parameters(model, values: dict, prefix: str):
-    params = tuple(q.with_value(values[f"{prefix}.{q.name}"]) if f"{prefix}.{q.name}" in values else q
-                   for q in model.parameters)
+    params = tuple(
+        q.with_value(values[f"{prefix}.{q.name}"]) if f"{prefix}.{q.name}" in values else q for q in model.parameters
+    )
     return replace(model, parameters=params)
 
 
@@ -50,8 +50,11 @@ class Source:
         return {
             "name": self.name,
             "type": "SkyModel",
-            "spatial": {"type": self.spatial.tag, "frame": self.spatial.frame,
-                        "parameters": [q.to_dict() for q in self.spatial.parameters]},
+            "spatial": {
+                "type": self.spatial.tag,
+                "frame": self.spatial.frame,
+                "parameters": [q.to_dict() for q in self.spatial.parameters],
+            },
             "spectral": {"type": self.spectral.tag, "parameters": [q.to_dict() for q in self.spectral.parameters]},
         }
 
@@ -63,8 +66,10 @@ class Source:
             spatial_cls = SPATIAL_MODELS[spatial_d["type"]]
             spectral_cls = SPECTRAL_MODELS[spectral_d["type"]]
         except KeyError as exc:
-            raise ModelError(f"source {name!r}: missing or unknown {exc} (spatial types: "
-                             f"{sorted(SPATIAL_MODELS)}, spectral types: {sorted(SPECTRAL_MODELS)})") from None
+            raise ModelError(
+                f"source {name!r}: missing or unknown {exc} (spatial types: "
+                f"{sorted(SPATIAL_MODELS)}, spectral types: {sorted(SPECTRAL_MODELS)})"
+            ) from None
         spatial = spatial_cls(_parameters_from(spatial_d, spatial_cls, name), spatial_d.get("frame", "icrs"))
         spectral = spectral_cls(_parameters_from(spectral_d, spectral_cls, name))
         return cls(str(name), spatial, spectral)
@@ -78,8 +83,10 @@ def _parameters_from(d: dict, model_cls, source_name) -> tuple:
     missing = set(model_cls.parameter_names) - set(params)
     extra = set(params) - set(model_cls.parameter_names)
     if missing or extra:
-        raise ModelError(f"source {source_name!r}: {model_cls.tag} needs parameters {list(model_cls.parameter_names)}"
-                         f" (missing {sorted(missing)}, unknown {sorted(extra)})")
+        raise ModelError(
+            f"source {source_name!r}: {model_cls.tag} needs parameters {list(model_cls.parameter_names)}"
+            f" (missing {sorted(missing)}, unknown {sorted(extra)})"
+        )
     return tuple(params[n] for n in model_cls.parameter_names)
 
 
@@ -104,8 +111,9 @@ class BackgroundNorm:
         if mode == "global":
             params = (Parameter("norm", 1.0, "", min=0.0, max=10.0),)
         else:
-            params = tuple(Parameter(f"norm_{i}", 1.0, "", min=0.0, max=10.0, frozen=mode == "fixed")
-                           for i in range(n_bins))
+            params = tuple(
+                Parameter(f"norm_{i}", 1.0, "", min=0.0, max=10.0, frozen=mode == "fixed") for i in range(n_bins)
+            )
         return cls(dataset, params, mode)
 
     @property
@@ -113,8 +121,13 @@ class BackgroundNorm:
         return f"{self.dataset}-bkg"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": "BackgroundNorm", "dataset": self.dataset, "mode": self.mode,
-                "parameters": [q.to_dict() for q in self.parameters]}
+        return {
+            "name": self.name,
+            "type": "BackgroundNorm",
+            "dataset": self.dataset,
+            "mode": self.mode,
+            "parameters": [q.to_dict() for q in self.parameters],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> BackgroundNorm:
@@ -157,8 +170,14 @@ class SkyModel:
         unknown = set(values) - set(self.parameters())
         if unknown:
             raise ModelError(f"unknown parameters {sorted(unknown)}")
-        sources = tuple(replace(s, spatial=_replace_parameters(s.spatial, values, s.name),
-                                spectral=_replace_parameters(s.spectral, values, s.name)) for s in self.sources)
+        sources = tuple(
+            replace(
+                s,
+                spatial=_replace_parameters(s.spatial, values, s.name),
+                spectral=_replace_parameters(s.spectral, values, s.name),
+            )
+            for s in self.sources
+        )
         backgrounds = tuple(_replace_parameters(b, values, b.name) for b in self.backgrounds)
         return SkyModel(sources, backgrounds)
 
@@ -169,11 +188,16 @@ class SkyModel:
             raise ModelError(f"unknown parameters {sorted(unknown)}")
 
         def upd(model, prefix):
-            return replace(model, parameters=tuple(replace(q, frozen=frozen) if f"{prefix}.{q.name}" in keys else q
-                                                   for q in model.parameters))
+            return replace(
+                model,
+                parameters=tuple(
+                    replace(q, frozen=frozen) if f"{prefix}.{q.name}" in keys else q for q in model.parameters
+                ),
+            )
 
-        sources = tuple(replace(s, spatial=upd(s.spatial, s.name), spectral=upd(s.spectral, s.name))
-                        for s in self.sources)
+        sources = tuple(
+            replace(s, spatial=upd(s.spatial, s.name), spectral=upd(s.spectral, s.name)) for s in self.sources
+        )
         return SkyModel(sources, tuple(upd(b, b.name) for b in self.backgrounds))
 
     def without(self, name: str) -> SkyModel:
@@ -248,16 +272,22 @@ class SkyModel:
         import astropy.units as u
         from gammapy.modeling import models as gm
 
-        spectral_map = {"PowerLawSpectralModel": gm.PowerLawSpectralModel,
-                        "LogParabolaSpectralModel": gm.LogParabolaSpectralModel,
-                        "ExpCutoffPowerLawSpectralModel": gm.ExpCutoffPowerLawSpectralModel}
-        spatial_map = {"PointSpatialModel": gm.PointSpatialModel, "GaussianSpatialModel": gm.GaussianSpatialModel,
-                       "DiskSpatialModel": gm.DiskSpatialModel}
+        spectral_map = {
+            "PowerLawSpectralModel": gm.PowerLawSpectralModel,
+            "LogParabolaSpectralModel": gm.LogParabolaSpectralModel,
+            "ExpCutoffPowerLawSpectralModel": gm.ExpCutoffPowerLawSpectralModel,
+        }
+        spatial_map = {
+            "PointSpatialModel": gm.PointSpatialModel,
+            "GaussianSpatialModel": gm.GaussianSpatialModel,
+            "DiskSpatialModel": gm.DiskSpatialModel,
+        }
         out = []
         for s in self.sources:
             spec = spectral_map[s.spectral.tag](**{q.name: q.value * u.Unit(q.unit) for q in s.spectral.parameters})
-            spat = spatial_map[s.spatial.tag](frame=s.spatial.frame,
-                                              **{q.name: q.value * u.Unit(q.unit) for q in s.spatial.parameters})
+            spat = spatial_map[s.spatial.tag](
+                frame=s.spatial.frame, **{q.name: q.value * u.Unit(q.unit) for q in s.spatial.parameters}
+            )
             for model in (spec, spat):
                 for q in s.spectral.parameters + s.spatial.parameters:
                     if q.name in model.parameters.names:

@@ -76,7 +76,10 @@ class SpatialModel:
 
     @classmethod
     def _position(cls, lon_0, lat_0):
-        return (Parameter("lon_0", lon_0, "deg", scale=1.0), Parameter("lat_0", lat_0, "deg", min=-90, max=90, scale=1.0))
+        return (
+            Parameter("lon_0", lon_0, "deg", scale=1.0),
+            Parameter("lat_0", lat_0, "deg", min=-90, max=90, scale=1.0),
+        )
 
     @staticmethod
     def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):
@@ -131,7 +134,9 @@ class GaussianSpatialModel(SpatialModel):
 
     @classmethod
     def create(cls, lon_0, lat_0, sigma=0.2, frame="icrs"):
-        return cls(cls._position(lon_0, lat_0) + (Parameter("sigma", sigma, "deg", min=0.0, max=5.0, scale=0.1),), frame)
+        return cls(
+            cls._position(lon_0, lat_0) + (Parameter("sigma", sigma, "deg", min=0.0, max=5.0, scale=0.1),), frame
+        )
 
     @staticmethod
     def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):

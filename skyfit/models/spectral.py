@@ -49,8 +49,13 @@ class PowerLaw(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, index=2.6, reference=1.0):
-        return cls((_amplitude(amplitude), Parameter("index", index, "", min=0.0, max=6.0),
-                    Parameter("reference", reference, "TeV", frozen=True)))
+        return cls(
+            (
+                _amplitude(amplitude),
+                Parameter("index", index, "", min=0.0, max=6.0),
+                Parameter("reference", reference, "TeV", frozen=True),
+            )
+        )
 
     @staticmethod
     def dnde(energy_tev, p):
@@ -64,9 +69,14 @@ class LogParabola(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, alpha=2.6, beta=0.1, reference=7.0):
-        return cls((_amplitude(amplitude), Parameter("alpha", alpha, "", min=-1.0, max=6.0),
-                    Parameter("beta", beta, "", min=-1.0, max=2.0),
-                    Parameter("reference", reference, "TeV", frozen=True)))
+        return cls(
+            (
+                _amplitude(amplitude),
+                Parameter("alpha", alpha, "", min=-1.0, max=6.0),
+                Parameter("beta", beta, "", min=-1.0, max=2.0),
+                Parameter("reference", reference, "TeV", frozen=True),
+            )
+        )
 
     @staticmethod
     def dnde(energy_tev, p):
@@ -81,10 +91,15 @@ class ExpCutoffPowerLaw(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, index=2.0, lambda_=0.01, alpha=1.0, reference=1.0):
-        return cls((_amplitude(amplitude), Parameter("index", index, "", min=-1.0, max=6.0),
-                    Parameter("lambda_", lambda_, "TeV-1", min=0.0),
-                    Parameter("alpha", alpha, "", frozen=True),
-                    Parameter("reference", reference, "TeV", frozen=True)))
+        return cls(
+            (
+                _amplitude(amplitude),
+                Parameter("index", index, "", min=-1.0, max=6.0),
+                Parameter("lambda_", lambda_, "TeV-1", min=0.0),
+                Parameter("alpha", alpha, "", frozen=True),
+                Parameter("reference", reference, "TeV", frozen=True),
+            )
+        )
 
     @staticmethod
     def dnde(energy_tev, p):
@@ -93,5 +108,13 @@ class ExpCutoffPowerLaw(SpectralModel):
 
 
 SPECTRAL_MODELS = {cls.tag: cls for cls in (PowerLaw, LogParabola, ExpCutoffPowerLaw)}
-SPECTRAL_MODELS.update({"pl": PowerLaw, "PowerLaw": PowerLaw, "lp": LogParabola, "LogParabola": LogParabola,
-                        "ecpl": ExpCutoffPowerLaw, "ExpCutoffPowerLaw": ExpCutoffPowerLaw})
+SPECTRAL_MODELS.update(
+    {
+        "pl": PowerLaw,
+        "PowerLaw": PowerLaw,
+        "lp": LogParabola,
+        "LogParabola": LogParabola,
+        "ecpl": ExpCutoffPowerLaw,
+        "ExpCutoffPowerLaw": ExpCutoffPowerLaw,
+    }
+)
