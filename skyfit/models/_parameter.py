@@ -53,6 +53,8 @@ class Parameter:
     def autoscale(self) -> float:
         if self.scale:
             return float(self.scale)
+        if self.name in ("lon_0", "lat_0"):  # positions: offsets of order a degree matter, not |value|
+            return 1.0
         return abs(self.value) if self.value != 0 else 1.0
 
     def with_value(self, value: float) -> Parameter:

@@ -18,6 +18,7 @@ shape (n_bins, n_pix).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -68,7 +69,7 @@ class SpatialModel:
     frame: str = "icrs"
 
     tag = "base"
-    parameter_names: tuple = ()
+    parameter_names: ClassVar[tuple] = ()
 
     def __post_init__(self):
         if self.frame not in ("icrs", "galactic"):

@@ -10,6 +10,7 @@ and HAWC's Crab papers);
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 
@@ -27,7 +28,7 @@ class SpectralModel:
     parameters: tuple
 
     tag = "base"
-    parameter_names: tuple = ()
+    parameter_names: ClassVar[tuple] = ()
 
     @staticmethod
     def dnde(energy_tev, p: dict):
