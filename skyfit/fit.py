@@ -187,7 +187,7 @@ class Fit:
             m.hesse()
         minos_out = {}
         if minos and m.valid:
-            names = [k for k in (free if minos is True else minos)]
+            names = list(free if minos is True else minos)
             m.minos(*names)
             for k in names:
                 me = m.merrors[k]

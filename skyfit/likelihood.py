@@ -106,16 +106,16 @@ class Likelihood:
         object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
 
     def _check_sources_in_rois(self):
+        # pixel directions and sizes once per dataset, not once per source
+        rois = [(d.roi.unit_vectors(), np.degrees(np.sqrt(d.roi.pixel_area_sr))) for d in self.datasets]
         for s in self.model.sources:
             ra, dec = s.spatial.position_icrs()
             reach = 3 * s.spatial.extent_deg()
-            inside = False
-            for d in self.datasets:
-                roi = d.roi
-                sep = np.degrees(np.arccos(np.clip(roi.unit_vectors() @ unit_vectors(ra, dec), -1, 1))).min()
-                pix_size = np.degrees(np.sqrt(roi.pixel_area_sr))
-                if sep <= max(pix_size, reach):
-                    inside = True
+            source_vector = unit_vectors(ra, dec)
+            inside = any(
+                np.degrees(np.arccos(np.clip(vectors @ source_vector, -1, 1))).min() <= max(pix_size, reach)
+                for vectors, pix_size in rois
+            )
             if not inside:
                 raise ModelError(
                     f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg lies outside every "
