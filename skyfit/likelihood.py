@@ -104,6 +104,8 @@ class Likelihood:
         object.__setattr__(self, "_stat_jit", jax.jit(self._stat))
         object.__setattr__(self, "_vg_jit", jax.jit(jax.value_and_grad(self._stat)))
         object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
+        # reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
+        object.__setattr__(self, "_hessian_jit", jax.jit(jax.jacrev(jax.grad(self._stat))))
 
     def _check_sources_in_rois(self):
         # pixel directions and sizes once per dataset, not once per source
@@ -195,6 +197,10 @@ class Likelihood:
 
     def value_and_grad(self, vector):
         return self._vg_jit(jnp.asarray(vector, dtype=float), self.arrays)
+
+    def hessian(self, vector) -> np.ndarray:
+        """Exact Hessian of :meth:`stat` (all parameters, frozen included), compiled on first use."""
+        return np.asarray(self._hessian_jit(jnp.asarray(vector, dtype=float), self.arrays))
 
     def npred(self, vector=None) -> list:
         """Predicted counts (n_bins, n_pix) per dataset, as NumPy arrays."""

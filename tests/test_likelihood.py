@@ -155,3 +155,28 @@ def test_with_counts_reuses_structure(km2a):
     lk_a = Likelihood(model, [a])
     assert lk_a.with_counts([b.counts.data]).stat() == pytest.approx(Likelihood(model, [b]).stat(), rel=1e-12)
     assert lk_a.with_counts([b.counts.data]).stat() != pytest.approx(lk_a.stat(), rel=1e-6)
+
+
+def test_hessian_options_agree_with_the_exact_jax_hessian(km2a):
+    """The default HESSE input (central differences of the JAX gradient) and Minuit's own finite
+    differences both reproduce the errors from JAX's exact reverse-over-reverse Hessian."""
+    from skyfit.fit import Fit
+
+    model = SkyModel(
+        [
+            Source("a", PointSpatialModel.create(RA, DEC), LogParabola.create(9e-16, 2.8, 0.06, 50.0)),
+            Source("b", GaussianSpatialModel.create(RA + 0.8, DEC - 0.5, 0.25), PowerLaw.create(3e-14, 2.5, 10.0)),
+        ]
+    )
+    lk = Likelihood(model, [simulate_dataset(model, km2a, seed=5)])
+    exact = Fit(lk, hessian="exact").run()
+    assert exact.valid, exact.messages
+    h = lk.hessian(lk.vector({k: exact.value(k) for k in exact.free_keys}))
+    assert np.allclose(h, h.T, rtol=1e-10, atol=0)
+    for option, rel in (("fd", 1e-4), ("minuit", 0.05)):
+        other = Fit(lk, hessian=option).run()
+        assert other.valid, (option, other.messages)
+        for k in exact.free_keys:
+            assert other.errors[k] == pytest.approx(exact.errors[k], rel=rel), (option, k)
+    with pytest.raises(ValueError, match="hessian must be"):
+        Fit(lk, hessian="numeric")
