@@ -174,6 +174,116 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _parse_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        from astropy.time import Time
+
+        try:
+            return float(Time(text, scale="utc").mjd)
+        except ValueError as exc:
+            raise ConfigError(f"cannot read the time {text!r}: give an MJD or an ISO date like 2022-03-01") from exc
+
+
+def cmd_simulate_events(args) -> int:
+    from .models import GaussianSpatialModel, LogParabola, PointSpatialModel, Source
+    from .simulate import simulate_event_stream
+    from .stream import write_event_stream
+
+    sources = []
+    for i, spec in enumerate(args.source or []):
+        if len(spec) not in (3, 4):
+            raise ConfigError(f"--source takes RA DEC CRAB_FRACTION [SIGMA_DEG], got {spec}")
+        ra, dec, crab = spec[:3]
+        spatial = (
+            GaussianSpatialModel.create(ra, dec, spec[3])
+            if len(spec) == 4 and spec[3] > 0
+            else PointSpatialModel.create(ra, dec)
+        )
+        # HAWC's Crab log-parabola (Abeysekara et al. 2019) scaled by CRAB_FRACTION
+        sources.append(Source(f"src{i}", spatial, LogParabola.create(2.31e-13 * crab, 2.73, 0.06, 7.0)))
+    blocks = simulate_event_stream(
+        args.instrument,
+        _parse_time(args.start),
+        args.days,
+        sources,
+        block_hours=args.block_hours,
+        rate_scale=args.rate_scale,
+        bins=args.bins,
+        seed=args.seed,
+    )
+    from tqdm.auto import tqdm
+
+    n_blocks = int(np.ceil(args.days * 24.0 / args.block_hours - 1e-9))
+    meta = {"INSTRUME": args.instrument.upper(), "SITE": "LHAASO"}
+    paths = write_event_stream(
+        tqdm(blocks, total=n_blocks, desc="simulating", unit="block"), args.outdir, args.format, meta
+    )
+    n = sum(__import__("skyfit.events", fromlist=["EventFile"]).EventFile(p).n_rows for p in paths)
+    print(f"{n} events in {len(paths)} file(s) written to {args.outdir}")
+    return 0
+
+
+def _exclusions_from(args):
+    from .background import Exclusions
+
+    excl = None
+    for ra, dec, r in args.exclude_disc or []:
+        e = Exclusions.from_discs(ra, dec, r)
+        excl = e if excl is None else excl | e
+    if args.exclude_band:
+        e = Exclusions.galactic_band(args.exclude_band)
+        excl = e if excl is None else excl | e
+    if args.exclude_catalog:
+        e = Exclusions.from_catalog(args.exclude_catalog)
+        excl = e if excl is None else excl | e
+    return excl
+
+
+def cmd_bin_stream(args, roi) -> int:
+    from .background import DIConfig, grow_exclusions
+    from .stream import bin_event_files
+
+    config = DIConfig(window_hours=args.window_hours)
+    excl = _exclusions_from(args)
+    common = dict(
+        background=args.background,
+        di_config=config,
+        block_hours=args.block_hours,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        checkpoint_dir=args.checkpoint,
+    )
+    res = bin_event_files(args.events, roi, args.n_bins, exclusions=excl, **common)
+    if args.background == "di" and args.iterate:
+        excl2, n_hot = grow_exclusions(excl, res.counts.data, res.background.data, roi)
+        print(f"DI iteration: {n_hot} pixel(s) above 5 sigma excluded; re-estimating")
+        if n_hot:
+            ck = None if args.checkpoint is None else str(Path(args.checkpoint) / "iteration2")
+            res = bin_event_files(args.events, roi, args.n_bins, exclusions=excl2, **{**common, "checkpoint_dir": ck})
+    out = Path(args.output)
+    res.counts.write(out, overwrite=True)
+    print(res.summary())
+    print(json.dumps(res.report))
+    print(f"counts maps ({args.n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {out}")
+    if res.background is not None:
+        bkg_path = out.with_name(out.stem + "_background" + out.suffix)
+        res.background.write(bkg_path, overwrite=True)
+        import matplotlib.pyplot as plt
+
+        from .plotting import plot_hpx, residual_significance
+
+        sig = residual_significance(res.counts.data, res.background.data, roi, radius_deg=0.5)
+        fig, ax = plt.subplots(figsize=(6, 5))
+        plot_hpx(sig, roi, ax=ax, label="(N - B) / sqrt(B) within 0.5 deg, all bins", cmap="RdBu_r", vmin=-6, vmax=6)
+        png = out.with_name(out.stem + "_significance.png")
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        print(f"DI background written to {bkg_path}; significance map {png}")
+    return 0
+
+
 def cmd_bin(args) -> int:
     from astropy.io import fits
 
@@ -181,6 +291,10 @@ def cmd_bin(args) -> int:
 
     roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
     path = Path(args.events)
+    if args.background == "di" or path.is_dir() or path.suffix == ".parquet" or args.n_bins is not None:
+        if args.n_bins is None:
+            raise ConfigError("streamed binning needs --n-bins (the number of analysis bins)")
+        return cmd_bin_stream(args, roi)
     if not path.exists():
         raise ConfigError(f"event file {path} does not exist")
     with fits.open(path) as hdul:
@@ -244,7 +358,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--energy-edges", type=float, nargs="+", default=[1.00, 1.78, 3.16, 5.62, 10.0, 17.8, 31.6, 56.2, 100, 177, 316]
     )
     b.add_argument("--output", default="counts.fits")
+    b.add_argument(
+        "--background",
+        choices=["none", "di"],
+        default="none",
+        help="di: direct-integration background from the event stream (needs TIME, AZ, ZEN)",
+    )
+    b.add_argument("--n-bins", type=int, default=None, help="analysis bins (streamed files: Parquet, FITS, dirs)")
+    b.add_argument("--window-hours", type=float, default=2.0, help="DI window (h)")
+    b.add_argument("--block-hours", type=float, default=24.0, help="task length (h); a multiple of the window")
+    b.add_argument("--exclude-disc", type=float, nargs=3, action="append", metavar=("RA", "DEC", "R"))
+    b.add_argument("--exclude-band", type=float, default=None, help="exclude |b| below this (deg)")
+    b.add_argument("--exclude-catalog", default=None, help="FITS/ECSV table with RA, DEC (deg) [, r39]")
+    b.add_argument("--iterate", action="store_true", help="re-estimate after excluding >5 sigma excesses")
+    b.add_argument("--scheduler", default=None, help="'local' (dask LocalCluster) or a scheduler address")
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--checkpoint", default=None, help="directory of finished tasks: re-run to resume")
     b.set_defaults(func=cmd_bin)
+
+    se = sub.add_parser("simulate-events", help="simulate a LHAASO-like event stream (cosmic rays + sources)")
+    se.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
+    se.add_argument("--start", default="2022-03-01", help="UTC start: MJD or ISO date")
+    se.add_argument("--days", type=float, default=1.0)
+    se.add_argument("--rate-scale", type=float, default=0.01, help="factor on the cosmic-ray rate")
+    se.add_argument("--bins", type=int, nargs="+", default=None)
+    se.add_argument("--source", type=float, nargs="+", action="append", metavar="RA DEC CRAB [SIGMA]")
+    se.add_argument("--block-hours", type=float, default=24.0, help="one file per block")
+    se.add_argument("--format", choices=["parquet", "fits"], default="parquet")
+    se.add_argument("--outdir", default="events")
+    se.add_argument("--seed", type=int, default=0)
+    se.set_defaults(func=cmd_simulate_events)
     return p
 
 
@@ -256,7 +399,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, OSError, ConnectionError) as exc:
         print(f"skyfit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -160,6 +160,30 @@ class HealpixROI:
         return self.nside == other.nside and self.nest == other.nest and np.array_equal(self.pixels, other.pixels)
 
 
+def _roi_bounds(roi: HealpixROI):
+    """(dec_lo, dec_hi, ra_lo, ra_width) enclosing every ROI pixel (ra_width None: no RA cut)."""
+    key = ("_bounds", roi.nside, roi.nest, roi.n_pix, int(roi.pixels[0]), int(roi.pixels[-1]))
+    cached = getattr(roi, "_bounds_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    ra, dec = roi.radec()
+    margin = np.degrees(hp.max_pixrad(roi.nside)) * 1.01
+    dec_lo, dec_hi = dec.min() - margin, dec.max() + margin
+    # smallest RA arc holding all pixel centres: the complement of the largest gap
+    r = np.sort(ra % 360.0)
+    gaps = np.diff(np.concatenate([r, [r[0] + 360.0]]))
+    g = int(np.argmax(gaps))
+    ra_lo, width = r[(g + 1) % r.size], 360.0 - gaps[g]
+    cos_min = np.cos(np.radians(min(max(abs(dec_lo), abs(dec_hi)), 90.0)))
+    pad = margin / cos_min if cos_min > 1e-3 else 360.0
+    if dec_hi >= 90.0 - margin or dec_lo <= -90.0 + margin or width + 2 * pad >= 360.0:
+        bounds = (dec_lo, dec_hi, 0.0, None)
+    else:
+        bounds = (dec_lo, dec_hi, (ra_lo - pad) % 360.0, width + 2 * pad)
+    object.__setattr__(roi, "_bounds_cache", (key, bounds))
+    return bounds
+
+
 def bin_events(ra_deg, dec_deg, bin_index, roi: HealpixROI, n_bins: int) -> tuple[np.ndarray, dict]:
     """Histogram events into a ``(n_bins, n_pix)`` counts map over ``roi``.
 
@@ -181,8 +205,14 @@ def bin_events(ra_deg, dec_deg, bin_index, roi: HealpixROI, n_bins: int) -> tupl
     """
     ra_deg, dec_deg = np.asarray(ra_deg, float), np.asarray(dec_deg, float)
     bin_index = np.asarray(bin_index)
-    pix = hp.ang2pix(roi.nside, ra_deg, dec_deg, nest=roi.nest, lonlat=True)
-    pos = roi.index_of(pix)
+    # cheap bounding-box test first: in an all-sky stream most events are far from the ROI
+    dec_lo, dec_hi, ra_lo, ra_width = _roi_bounds(roi)
+    near = (dec_deg >= dec_lo) & (dec_deg <= dec_hi)
+    if ra_width is not None:
+        near &= (ra_deg - ra_lo) % 360.0 <= ra_width
+    idx = np.flatnonzero(near)
+    pos = np.full(ra_deg.size, -1, dtype=np.int64)
+    pos[idx] = roi.index_of(hp.ang2pix(roi.nside, ra_deg[idx], dec_deg[idx], nest=roi.nest, lonlat=True))
     in_bins = (bin_index >= 0) & (bin_index < n_bins)
     keep = (pos >= 0) & in_bins
     flat = bin_index[keep].astype(np.int64) * roi.n_pix + pos[keep]

@@ -80,3 +80,12 @@ def make_small_dataset(seed: int = SMALL_SEED, name: str = "small", nest: bool =
 def small_dataset() -> Dataset:
     """A 2-bin synthetic :class:`Dataset` (nside 128, 2 deg disc at (83.6, 22.0)), counts ~ Poisson(bkg)."""
     return make_small_dataset()
+
+
+@pytest.fixture(scope="session")
+def catalogs_dir():
+    """``catalogs/`` of the reference data (1LHAASO, 2HWC, 3HWC), or skip with how to get it."""
+    try:
+        return data_dir("catalogs")
+    except DataNotFoundError as exc:
+        pytest.skip(f"public catalogues not found: set SKYFIT_DATA to a folder holding catalogs/. {exc}")

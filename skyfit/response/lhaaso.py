@@ -37,6 +37,8 @@ __all__ = [
     "background_counts_per_sr",
     "bin_exposure_cm2_s",
     "default_energy_edges_tev",
+    "background_rate_per_s_sr",
+    "source_rate_per_s",
 ]
 
 # Haizi Mountain, Daocheng, 4410 m a.s.l.; [KM2A24] quotes (100.01 E, 29.35 N), other LHAASO papers
@@ -300,6 +302,19 @@ def background_counts_per_sr(
     ndarray, shape (n_bins,) for scalar ``dec_deg``, else (n_dec, n_bins)
         Counts per sr (multiply by a pixel solid angle in sr to get counts per pixel).
     """
+    rate = background_rate_per_s_sr(instrument, max_zenith_deg)  # s^-1 sr^-1 at zenith
+    cos_z, w = _hour_angle_nodes(dec_deg, max_zenith_deg)
+    out = livetime_days * _SECONDS_PER_DAY * np.sum(w * cos_z, axis=1)[:, None] * rate[None, :]
+    return out[0] if np.ndim(dec_deg) == 0 else out
+
+
+def background_rate_per_s_sr(instrument: str, max_zenith_deg: float = 50.0) -> np.ndarray:
+    """Residual cosmic-ray rate per steradian of the sky at the zenith (s^-1 sr^-1), per bin.
+
+    The same model as :func:`background_counts_per_sr` before its hour-angle average: at zenith
+    angle ``z`` the rate per sr is this times ``cos z`` (projected area); the all-sky rate of a bin
+    is this times ``pi sin^2(max_zenith)``.
+    """
     spec = _spec(instrument)
     e_lo, e_hi = 10.0 ** spec["reco_lo"], 10.0 ** spec["reco_hi"]
     e_mid = np.sqrt(e_lo * 10.0 ** spec["nominal_hi"])
@@ -307,7 +322,24 @@ def background_counts_per_sr(
     survival = np.clip(s1 * (e_mid / e1) ** (np.log(s2 / s1) / np.log(e2 / e1)), s_min, s_max)
     k = spec["cr_energy_factor"]
     flux_sr = 0.18 * ((k * e_lo) ** -1.7 - (k * e_hi) ** -1.7)  # m^-2 s^-1 sr^-1
-    rate = survival * spec["cr_area_m2"] * flux_sr  # s^-1 sr^-1 at zenith
-    cos_z, w = _hour_angle_nodes(dec_deg, max_zenith_deg)
-    out = livetime_days * _SECONDS_PER_DAY * np.sum(w * cos_z, axis=1)[:, None] * rate[None, :]
-    return out[0] if np.ndim(dec_deg) == 0 else out
+    return survival * spec["cr_area_m2"] * flux_sr
+
+
+def source_rate_per_s(instrument: str, dnde, cos_zenith, energy_edges_tev=None) -> np.ndarray:
+    """Instantaneous rate (s^-1) of a point source into each analysis bin at zenith ``arccos(cos_zenith)``.
+
+    ``dnde`` is a callable: differential flux (cm^-2 s^-1 TeV^-1) of true energy (TeV). The
+    effective area is the exposure model's ``cos(z) A0(E cos^2 z)``, so that averaging this rate over
+    hour angle reproduces :func:`bin_exposure_cm2_s` (and hence the response used in fits).
+
+    Returns
+    -------
+    ndarray, shape (n_z, n_bins)
+    """
+    spec = _spec(instrument)
+    edges = default_energy_edges_tev() if energy_edges_tev is None else np.asarray(energy_edges_tev)
+    nodes, weights = log_simpson_nodes(edges)
+    cz = np.clip(np.atleast_1d(np.asarray(cos_zenith, dtype=float)), 0.0, 1.0)[:, None]
+    area_cm2 = 1e4 * cz * _area_vertical_m2(spec, nodes[None, :] * cz**2)  # (n_z, n_E)
+    per_e = area_cm2 * (weights * np.asarray(dnde(nodes), dtype=float))[None, :]
+    return per_e @ _reco_probability(spec, nodes).T
