@@ -151,11 +151,10 @@ def run_fit(args):
                 k = f"{s}.amplitude"
                 row[s] = ((res.value(k) - truth) / res.errors[k], res.value(k) / truth)
             row["valid"] = res.valid
-            truth_npred = npred(SkyModel([faint]), ds)
-            ap = aperture
-            row["aperture_ratio"] = float(
-                (c_sum[key][:, ap].sum() - b_sum[key][:, ap].sum()) / truth_npred[:, ap].sum()
-            )
+            truth_src = npred(SkyModel([faint]), ds) - ds.background.data  # the faint source's own counts
+            bright_leak = (npred(SkyModel([bright]), ds) - ds.background.data)[:, aperture].sum()
+            excess = c_sum[key][:, aperture].sum() - b_sum[key][:, aperture].sum() - bright_leak
+            row["aperture_ratio"] = float(excess / truth_src[:, aperture].sum())
             out[key].append(row)
         e, ne = out["excluded"][-1], out["not_excluded"][-1]
         print(
