@@ -284,6 +284,69 @@ def cmd_bin_stream(args, roi) -> int:
     return 0
 
 
+def cmd_showers(args) -> int:
+    from .events import EventFile, write_events
+    from .showers.pipeline import simulate_events, traditional_cut
+
+    if args.action == "simulate":
+        t0 = time.perf_counter()
+        table, rep = simulate_events(
+            args.instrument, args.particle, args.n, e_min_tev=args.e_min, e_max_tev=args.e_max, index=args.index,
+            seed=args.seed, with_report=True,
+        )  # fmt: skip
+        out = Path(args.output)
+        cols = {k: v for k, v in table.items() if k != "SPECIES" or out.suffix == ".parquet"}
+        write_events(out, cols, {"INSTRUME": args.instrument.upper(), "PARTICLE": str(args.particle)})
+        print(f"{args.n} {args.particle} showers simulated and reconstructed in {time.perf_counter() - t0:.1f} s")
+        print(f"noise filter: purity {rep['noise_filter_purity']:.4f}, efficiency {rep['noise_filter_efficiency']:.4f}")
+        print(f"event table written to {out}")
+        return 0
+    if args.action == "reconstruct":
+        raise ConfigError(
+            "'showers reconstruct' needs hit-level files, which this version does not write yet; "
+            "'showers simulate' reconstructs as it simulates"
+        )
+    # report: per-bin traditional cut, PSF and a plot
+    if len(args.files) != 2:
+        raise ConfigError("showers report takes two event tables: gammas then background (protons, nuclei)")
+    g, b = (EventFile(f).read(tuple(c for c in EventFile(f).columns if c != "SPECIES")) for f in args.files)
+    quality_g = g["CORE_IN_ARRAY"].astype(bool)
+    quality_b = b["CORE_IN_ARRAY"].astype(bool)
+    g = {k: v[quality_g] for k, v in g.items()}
+    b = {k: v[quality_b] for k, v in b.items()}
+    cuts = traditional_cut(g, b, args.variable, args.efficiency, higher_is_gamma=not args.lower_is_gamma)
+    from astropy.table import Table
+
+    rows = []
+    for k, (thr, eff, surv, ng, nb) in cuts.items():
+        sel = g["BIN"] == k
+        rows.append((k, ng, nb, float(np.median(g["TRUE_ENERGY"][sel])), float(np.nanpercentile(
+            g["ANGULAR_ERROR"][sel], 68)), thr, eff, surv, 1 - surv))  # fmt: skip
+    t = Table(rows=rows, names=("bin", "n_gamma", "n_background", "median_true_energy_tev", "psf68_deg",
+                                "threshold", "gamma_efficiency", "background_survival", "rejection"))  # fmt: skip
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    t.write(outdir / "cut_table.ecsv", overwrite=True)
+    print(t)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    sign = -1.0 if args.lower_is_gamma else 1.0
+    for k in cuts:
+        gv, bv = np.sort(sign * g[args.variable][g["BIN"] == k]), sign * b[args.variable][b["BIN"] == k]
+        thr = gv[:: max(1, gv.size // 200)]
+        ax.plot([np.mean(gv >= x) for x in thr], [np.mean(bv >= x) for x in thr], label=f"bin {k}")
+    ax.set_xlabel("gamma efficiency")
+    ax.set_ylabel("background survival")
+    ax.set_yscale("log")
+    ax.set_title(f"ROC of the {args.variable} cut")
+    ax.legend(fontsize=8)
+    fig.savefig(outdir / "roc.png", dpi=100)
+    plt.close(fig)
+    print(f"cut table and ROC curves written to {outdir}")
+    return 0
+
+
 def cmd_bin(args) -> int:
     from astropy.io import fits
 
@@ -375,6 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--checkpoint", default=None, help="directory of finished tasks: re-run to resume")
     b.set_defaults(func=cmd_bin)
+
+    sh = sub.add_parser("showers", help="air-shower simulation, reconstruction and the traditional g/h cut")
+    sh.add_argument("action", choices=["simulate", "reconstruct", "report"])
+    sh.add_argument("files", nargs="*", help="report: gamma table, background table")
+    sh.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
+    sh.add_argument("--particle", default="gamma", help="gamma, proton, He, CNO, MgSi, Fe, H..Fe or Z")
+    sh.add_argument("--n", type=int, default=10000)
+    sh.add_argument("--e-min", type=float, default=None, help="TeV")
+    sh.add_argument("--e-max", type=float, default=None, help="TeV")
+    sh.add_argument("--index", type=float, default=2.6)
+    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--output", default="showers.parquet")
+    sh.add_argument("--variable", default="COMPACTNESS")
+    sh.add_argument("--lower-is-gamma", action="store_true", help="e.g. for PINCNESS, DISPERSION, MU_E_RATIO")
+    sh.add_argument("--efficiency", type=float, default=0.5)
+    sh.add_argument("--outdir", default="shower-report")
+    sh.set_defaults(func=cmd_showers)
 
     se = sub.add_parser("simulate-events", help="simulate a LHAASO-like event stream (cosmic rays + sources)")
     se.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])

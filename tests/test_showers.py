@@ -1,0 +1,122 @@
+"""Air-shower simulation, reconstruction and the traditional cut (issue #3, first part)."""
+
+import numpy as np
+import pytest
+
+from skyfit.showers import Layout, LayoutError, km2a_layouts, sample_primaries, simulate_hits, wcda_layout
+from skyfit.showers import physics as ph
+from skyfit.showers.pipeline import simulate_events, traditional_cut
+from skyfit.showers.reconstruct import noise_filter_performance, reconstruct
+
+
+def test_physics_parametrisations_behave():
+    # Greisen size peaks near Xmax = X0 ln(E/Ec) and grows with energy; age 1 at the maximum
+    e = np.array([1.0, 10.0])
+    b0 = np.log(e / ph.EC_TEV)
+    size_max, age = ph.electron_size(e, ph.X0 * b0, np.zeros(2, int))
+    assert np.allclose(age, 1.0) and size_max[1] > 8 * size_max[0]
+    # NKG integrates to the size
+    r = np.geomspace(0.01, 5000, 20000)
+    total = np.trapezoid(2 * np.pi * r * ph.nkg_density(r, 1000.0, 1.3), r)
+    assert total == pytest.approx(1000.0, rel=0.02)
+    # muons: protons muon-rich, iron richer at equal energy, photons poor [Matthews05]
+    n = ph.muon_number(np.array([0, 1, 26]), np.array([10.0, 10.0, 10.0]))
+    assert n[0] < 0.1 * n[1] < n[2]
+    assert ph.species_z("Fe") == 26 and ph.species_z("CNO") == 7 and ph.species_z(2) == 2
+
+
+def test_bad_input_is_refused_clearly():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="unknown particle 'pion'"):
+        sample_primaries(10, "pion", rng=rng)
+    with pytest.raises(ValueError, match="energies must satisfy"):
+        sample_primaries(10, "gamma", 0.001, 1.0, rng=rng)
+    with pytest.raises(ValueError, match="energies must satisfy"):
+        sample_primaries(10, "proton", 100.0, 1e5, rng=rng)
+    with pytest.raises(LayoutError, match="equal-length"):
+        Layout("bad", np.zeros(3), np.zeros(2), 1.0, 1.0, 1.0)
+    with pytest.raises(LayoutError, match="share a position"):
+        Layout("bad", np.zeros(2), np.zeros(2), 1.0, 1.0, 1.0)
+    with pytest.raises(LayoutError, match="area must be positive"):
+        Layout("bad", np.arange(2.0), np.zeros(2), 0.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="instrument must be"):
+        simulate_events("HAWC", n=10)
+
+
+def test_layouts_have_the_documented_sizes():
+    w = wcda_layout()
+    ed, md = km2a_layouts()
+    assert w.n == 3120 and w.area_m2 == 25.0
+    assert 5000 < ed.n < 5500 and 1100 < md.n < 1400
+
+
+def test_reconstruction_and_noise_filter_on_vertical_gammas():
+    rng = np.random.default_rng(4)
+    lay = wcda_layout()
+    p = sample_primaries(300, "gamma", 3.0, 5.0, 2.0, 20.0, 60.0, rng)
+    hits = simulate_hits(p, lay, rng)
+    rec = reconstruct(hits, lay)
+    err = np.hypot(rec["REC_CORE_X"] - p["CORE_X"], rec["REC_CORE_Y"] - p["CORE_Y"])
+    assert np.median(err) < 5.0
+    from skyfit.showers.pipeline import angular_error_deg
+
+    ang = angular_error_deg(p["ZENITH"], p["AZIMUTH"], rec["REC_ZENITH"], rec["REC_AZIMUTH"])
+    assert np.percentile(ang, 68) < 0.5
+    purity, eff = noise_filter_performance(hits, rec["KEPT"])
+    assert purity > 0.95 and eff > 0.95
+    # noise-free simulation: the filter keeps almost every hit
+    quiet = wcda_layout(noise_rate_hz=0.0)
+    h2 = simulate_hits(p, quiet, np.random.default_rng(5))
+    assert not h2.noise.any()
+
+
+def test_compactness_separates_gammas_from_protons():
+    g = simulate_events("WCDA", "gamma", 3000, e_min_tev=1.0, e_max_tev=3.0, throw_radius_m=120, seed=1)
+    p = simulate_events("WCDA", "proton", 3000, e_min_tev=2.5, e_max_tev=8.0, throw_radius_m=120, seed=2)
+    cuts = traditional_cut(g, p, "COMPACTNESS", 0.5)
+    assert cuts, "no bin with enough events"
+    for _thr, eff, surv, _ng, _nb in cuts.values():
+        assert 0.45 < eff < 0.6
+        assert surv < 0.1  # protons are far less compact (muons and sub-cascades far from the core)
+    assert np.median(p["TRUE_N_MU"]) > 10 * np.median(g["TRUE_N_MU"])
+
+
+def test_km2a_muon_content_rejects_protons():
+    g = simulate_events("KM2A", "gamma", 200, e_min_tev=80, e_max_tev=120, seed=3)
+    p = simulate_events("KM2A", "proton", 200, e_min_tev=150, e_max_tev=300, seed=4)
+    thr = np.quantile(g["MU_E_RATIO"], 0.9)
+    assert np.mean(p["MU_E_RATIO"] <= thr) < 0.02
+
+
+def test_event_tables_round_trip_through_binning(tmp_path):
+    from skyfit.events import write_events
+    from skyfit.maps import HealpixROI
+    from skyfit.stream import bin_event_files
+
+    t = simulate_events("WCDA", "proton", 1500, seed=7)
+    assert np.all(np.diff(t["TIME"]) >= 0)
+    cols = {k: v for k, v in t.items() if k != "SPECIES"}
+    write_events(tmp_path / "showers.parquet", cols, {"INSTRUME": "WCDA"})
+    write_events(tmp_path / "showers.fits", cols)
+    roi = HealpixROI.from_disc((180.0, 30.0), 90.0, 16, True)
+    a = bin_event_files(tmp_path / "showers.parquet", roi, 6, progress=False)
+    b = bin_event_files(tmp_path / "showers.fits", roi, 6, progress=False)
+    assert np.array_equal(a.counts.data, b.counts.data)
+    r = a.report
+    assert r["n_binned"] + r["n_outside_roi"] + r["n_outside_bins"] == r["n_events"] == 1500
+    from skyfit.maps import bin_events
+
+    ref, _ = bin_events(t["RA"], t["DEC"], t["BIN"], roi, 6)
+    assert np.array_equal(a.counts.data, ref) and ref.sum() > 0
+
+
+def test_cli_showers_simulate_and_report(tmp_path, monkeypatch):
+    from skyfit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["showers", "simulate", "--n", "1500", "--e-min", "1", "--e-max", "5", "--output", "g.parquet"]) == 0
+    assert main(["showers", "simulate", "--particle", "proton", "--n", "1500", "--e-min", "2", "--e-max", "12",
+                 "--seed", "1", "--output", "p.fits"]) == 0  # fmt: skip
+    assert main(["showers", "report", "g.parquet", "p.fits", "--outdir", "rep"]) == 0
+    assert (tmp_path / "rep" / "roc.png").exists() and (tmp_path / "rep" / "cut_table.ecsv").exists()
+    assert main(["showers", "simulate", "--particle", "pion", "--n", "10"]) == 2
