@@ -213,7 +213,7 @@ def cmd_simulate_events(args) -> int:
         bins=args.bins,
         seed=args.seed,
     )
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n_blocks = int(np.ceil(args.days * 24.0 / args.block_hours - 1e-9))
     meta = {"INSTRUME": args.instrument.upper(), "SITE": "LHAASO"}

@@ -290,7 +290,7 @@ def bin_event_files(
             resumed += 1
         else:
             pending.append((key, fn, args))
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), initial=resumed, desc=f"binning ({background})", disable=not progress, unit="task")
     if scheduler is None:

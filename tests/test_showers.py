@@ -120,3 +120,19 @@ def test_cli_showers_simulate_and_report(tmp_path, monkeypatch):
     assert main(["showers", "report", "g.parquet", "p.fits", "--outdir", "rep"]) == 0
     assert (tmp_path / "rep" / "roc.png").exists() and (tmp_path / "rep" / "cut_table.ecsv").exists()
     assert main(["showers", "simulate", "--particle", "pion", "--n", "10"]) == 2
+
+
+def test_derived_response_has_area_psf_and_background():
+    from skyfit.showers.pipeline import derive_response
+
+    ng, nb = 3000, 3000
+    g = simulate_events("WCDA", "gamma", ng, index=2.0, seed=11)
+    p = simulate_events("WCDA", "proton", nb, index=2.0, e_min_tev=0.5, e_max_tev=100, seed=12)
+    r = derive_response(g, p, 300.0, ng, nb)
+    assert r["bins"], "no analysis bin populated"
+    areas = np.concatenate([d["effective_area_m2"] for d in r["bins"].values()])
+    # no bin can have more area than the throw disc; the pond (78,000 m^2) bounds a fully efficient bin
+    assert np.nanmax(areas) < np.pi * 300.0**2 and np.nanmax(areas) > 1e3
+    meds = [d["log10_energy_16_50_84"][1] for d in r["bins"].values() if d["n_gamma"] > 50]
+    assert np.all(np.diff(meds) > -0.05)  # higher nHit bins hold higher energies
+    assert all(d["background_rate_per_sr"] >= 0 for d in r["bins"].values())

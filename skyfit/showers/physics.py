@@ -24,7 +24,9 @@ first interactions (height ~ 10-15 km) start electromagnetic sub-showers displac
 ``h pT / E_pi`` (tens to hundreds of metres); here their number is Poisson with mean
 ``SUBCASCADES_PER_TEV * (E_em/TeV)^0.4`` and their energies a power law, each a compact NKG bump.
 This is the mechanism behind WCDA's/HAWC's compactness variable (isolated large signals far from the
-core). The constants below are approximate and marked as such.
+core). A small fraction of proton showers is gamma-like (a leading neutral pion; Maier & Knapp 2007,
+Astropart. Phys. 28, 72): they limit the rejection at high energy. The constants below are
+approximate and marked as such.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ R_MOLIERE_M = X0 * ES_TEV / EC_TEV / AIR_DENSITY_SITE / 100.0  # about 112 m at 
 MU_LDF_R0 = 320.0  # m [Greisen60]
 PT_GEV = 0.35  # mean transverse momentum of secondaries (approximate)
 SUBCASCADES_PER_TEV = 2.0  # approximate; sets the rate of off-axis EM clumps in hadronic showers
+# probability that a proton's first interaction gives a leading neutral pion carrying most of the
+# energy (a gamma-like shower): of order 1e-3 (Maier & Knapp 2007, Astropart. Phys. 28, 72 for IACTs);
+# set here so that the simulated WCDA rejection at high nHit levels off near the published 99.8 %
+LEADING_PI0_PROBABILITY = 2e-3
 PHOTONS_PER_ELECTRON = 1.0  # converting photons per charged particle seen in the water (approximate)
 
 # the 26 species H..Fe as labels: (Z, A, symbol)

@@ -93,10 +93,15 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     x1 = ph.first_interaction_depth(rng, z, e)
     slant = ph.SITE_DEPTH / cos_t
     e_em = e * ph.em_energy_fraction(z, e)
+    # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
+    # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
+    lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
+    e_em = np.where(lead, 0.9 * e, e_em)
+    z_eff = np.where(lead, 0, z)  # develops like a photon shower of 0.9 E
     # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size
-    size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), z)
+    size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), z_eff)
     size = size * np.exp(rng.normal(0, 0.2, n))
-    n_mu = ph.muon_number(z, e) * np.exp(rng.normal(0, 0.1, n))
+    n_mu = ph.muon_number(z, e) * np.exp(rng.normal(0, 0.1, n)) * np.where(lead, 0.1, 1.0)
     f32 = np.float32
     dx = (layout.x[None, :] - primaries["CORE_X"][:, None]).astype(f32)
     dy = (layout.y[None, :] - primaries["CORE_Y"][:, None]).astype(f32)
@@ -109,7 +114,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
         mu_em = ph.nkg_density(r, size[:, None].astype(f32), age[:, None].astype(f32)) * (proj * conv)
         # off-axis electromagnetic sub-cascades of hadronic showers: compact, so only detectors
         # within 60 m of each sub-cascade centre are evaluated (a k-d tree query)
-        hadron = z > 0
+        hadron = (z > 0) & ~lead
         k = np.where(hadron, rng.poisson(ph.SUBCASCADES_PER_TEV * np.maximum(e_em, 1e-3) ** 0.4), 0)
         k = np.minimum(k, 12)
         owner = np.repeat(np.arange(n), k)
@@ -189,5 +194,5 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
         noise_flag = np.concatenate([noise_flag, np.ones(ns.size, bool)])
     order = np.lexsort((d_idx, s_idx))
     if truth is not None:
-        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em)
+        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead)
     return Hits(s_idx[order], d_idx[order], sig[order], t[order], noise_flag[order], n)
