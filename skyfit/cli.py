@@ -290,10 +290,15 @@ def cmd_showers(args) -> int:
 
     if args.action == "simulate":
         t0 = time.perf_counter()
+        hits = [] if args.hits else None
         table, rep = simulate_events(
             args.instrument, args.particle, args.n, e_min_tev=args.e_min, e_max_tev=args.e_max, index=args.index,
-            seed=args.seed, with_report=True,
+            seed=args.seed, with_report=True, hits_out=hits,
         )  # fmt: skip
+        if hits is not None:
+            write_events(args.hits, {k: np.concatenate([h[k] for h in hits]) for k in hits[0]},
+                         {"INSTRUME": args.instrument.upper()})  # fmt: skip
+            print(f"hits written to {args.hits}")
         out = Path(args.output)
         cols = {k: v for k, v in table.items() if k != "SPECIES" or out.suffix == ".parquet"}
         write_events(out, cols, {"INSTRUME": args.instrument.upper(), "PARTICLE": str(args.particle)})
@@ -302,10 +307,24 @@ def cmd_showers(args) -> int:
         print(f"event table written to {out}")
         return 0
     if args.action == "reconstruct":
-        raise ConfigError(
-            "'showers reconstruct' needs hit-level files, which this version does not write yet; "
-            "'showers simulate' reconstructs as it simulates"
-        )
+        from .showers.pipeline import reconstruct_table
+
+        if len(args.files) != 1 or not args.hits:
+            raise ConfigError(
+                "showers reconstruct takes one event table and --hits HITS (from showers simulate --hits)"
+            )
+        ev_file = EventFile(args.files[0])
+        table = ev_file.read(tuple(c for c in ev_file.columns))
+        hit_file = EventFile(args.hits)
+        hits = hit_file.read(hit_file.columns)
+        instrument = ev_file.meta.get("INSTRUME", args.instrument)
+        out_table, rep = reconstruct_table(table, hits, instrument, window_ns=args.window_ns)
+        out = Path(args.output)
+        cols = {k: v for k, v in out_table.items() if k != "SPECIES" or out.suffix == ".parquet"}
+        write_events(out, cols, {"INSTRUME": instrument})
+        print(f"noise filter (window {args.window_ns} ns): purity {rep['noise_filter_purity']:.4f}, "
+              f"efficiency {rep['noise_filter_efficiency']:.4f}; table written to {out}")  # fmt: skip
+        return 0
     # report: per-bin traditional cut, PSF and a plot
     if len(args.files) != 2:
         raise ConfigError("showers report takes two event tables: gammas then background (protons, nuclei)")
@@ -450,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--index", type=float, default=2.6)
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--output", default="showers.parquet")
+    sh.add_argument("--hits", default=None, help="simulate: also write the hits here; reconstruct: read them")
+    sh.add_argument("--window-ns", type=float, default=20.0, help="reconstruct: noise-filter time window")
     sh.add_argument("--variable", default="COMPACTNESS")
     sh.add_argument("--lower-is-gamma", action="store_true", help="e.g. for PINCNESS, DISPERSION, MU_E_RATIO")
     sh.add_argument("--efficiency", type=float, default=0.5)

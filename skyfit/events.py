@@ -142,7 +142,8 @@ class EventFile:
                 import pyarrow.parquet as pq
 
                 pf = pq.ParquetFile(self.path)
-                for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+                # single-threaded decoding: parallelism comes from tasks (in-process or dask workers)
+                for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns), use_threads=False):
                     yield {c: batch.column(c).to_numpy(zero_copy_only=False) for c in columns}
             else:
                 from astropy.io import fits

@@ -136,3 +136,20 @@ def test_derived_response_has_area_psf_and_background():
     meds = [d["log10_energy_16_50_84"][1] for d in r["bins"].values() if d["n_gamma"] > 50]
     assert np.all(np.diff(meds) > -0.05)  # higher nHit bins hold higher energies
     assert all(d["background_rate_per_sr"] >= 0 for d in r["bins"].values())
+
+
+def test_cli_reconstruct_from_stored_hits_reproduces_the_simulation(tmp_path, monkeypatch):
+    from skyfit.cli import main
+    from skyfit.events import EventFile
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["showers", "simulate", "--n", "800", "--e-min", "1", "--e-max", "5", "--output", "g.parquet",
+                 "--hits", "h.parquet"]) == 0  # fmt: skip
+    assert main(["showers", "reconstruct", "g.parquet", "--hits", "h.parquet", "--output", "r.parquet"]) == 0
+    a = EventFile("g.parquet").read(("EVENT_ID", "NHIT", "REC_ZENITH", "COMPACTNESS"))
+    b = EventFile("r.parquet").read(("EVENT_ID", "NHIT", "REC_ZENITH", "COMPACTNESS"))
+    assert np.array_equal(a["EVENT_ID"], b["EVENT_ID"]) and np.array_equal(a["NHIT"], b["NHIT"])
+    assert np.allclose(a["REC_ZENITH"], b["REC_ZENITH"], equal_nan=True)
+    assert main(["showers", "reconstruct", "g.parquet", "--hits", "h.parquet", "--window-ns", "8",
+                 "--output", "narrow.parquet"]) == 0  # fmt: skip
+    assert main(["showers", "reconstruct", "g.parquet"]) == 2  # no --hits

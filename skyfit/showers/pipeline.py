@@ -44,6 +44,7 @@ def simulate_events(
     start_mjd: float = 59639.0,
     days: float = 1.0,
     with_report: bool = False,
+    hits_out: list | None = None,
 ):
     """Simulate and reconstruct ``n`` showers; returns the event table (and a report if asked).
 
@@ -77,6 +78,13 @@ def simulate_events(
         mh = simulate_hits(p, muon_layout, rng) if muon_layout is not None else None
         rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
         kept = rec.pop("KEPT")
+        if hits_out is not None:  # hit-level record for `skyfit showers reconstruct`
+            for h, kind in ((hits, 0), (mh, 1)):
+                if h is not None:
+                    record = {"EVENT_ID": (h.shower + start).astype(np.int64), "DETECTOR": h.detector.astype(np.int32)}
+                    record.update(SIGNAL=h.signal, TIME_NS=h.time, NOISE=h.noise)
+                    record["MUON_LAYOUT"] = np.full(h.shower.size, kind, np.int8)
+                    hits_out.append(record)
         kept_signal += int(np.sum(kept & ~hits.noise))
         kept_all += int(np.sum(kept))
         signal_all += int(np.sum(~hits.noise))
@@ -95,6 +103,7 @@ def simulate_events(
         for k, v in row.items():
             cols.setdefault(k, []).append(np.asarray(v))
     table = {k: np.concatenate(v) for k, v in cols.items()}
+    table["EVENT_ID"] = np.arange(n, dtype=np.int64)
     x0, x1_, y0, y1_ = layout.extent()
     margin = 40.0  # quality cut: reconstructed core inside the array, 40 m from its edge
     table["CORE_IN_ARRAY"] = (
@@ -229,3 +238,47 @@ def derive_response(
             "n_background": int(selb.sum()),
         }
     return out
+
+
+RECONSTRUCTED_COLUMNS = ("REC_ZENITH", "REC_AZIMUTH", "REC_CORE_X", "REC_CORE_Y", "NHIT", "CXPE40", "COMPACTNESS",
+                         "PINCNESS", "DISPERSION", "SUM_SIGNAL", "N_MU", "N_E", "MU_E_RATIO")  # fmt: skip
+
+
+def reconstruct_table(table: dict, hits: dict, instrument: str = "WCDA", window_ns: float = 20.0) -> tuple:
+    """Re-run the reconstruction on stored hits (from ``simulate_events(..., hits_out=...)``) and
+    return the table with its reconstructed columns replaced, and the noise-filter report."""
+    from .simulate import Hits
+
+    instrument = instrument.upper()
+    if instrument == "WCDA":
+        layout, muon_layout = wcda_layout(), None
+    elif instrument == "KM2A":
+        layout, muon_layout = km2a_layouts()
+    else:
+        raise ValueError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")
+    for c in ("EVENT_ID", "DETECTOR", "SIGNAL", "TIME_NS", "NOISE", "MUON_LAYOUT"):
+        if c not in hits:
+            raise KeyError(f"hit table lacks column {c!r}; write it with `skyfit showers simulate --hits`")
+    n = int(table["EVENT_ID"].max()) + 1
+    if hits["DETECTOR"].size and hits["DETECTOR"][hits["MUON_LAYOUT"] == 0].max(initial=0) >= layout.n:
+        raise ValueError(f"hit table detector indices exceed the {instrument} layout ({layout.n} detectors)")
+
+    def make(kind):
+        s = hits["MUON_LAYOUT"] == kind
+        o = np.argsort(hits["EVENT_ID"][s], kind="stable")
+        return Hits(hits["EVENT_ID"][s][o], hits["DETECTOR"][s][o].astype(np.int64), hits["SIGNAL"][s][o].astype(float),
+                    hits["TIME_NS"][s][o].astype(float), hits["NOISE"][s][o].astype(bool), n)  # fmt: skip
+
+    main = make(0)
+    rec = reconstruct(main, layout, window_ns=window_ns, muon_hits=make(1) if muon_layout else None,
+                      muon_layout=muon_layout)  # fmt: skip
+    kept = rec.pop("KEPT")
+    purity, efficiency = noise_filter_performance(main, kept)
+    out = dict(table)
+    idx = table["EVENT_ID"]
+    for k, v in rec.items():
+        out[k] = v[idx]
+    out["ANGULAR_ERROR"] = angular_error_deg(
+        out["TRUE_ZENITH"], out["TRUE_AZIMUTH"], out["REC_ZENITH"], out["REC_AZIMUTH"]
+    )
+    return out, {"noise_filter_purity": purity, "noise_filter_efficiency": efficiency}
