@@ -6,7 +6,9 @@ WCDA-like: gammas (E^-2, 0.3-30 TeV) and protons (E^-2, 0.5-100 TeV, to populate
 cores thrown within 300 m, zenith < 40 deg; quality cut: reconstructed core 40 m inside the pond.
 PSF68 and the background rejection at 50 % gamma efficiency (compactness cut) are measured in the
 nHit bins whose median gamma energy is closest to 1 TeV and to 6 TeV (a second proton sample above
-5 TeV fills the high bins). KM2A-like: gammas of 80-125 TeV (PSF68) and the Nmu/Ne cut at 90 % gamma
+5 TeV fills the high bins). The cosmic-ray background is protons plus electrons, each sample weighted
+to its measured flux (protons E^-2.7; electrons broken at 0.9 TeV, H.E.S.S./DAMPE); the rejection of
+protons alone is reported too. KM2A-like: gammas of 80-125 TeV (PSF68) and the Nmu/Ne cut at 90 % gamma
 efficiency against protons of 100-400 TeV. LHAASO references: WCDA 0.45 deg at 1 TeV, < 0.2 deg above
 6 TeV, rejection 97.7 % near 1 TeV and 99.8 % near 6 TeV at ~50 % acceptance (arXiv:2101.03508); KM2A
 0.25-0.3 deg at 100 TeV and nearly background-free above 100 TeV (arXiv:2010.06205).
@@ -31,6 +33,7 @@ def main():
     parser.add_argument("--n-gamma", type=int, default=30000)
     parser.add_argument("--n-proton", type=int, default=80000)
     parser.add_argument("--n-km2a", type=int, default=2000)
+    parser.add_argument("--n-electron", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -41,23 +44,56 @@ def main():
     # a second proton sample above 5 TeV populates the highest nHit bins
     p_hi = _cut(simulate_events("WCDA", "proton", args.n_proton // 2, index=2.0, e_min_tev=5, e_max_tev=150,
                                 seed=args.seed + 4))  # fmt: skip
-    rate = (args.n_gamma + args.n_proton + args.n_proton // 2) / (time.perf_counter() - t0)
+    # cosmic-ray electrons: gamma-like showers, part of any real residual background
+    el = _cut(simulate_events("WCDA", "electron", args.n_electron, index=2.0, e_min_tev=0.3, e_max_tev=30,
+                              seed=args.seed + 5))  # fmt: skip
+    rate = (args.n_gamma + args.n_proton + args.n_proton // 2 + args.n_electron) / (time.perf_counter() - t0)
+
+    # weights to the measured fluxes (per GeV m^2 s sr): protons 9.5e-5 (E/TeV)^-2.7 (PDG); electrons
+    # 1.5e-7 (E/TeV)^-3.1 below 0.9 TeV and ^-3.9 above (H.E.S.S. 2008, PRL 101 261104; DAMPE 2017,
+    # Nature 552 63), divided by the density each sample was drawn from (E^-2 ranges, mixed for protons)
+    def e2(e, a, b):
+        return e**-2.0 / (1 / a - 1 / b)
+
+    def w_proton(e):
+        return 9.5e-5 * e**-2.7 / (args.n_proton * e2(e, 0.5, 100) + args.n_proton // 2 * e2(e, 5, 150) * (e >= 5))
+
+    def w_electron(e):
+        flux = 1.5e-7 * np.where(e < 0.9, e**-3.1, 0.9**0.8 * e**-3.9)
+        return flux / (args.n_electron * e2(e, 0.3, 30))
+
     pq = {k: np.concatenate([pq[k], p_hi[k]]) for k in pq}
+    pq["WEIGHT"] = w_proton(pq["TRUE_ENERGY"])
+    el["WEIGHT"] = w_electron(el["TRUE_ENERGY"])
+    mix = {k: np.concatenate([pq[k], el[k]]) for k in ("BIN", "COMPACTNESS", "WEIGHT", "Z")}
     n_failed = int(np.sum(~np.isfinite(gq["ANGULAR_ERROR"])))
     cuts = traditional_cut(gq, pq, "COMPACTNESS", 0.5)
-    print("WCDA bin  n_gamma  n_proton  median E_gamma  PSF68  compactness cut  gamma eff  bkg survival")
+
+    def weighted_survival(b, thr, only_protons=False, with_error=False):
+        sel = (mix["BIN"] == b) & ((mix["Z"] > 0) if only_protons else True)
+        w = mix["WEIGHT"][sel]
+        passed = mix["COMPACTNESS"][sel] >= thr
+        surv = float(np.sum(w * passed) / np.sum(w))
+        # binomial error with the weights: sqrt(sum w^2 (pass - surv)^2) / sum w
+        err = float(np.sqrt(np.sum(w**2 * (passed - surv) ** 2)) / np.sum(w))
+        return (surv, err) if with_error else surv
+
+    print("WCDA bin  n_gamma  n_proton  median E_gamma  PSF68  compactness cut  gamma eff  p survival (E^-2)"
+          "  CR survival (p + e, weighted)")  # fmt: skip
     medians = {}
     for b, (thr, eff, surv, ng, nb) in cuts.items():
         sel = gq["BIN"] == b
         medians[b] = float(np.median(gq["TRUE_ENERGY"][sel]))
         psf = np.nanpercentile(gq["ANGULAR_ERROR"][sel], 68)
-        print(f"{b:8d} {ng:8d} {nb:9d} {medians[b]:14.2f} {psf:6.3f} {thr:16.2f} {eff:10.3f} {surv:12.4f}")
+        print(f"{b:8d} {ng:8d} {nb:9d} {medians[b]:14.2f} {psf:6.3f} {thr:16.2f} {eff:10.3f} {surv:17.4f}"
+              f" {weighted_survival(b, thr):29.4f}")  # fmt: skip
     b1 = min(medians, key=lambda b: abs(np.log(medians[b] / 1.0)))
     b6 = min(medians, key=lambda b: abs(np.log(medians[b] / 6.0)))
     psf1 = float(np.nanpercentile(gq["ANGULAR_ERROR"][gq["BIN"] == b1], 68))
     psf6 = float(np.nanpercentile(gq["ANGULAR_ERROR"][gq["BIN"] == b6], 68))
-    surv1, n1 = cuts[b1][2], cuts[b1][4]
-    surv6, n6 = cuts[b6][2], cuts[b6][4]
+    (surv1, err1), n1 = weighted_survival(b1, cuts[b1][0], with_error=True), cuts[b1][4]
+    (surv6, err6), n6 = weighted_survival(b6, cuts[b6][0], with_error=True), cuts[b6][4]
+    surv1_p, surv6_p = weighted_survival(b1, cuts[b1][0], True), weighted_survival(b6, cuts[b6][0], True)
     # KM2A
     kg = _cut(simulate_events("KM2A", "gamma", args.n_km2a, e_min_tev=80, e_max_tev=125, seed=args.seed + 2))
     kp = _cut(simulate_events("KM2A", "proton", args.n_km2a, e_min_tev=100, e_max_tev=400, seed=args.seed + 3))
@@ -69,10 +105,16 @@ def main():
         "wcda_psf68_deg_6tev": round(psf6, 3),
         "km2a_psf68_deg_100tev": round(kpsf, 3),
         "wcda_bkg_rejection_1tev_at_50pct": round(1 - surv1, 4),
+        "wcda_bkg_rejection_1tev_error": round(err1, 4),
         "wcda_bkg_rejection_1tev_n_protons": n1,
         "wcda_bkg_rejection_6tev_at_50pct": round(1 - surv6, 4),
+        "wcda_bkg_rejection_6tev_error": round(err6, 4),
         "wcda_bkg_rejection_6tev_n_protons": n6,
         "wcda_bins_used": [b1, b6],
+        "wcda_bkg_rejection_1tev_protons_only": round(1 - surv1_p, 4),
+        "wcda_bkg_rejection_6tev_protons_only": round(1 - surv6_p, 4),
+        "wcda_bkg_rejection_1tev_protons_unweighted_e2": round(1 - cuts[b1][2], 4),
+        "wcda_bkg_rejection_6tev_protons_unweighted_e2": round(1 - cuts[b6][2], 4),
         "km2a_bkg_rejection_100tev": round(1 - k_surv, 5),
         "km2a_n_protons": int(kp["BIN"].size),
         "wcda_gamma_reconstruction_failures": n_failed,
@@ -82,8 +124,9 @@ def main():
         "wcda_gamma_showers_per_s": round(args.n_gamma / t_g),
     }
     print(f"WCDA PSF68: {psf1:.3f} deg at 1 TeV (LHAASO 0.45), {psf6:.3f} deg at 6 TeV (LHAASO < 0.2)")
-    print(f"WCDA rejection at 50% gamma efficiency: {1 - surv1:.4f} (bin {b1}, LHAASO 0.977), "
-          f"{1 - surv6:.4f} (bin {b6}, {n6} protons; LHAASO 0.998)")  # fmt: skip
+    print("WCDA rejection at 50% gamma efficiency (p + e weighted to their spectra): "
+          f"{1 - surv1:.4f} +- {err1:.4f} (bin {b1}, LHAASO 0.977), "
+          f"{1 - surv6:.4f} +- {err6:.4f} (bin {b6}, {n6} protons; LHAASO 0.998)")  # fmt: skip
     print(f"KM2A PSF68 at 100 TeV {kpsf:.3f} deg (LHAASO 0.25-0.3); muon cut keeps {k_surv:.4f} of protons")
     print(json.dumps(figures))
 

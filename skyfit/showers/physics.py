@@ -54,6 +54,7 @@ PHOTONS_PER_ELECTRON = 1.0  # converting photons per charged particle seen in th
 
 # the 26 species H..Fe as labels: (Z, A, symbol)
 SPECIES = {
+    -1: (-1, 0, "electron"),  # cosmic-ray electrons (and positrons): electromagnetic showers
     0: (0, 0, "gamma"),
     **{
         z: (z, a, s)
@@ -66,7 +67,7 @@ SPECIES = {
         ]
     },
 }  # fmt: skip
-GROUPS = {"gamma": 0, "proton": 1, "H": 1, "He": 2, "CNO": 7, "MgSi": 13, "Fe": 26}
+GROUPS = {"gamma": 0, "electron": -1, "proton": 1, "H": 1, "He": 2, "CNO": 7, "MgSi": 13, "Fe": 26}
 
 
 def species_z(name) -> int:
@@ -81,13 +82,15 @@ def species_z(name) -> int:
             if sym == name:
                 return z
     raise ValueError(
-        f"unknown particle {name!r}: use gamma, proton, He, CNO, MgSi, Fe, an element symbol H..Fe or Z in 0..26"
+        f"unknown particle {name!r}: use gamma, electron, proton, He, CNO, MgSi, Fe, an element symbol H..Fe "
+        "or Z in -1..26"
     )
 
 
 def mass_number(z) -> np.ndarray:
+    """Mass number (0 for photons and electrons)."""
     table = np.array([SPECIES[i][1] for i in range(27)])
-    return table[np.asarray(z, dtype=int)]
+    return table[np.clip(np.asarray(z, dtype=int), 0, 26)]
 
 
 def first_interaction_depth(rng, z, energy_tev):
@@ -95,7 +98,8 @@ def first_interaction_depth(rng, z, energy_tev):
     z = np.asarray(z)
     a = np.maximum(mass_number(z), 1)
     lam_p = LAMBDA_P * (1.0 - 0.05 * np.log10(np.maximum(energy_tev, 1e-3)))  # slow decrease (approximate)
-    lam = np.where(z == 0, 9.0 / 7.0 * X0, lam_p * a**-0.44)  # photons: pair-production length [PDG]
+    # photons: pair-production length 9/7 X0; electrons radiate from the top: one X0 [PDG]
+    lam = np.where(z == 0, 9.0 / 7.0 * X0, np.where(z < 0, X0, lam_p * a**-0.44))
     return rng.exponential(lam)
 
 
@@ -105,7 +109,7 @@ def em_energy_fraction(z, energy_tev):
     per_nucleon = np.maximum(energy_tev / a, XI_PI_TEV * 1.0001)
     n_mu = a * (per_nucleon / XI_PI_TEV) ** BETA_MU
     frac = 1.0 - n_mu * XI_PI_TEV / energy_tev
-    return np.where(np.asarray(z) == 0, 1.0, np.clip(frac, 0.05, 1.0))
+    return np.where(np.asarray(z) <= 0, 1.0, np.clip(frac, 0.05, 1.0))
 
 
 def muon_number(z, energy_tev):
@@ -113,7 +117,7 @@ def muon_number(z, energy_tev):
     a = np.maximum(mass_number(z), 1)
     n = a * (np.maximum(energy_tev / a, XI_PI_TEV) / XI_PI_TEV) ** BETA_MU
     # photo-produced muons: about 1/30 of a proton shower's at equal energy (approximate)
-    return np.where(np.asarray(z) == 0, n / 30.0, n) * 0.25  # 0.25: fraction above the ~1 GeV threshold
+    return np.where(np.asarray(z) <= 0, n / 30.0, n) * 0.25  # 0.25: fraction above the ~1 GeV threshold
 
 
 def electron_size(energy_em_tev, depth_from_first, z):

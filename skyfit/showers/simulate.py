@@ -99,7 +99,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     e_em = np.where(lead, 0.9 * e, e_em)
     z_eff = np.where(lead, 0, z)  # develops like a photon shower of 0.9 E
     # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size
-    size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), z_eff)
+    size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), np.maximum(z_eff, 0))
     size = size * np.exp(rng.normal(0, 0.2, n))
     n_mu = ph.muon_number(z, e) * np.exp(rng.normal(0, 0.1, n)) * np.where(lead, 0.1, 1.0)
     f32 = np.float32
