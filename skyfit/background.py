@@ -34,7 +34,7 @@ import healpy as hp
 import numpy as np
 
 from .coords import SiteFrame
-from .maps import HealpixROI, bin_events
+from .maps import HealpixROI, bin_events, disc_sums
 
 __all__ = ["DIConfig", "Exclusions", "direct_integration_block", "DIError", "grow_exclusions"]
 
@@ -317,22 +317,12 @@ def grow_exclusions(
     ``pad_deg``. Returns the new exclusions and the number of pixels that triggered.
     """
     exclusions = exclusions or Exclusions()
-    n = counts.sum(axis=0)
-    b = background.sum(axis=0)
-    vec = roi.unit_vectors()
-    hot = []
-    # top-hat sums via neighbour queries on the ROI (fine for ROIs of up to ~1e5 pixels)
-    full_n = np.zeros(hp.nside2npix(roi.nside))
-    full_b = np.zeros_like(full_n)
-    full_n[roi.pixels], full_b[roi.pixels] = n, b
-    for p, v in zip(roi.pixels, vec, strict=True):
-        nb = hp.query_disc(roi.nside, v, np.radians(smooth_deg), nest=roi.nest)
-        sn, sb = full_n[nb].sum(), full_b[nb].sum()
-        if sb > 0 and (sn - sb) / np.sqrt(sb) > threshold:
-            hot.append(p)
-    if not hot:
+    sn, sb = disc_sums(np.stack([counts.sum(axis=0), background.sum(axis=0)]), roi, smooth_deg)
+    sig = np.divide(sn - sb, np.sqrt(np.maximum(sb, 0.0)), out=np.zeros_like(sn), where=sb > 0)
+    hot = roi.pixels[sig > threshold]
+    if hot.size == 0:
         return exclusions, 0
-    ra, dec = hp.pix2ang(roi.nside, np.asarray(hot), nest=roi.nest, lonlat=True)
+    ra, dec = hp.pix2ang(roi.nside, hot, nest=roi.nest, lonlat=True)
     grown = Exclusions.from_discs(ra, dec, smooth_deg + pad_deg, exclusions.nside)
     grown.description = [f"{len(hot)} pixel(s) above {threshold} sigma in a first pass"]
     return exclusions | grown, len(hot)

@@ -220,7 +220,9 @@ def cmd_simulate_events(args) -> int:
     paths = write_event_stream(
         tqdm(blocks, total=n_blocks, desc="simulating", unit="block"), args.outdir, args.format, meta
     )
-    n = sum(__import__("skyfit.events", fromlist=["EventFile"]).EventFile(p).n_rows for p in paths)
+    from .events import EventFile
+
+    n = sum(EventFile(p).n_rows for p in paths)
     print(f"{n} events in {len(paths)} file(s) written to {args.outdir}")
     return 0
 
@@ -328,7 +330,7 @@ def cmd_showers(args) -> int:
     # report: per-bin traditional cut, PSF and a plot
     if len(args.files) != 2:
         raise ConfigError("showers report takes two event tables: gammas then background (protons, nuclei)")
-    g, b = (EventFile(f).read(tuple(c for c in EventFile(f).columns if c != "SPECIES")) for f in args.files)
+    g, b = (f.read(tuple(c for c in f.columns if c != "SPECIES")) for f in map(EventFile, args.files))
     quality_g = g["CORE_IN_ARRAY"].astype(bool)
     quality_b = b["CORE_IN_ARRAY"].astype(bool)
     g = {k: v[quality_g] for k, v in g.items()}

@@ -81,7 +81,6 @@ class SiteFrame:
     """
 
     def __init__(self, site: Site, mjd_start: float, mjd_stop: float, node_s: float = 600.0):
-        import astropy.units as u  # noqa: F401
         from astropy.coordinates import AltAz
         from astropy.coordinates.erfa_astrom import erfa_astrom
         from astropy.time import Time
@@ -117,11 +116,15 @@ class SiteFrame:
             )
         return mjd
 
+    def _node(self, mjd):
+        """Index of the nearest time node."""
+        k = np.rint((np.asarray(mjd) - self.nodes[0]) / (self.nodes[1] - self.nodes[0]))
+        return np.clip(k, 0, self.nodes.size - 1).astype(np.int64)
+
     def _segments(self, mjd):
         """(node index, index array) per node interval: the slowly varying quantities are taken
         at the nearest node, constant over +-node_s/2 (error below 0.01 arcsec)."""
-        k = np.clip(np.rint((mjd - self.nodes[0]) / (self.nodes[1] - self.nodes[0])), 0, self.nodes.size - 1)
-        k = k.astype(np.int64)
+        k = self._node(mjd)
         if mjd.size > 1 and np.any(np.diff(k) < 0):
             order = np.argsort(k, kind="stable")
         else:
@@ -153,6 +156,15 @@ class SiteFrame:
         w1 = 1.0 + pdv / (1.0 + bm1)
         w2 = _SRS / em
         return _normalise(pnat * (bm1 - w2 * pdv)[:, None] + (w1 + w2)[:, None] * v[None, :])
+
+    def _unapparent(self, target, k):
+        """Inverse of :meth:`_apparent`: first-order inverse aberration, then fixed-point steps
+        (residual below 1e-12 rad)."""
+        v = self._v[k]
+        p = _normalise(target - v[None, :] + (target @ v)[:, None] * target)
+        for _ in range(2):
+            p = _normalise(p + (target - self._apparent(p, k)))
+        return p
 
     def _polar_matrix(self, k):
         """Matrix taking Cartesian -HA,Dec of date to polar-motion-corrected axes (ERFA atioq)."""
@@ -197,32 +209,23 @@ class SiteFrame:
             ri = np.arctan2(xyz[:, 1], xyz[:, 0]) + eral_all[idx]
             cd = np.hypot(xyz[:, 0], xyz[:, 1])
             c = np.stack([np.cos(ri) * cd, np.sin(ri) * cd, xyz[:, 2]], axis=1)
-            target = c @ self._bpn[k]  # inverse BPN: aberrated direction in ICRS axes
-            v = self._v[k]
-            # first-order inverse aberration, then fixed-point steps (residual below 1e-12 rad)
-            p = _normalise(target - v[None, :] + (target @ v)[:, None] * target)
-            for _ in range(2):
-                p = _normalise(p + (target - self._apparent(p, k)))
-            out[idx] = p
+            out[idx] = self._unapparent(c @ self._bpn[k], k)  # inverse BPN, then inverse aberration
         ra, dec = vector_to_radec(out)
         return ra.reshape(shape), dec.reshape(shape)
 
     def icrs_to_cirs(self, ra_deg, dec_deg, mjd: float) -> tuple[np.ndarray, np.ndarray]:
         """CIRS (apparent, of date) RA, Dec (deg) of ICRS directions at one time ``mjd``."""
-        k = int(next(self._segments(self._check_times(np.atleast_1d(mjd))))[0])
+        k = int(self._node(self._check_times(mjd)))
         c = self._apparent(radec_to_vector(np.ravel(ra_deg), np.ravel(dec_deg)), k) @ self._bpn[k].T
         ra, dec = vector_to_radec(c)
         return ra.reshape(np.shape(ra_deg)), dec.reshape(np.shape(dec_deg))
 
     def cirs_to_icrs(self, ra_deg, dec_deg, mjd: float) -> tuple[np.ndarray, np.ndarray]:
         """Inverse of :meth:`icrs_to_cirs`."""
-        k = int(next(self._segments(self._check_times(np.atleast_1d(mjd))))[0])
-        target = radec_to_vector(np.ravel(ra_deg), np.ravel(dec_deg)) @ self._bpn[k]
-        v = self._v[k]
-        p = _normalise(target - v[None, :] + (target @ v)[:, None] * target)
-        for _ in range(2):
-            p = _normalise(p + (target - self._apparent(p, k)))
-        ra, dec = vector_to_radec(p)
+        k = int(self._node(self._check_times(mjd)))
+        ra, dec = vector_to_radec(
+            self._unapparent(radec_to_vector(np.ravel(ra_deg), np.ravel(dec_deg)) @ self._bpn[k], k)
+        )
         return ra.reshape(np.shape(ra_deg)), dec.reshape(np.shape(dec_deg))
 
     def local_to_hadec(self, az_deg, zen_deg) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ Every problem with a file raises :class:`EventFileError` naming the file and wha
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,7 +181,7 @@ def expand_paths(paths) -> list[Path]:
                 raise EventFileError(f"{p}: directory holds no .parquet or .fits event files")
             out.extend(found)
         elif any(ch in str(p) for ch in "*?["):
-            found = sorted(Path(p.anchor or ".").glob(str(p.relative_to(p.anchor)) if p.anchor else str(p)))
+            found = sorted(Path(f) for f in glob.glob(str(p)))
             if not found:
                 raise EventFileError(f"{p}: pattern matches no event files")
             out.extend(found)

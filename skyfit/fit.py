@@ -190,22 +190,21 @@ class Fit:
             h = np.array(rows)
             return 0.5 * (h + h.T)
 
-        self._hessian = hessian
-        return free, free_idx, scales, base, fcn, grad
+        return free, free_idx, scales, base, fcn, grad, hessian
 
     def run(self, model: SkyModel | None = None, minos=(), hesse: bool = True) -> FitResult:
         """Fit ``model`` (default: the likelihood's) and return a :class:`FitResult`."""
         model = model or self.likelihood.model
         if [k for k in model.parameters()] != list(self.likelihood.keys):
             raise FitError("the model's parameters differ from the likelihood's; build a new Likelihood")
-        free, free_idx, scales, base, fcn, grad = self._setup(model)
+        free, free_idx, scales, base, fcn, grad, hessian = self._setup(model)
         params = model.parameters()
         t0 = time.perf_counter()
         m = Minuit(
             fcn,
             np.array([params[k].value for k in free]) / scales,
             grad=grad,
-            hessian=None if self.hessian == "minuit" else self._hessian,
+            hessian=None if self.hessian == "minuit" else hessian,
             name=free,
         )
         m.errordef = Minuit.LEAST_SQUARES  # the statistic is -2 ln L

@@ -160,12 +160,22 @@ class HealpixROI:
         return self.nside == other.nside and self.nest == other.nest and np.array_equal(self.pixels, other.pixels)
 
 
+def disc_sums(values, roi: HealpixROI, radius_deg: float) -> np.ndarray:
+    """For each ROI pixel, the sum of ``values`` (shape (..., n_pix)) over the ROI pixels within
+    ``radius_deg`` of it (a top-hat smoothing; one disc query per pixel)."""
+    values = np.asarray(values, dtype=float)
+    out = np.empty_like(values)
+    for i, v in enumerate(roi.unit_vectors()):
+        idx = roi.index_of(hp.query_disc(roi.nside, v, np.radians(radius_deg), nest=roi.nest))
+        out[..., i] = values[..., idx[idx >= 0]].sum(axis=-1)
+    return out
+
+
 def _roi_bounds(roi: HealpixROI):
     """(dec_lo, dec_hi, ra_lo, ra_width) enclosing every ROI pixel (ra_width None: no RA cut)."""
-    key = ("_bounds", roi.nside, roi.nest, roi.n_pix, int(roi.pixels[0]), int(roi.pixels[-1]))
-    cached = getattr(roi, "_bounds_cache", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    cached = roi.__dict__.get("_bounds_cache")  # the ROI is immutable: computed once per instance
+    if cached is not None:
+        return cached
     ra, dec = roi.radec()
     margin = np.degrees(hp.max_pixrad(roi.nside)) * 1.01
     dec_lo, dec_hi = dec.min() - margin, dec.max() + margin
@@ -180,7 +190,7 @@ def _roi_bounds(roi: HealpixROI):
         bounds = (dec_lo, dec_hi, 0.0, None)
     else:
         bounds = (dec_lo, dec_hi, (ra_lo - pad) % 360.0, width + 2 * pad)
-    object.__setattr__(roi, "_bounds_cache", (key, bounds))
+    object.__setattr__(roi, "_bounds_cache", bounds)
     return bounds
 
 

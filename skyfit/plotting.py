@@ -5,6 +5,8 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
+from .maps import disc_sums
+
 __all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum"]
 
 
@@ -39,14 +41,9 @@ def plot_hpx(values, roi, ax=None, label: str = "", cmap: str = "viridis", **kwa
 def residual_significance(counts, npred, roi, radius_deg: float = 0.2) -> np.ndarray:
     """(N - μ)/sqrt(μ) of counts and prediction summed over bins and over a disc of ``radius_deg``
     around each pixel (a correlated residual map)."""
-    n = np.asarray(counts).sum(axis=0)
-    mu = np.asarray(npred).sum(axis=0)
-    vecs = roi.unit_vectors()
-    n_sum, mu_sum = np.empty_like(n), np.empty_like(mu)
-    for i, v in enumerate(vecs):
-        idx = roi.index_of(hp.query_disc(roi.nside, v, np.radians(radius_deg), nest=roi.nest))
-        idx = idx[idx >= 0]
-        n_sum[i], mu_sum[i] = n[idx].sum(), mu[idx].sum()
+    n_sum, mu_sum = disc_sums(
+        np.stack([np.asarray(counts).sum(axis=0), np.asarray(npred).sum(axis=0)]), roi, radius_deg
+    )
     return (n_sum - mu_sum) / np.sqrt(np.maximum(mu_sum, 1e-12))
 
 

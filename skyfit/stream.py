@@ -21,7 +21,7 @@ import numpy as np
 
 from .background import DIConfig, DIError, Exclusions, direct_integration_block
 from .coords import LHAASO_SITE, Site, SiteFrame
-from .events import DI_COLUMNS, REQUIRED_COLUMNS, EventFile, EventFileError, expand_paths
+from .events import DI_COLUMNS, REQUIRED_COLUMNS, EventFile, EventFileError, expand_paths, write_events
 from .maps import HealpixMaps, HealpixROI, bin_events
 
 __all__ = ["StreamResult", "bin_event_files", "write_event_stream"]
@@ -58,8 +58,6 @@ def write_event_stream(blocks, directory, fmt: str = "parquet", meta: dict | Non
     paths = []
     for t0, t1, ev in blocks:
         path = directory / f"events_{t0:.5f}_{t1:.5f}.{fmt}"
-        from .events import write_events
-
         write_events(path, ev, {**(meta or {}), "TSTART": t0, "TSTOP": t1})
         paths.append(path)
     return paths
@@ -103,8 +101,9 @@ def _di_block_task(files, t0, t1, roi, n_bins, site, config, exclusions, chunk_r
         row = 0
         for ch in f.iter_chunks(DI_COLUMNS, chunk_rows):
             t = np.asarray(ch["TIME"], float)
-            if t.size and (t[0] < last or np.any(np.diff(t) < 0)):
-                bad = row + (int(np.argmax(np.diff(t) < 0)) + 1 if np.any(np.diff(t) < 0) else 0)
+            down = np.diff(t) < 0
+            if t.size and (t[0] < last or down.any()):
+                bad = row + (int(np.argmax(down)) + 1 if down.any() else 0)
                 raise EventFileError(
                     f"{path}: TIME is not sorted (first decrease at row {bad}); direct integration needs "
                     "time-ordered events: sort the file by TIME"
@@ -197,23 +196,13 @@ def bin_event_files(
     if background not in ("none", "di"):
         raise DIError(f"background must be 'none' or 'di', got {background!r}")
     tasks = []  # (key, function, args)
+    # what a finished task depends on, for its checkpoint key: the files' size and time, the ROI
+    file_stamp = {str(f.path): (f.path.stat().st_size, f.path.stat().st_mtime_ns) for f in opened}
+    roi_key = [roi.nside, roi.nest, hashlib.sha1(roi.pixels.tobytes()).hexdigest()]
     if background == "none":
         for f in opened:
             f.require(REQUIRED_COLUMNS)
-            st = f.path.stat()
-            key = _task_key(
-                "bin",
-                [
-                    str(f.path.resolve()),
-                    st.st_size,
-                    st.st_mtime_ns,
-                    roi.nside,
-                    roi.n_pix,
-                    int(roi.pixels.sum() % 1_000_003),
-                    n_bins,
-                    time_range,
-                ],
-            )
+            key = _task_key("bin", [str(f.path.resolve()), file_stamp[str(f.path)], roi_key, n_bins, time_range])
             tasks.append((key, _bin_file_task, (str(f.path), roi, n_bins, chunk_rows, time_range)))
     else:
         di_config = di_config or DIConfig()
@@ -237,22 +226,8 @@ def bin_event_files(
             t0 = start + ib * block_hours / 24.0
             t1 = min(stop, t0 + block_hours / 24.0)
             mine = [str(f.path) for f, s in zip(opened, spans, strict=True) if s[0] < t1 and s[1] > t0]
-            st = [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in mine]
-            key = _task_key(
-                "di",
-                [
-                    st,
-                    t0,
-                    t1,
-                    roi.nside,
-                    roi.n_pix,
-                    int(roi.pixels.sum() % 1_000_003),
-                    n_bins,
-                    site.name,
-                    di_config.__dict__,
-                    excl_key,
-                ],
-            )
+            st = [(p, file_stamp[p]) for p in mine]
+            key = _task_key("di", [st, t0, t1, roi_key, n_bins, site.name, di_config.__dict__, excl_key])
             first = [p for p in mine if p not in counted]
             counted.update(first)
             tasks.append(

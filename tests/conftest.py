@@ -88,4 +88,7 @@ def catalogs_dir():
     try:
         return data_dir("catalogs")
     except DataNotFoundError as exc:
-        pytest.skip(f"public catalogues not found: set SKYFIT_DATA to a folder holding catalogs/. {exc}")
+        pytest.skip(
+            "public catalogues (1LHAASO, 2HWC, 3HWC) not found: set SKYFIT_DATA to a folder holding catalogs/ "
+            f"(or place it in ../shared/data); they are public but not shipped because of their licence. {exc}"
+        )

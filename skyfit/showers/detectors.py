@@ -38,6 +38,8 @@ class Layout:
     time_jitter_ns: float = 2.0
     noise_rate_hz: float = 0.0
     threshold: float = 1.0  # minimum signal for a hit
+    photoelectrons: bool = False  # signal: Poisson photoelectrons per particle (PMT); else particle counts
+    photon_conversion: float = 0.0  # fraction of the shower photons that convert and are seen
 
     def __post_init__(self):
         x, y = np.asarray(self.x, float), np.asarray(self.y, float)
@@ -68,7 +70,8 @@ def wcda_layout(nx: int = 60, ny: int = 52, cell_m: float = 5.0, noise_rate_hz: 
     ys = (np.arange(ny) - (ny - 1) / 2) * cell_m
     x, y = np.meshgrid(xs, ys, indexing="ij")
     return Layout("WCDA", x.ravel(), y.ravel(), cell_m**2, pe_per_em=2.5, pe_per_muon=150.0,
-                  noise_rate_hz=noise_rate_hz, threshold=1.0)  # fmt: skip
+                  noise_rate_hz=noise_rate_hz, threshold=1.0, photoelectrons=True,
+                  photon_conversion=0.8)  # fmt: skip
 
 
 def _triangular(spacing, radius):

@@ -15,7 +15,15 @@ from .detectors import km2a_layouts, wcda_layout
 from .reconstruct import noise_filter_performance, reconstruct
 from .simulate import sample_primaries, simulate_hits
 
-__all__ = ["simulate_events", "traditional_cut", "angular_error_deg", "WCDA_NHIT_EDGES", "KM2A_LOG10NE_EDGES"]
+__all__ = [
+    "simulate_events",
+    "traditional_cut",
+    "derive_response",
+    "reconstruct_table",
+    "angular_error_deg",
+    "WCDA_NHIT_EDGES",
+    "KM2A_LOG10NE_EDGES",
+]
 
 # nHit segments of the WCDA analysis (approximately those of the WCDA part of 1LHAASO)
 WCDA_NHIT_EDGES = np.array([60, 100, 200, 300, 500, 800, np.inf])
@@ -165,9 +173,6 @@ def traditional_cut(
     return out
 
 
-__all__ += ["noise_filter_performance"]
-
-
 def derive_response(
     gammas: dict,
     background: dict,
@@ -176,7 +181,6 @@ def derive_response(
     n_thrown_background: int,
     gamma_spectrum=(0.3, 30.0, 2.0),
     background_spectrum=(0.5, 100.0, 2.0),
-    max_zenith_deg: float = 40.0,
     cuts: dict | None = None,
     energy_edges_tev=None,
 ) -> dict:
@@ -186,7 +190,7 @@ def derive_response(
     thrown numbers follow from the power-law spectra given as ``(e_min, e_max, index)``), the PSF68,
     the 16-84 % range of log10 true energy, and the residual cosmic-ray rate per sr: the background
     sample weighted to the all-particle flux ``I(>E) = 0.18 (E/TeV)^-1.7 m^-2 s^-1 sr^-1`` [PDG, as in
-    :mod:`skyfit.response.lhaaso`] over the cos-weighted zenith range. ``cuts`` (from
+    :mod:`skyfit.response.lhaaso`], per sr at the zenith. ``cuts`` (from
     :func:`traditional_cut`) are applied when given.
     """
     edges = np.geomspace(0.3, 100.0, 15) if energy_edges_tev is None else np.asarray(energy_edges_tev)
@@ -209,15 +213,11 @@ def derive_response(
         return sel
 
     out = {"energy_edges_tev": edges, "bins": {}}
-    # background weights: events per thrown shower -> rate, for the flux I(>E) over the zenith range
-    cmin = np.cos(np.radians(max_zenith_deg))
-    omega_proj = np.pi * (1 - cmin**2)  # integral of cos z dOmega: the sampler's cos-weighted directions
     e0, e1, g = background_spectrum
     flux_integral = 0.18 * (e0**-1.7 - e1**-1.7)  # m^-2 s^-1 sr^-1 between e0 and e1
-    eb = background["TRUE_ENERGY"]
-    # importance weights: target dN/dE ~ E^-2.7 over the sampled E^-g, normalised to the flux integral
-    w = eb ** (g - 2.7)
-    w = w / np.sum(w) * n_thrown_background / n_thrown_background
+    # importance weights: target dN/dE ~ E^-2.7 over the sampled E^-g, as fractions of the flux
+    w = background["TRUE_ENERGY"] ** (g - 2.7)
+    w = w / np.sum(w)
     for b in sorted(set(np.unique(gammas["BIN"])) - {-1}):
         sel = passes(gammas, b)
         area = []
@@ -227,8 +227,8 @@ def derive_response(
             area.append(a_throw * n_sel / n_thr if n_thr > 0 else np.nan)
         le = np.log10(gammas["TRUE_ENERGY"][sel])
         selb = passes(background, b)
-        # rate (s^-1 sr^-1) = flux integral x projected throw area x (weighted fraction selected) / omega
-        rate_sr = flux_integral * a_throw * omega_proj * np.sum(w[selb]) / omega_proj
+        # rate per sr at the zenith (s^-1 sr^-1): flux integral x throw area x weighted fraction selected
+        rate_sr = flux_integral * a_throw * np.sum(w[selb])
         out["bins"][int(b)] = {
             "effective_area_m2": np.array(area),
             "psf68_deg": float(np.nanpercentile(gammas["ANGULAR_ERROR"][sel], 68)) if sel.any() else np.nan,

@@ -109,7 +109,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     r = np.sqrt(np.maximum(dx * dx + dy * dy - along * along, f32(0)))
     del dx, dy
     proj = (layout.area_m2 * cos_t[:, None]).astype(f32)
-    conv = f32(1.0 + 0.8 * ph.PHOTONS_PER_ELECTRON if layout.name == "WCDA" else 1.0)
+    conv = f32(1.0 + layout.photon_conversion * ph.PHOTONS_PER_ELECTRON)
     if layout.em_sensitive:
         mu_em = ph.nkg_density(r, size[:, None].astype(f32), age[:, None].astype(f32)) * (proj * conv)
         # off-axis electromagnetic sub-cascades of hadronic showers: compact, so only detectors
@@ -147,8 +147,8 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     mu_mu = ph.muon_density(r, n_mu[:, None].astype(f32)) * proj
     # compound Poisson: P(no signal) = exp(-mu_em (1 - e^-pe_em) - mu_mu (1 - e^-pe_mu)); draw the hits
     # first, then the particle numbers and signals only where there is a hit (exact, conditional on >= 1)
-    c_em = f32(1 - np.exp(-layout.pe_per_em)) if layout.name == "WCDA" else f32(1.0)
-    c_mu = f32(1 - np.exp(-layout.pe_per_muon)) if layout.name == "WCDA" else f32(1.0)
+    c_em = f32(1 - np.exp(-layout.pe_per_em)) if layout.photoelectrons else f32(1.0)
+    c_mu = f32(1 - np.exp(-layout.pe_per_muon)) if layout.photoelectrons else f32(1.0)
     p_hit = -np.expm1(-(mu_em * c_em + mu_mu * c_mu))
     hit = rng.random(r.shape, dtype=np.float32) < p_hit
     s_idx, d_idx = np.nonzero(hit)
@@ -163,7 +163,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
             break
         a_ = rng.poisson(m_em[todo])
         b_ = rng.poisson(m_mu[todo])
-        if layout.name == "WCDA":
+        if layout.photoelectrons:
             sg = rng.poisson(a_ * layout.pe_per_em) + rng.poisson(b_ * layout.pe_per_muon)
         else:
             sg = a_ * layout.pe_per_em + b_ * layout.pe_per_muon
