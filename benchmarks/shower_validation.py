@@ -2,7 +2,7 @@
 
     python benchmarks/shower_validation.py [--n-gamma 30000] [--n-proton 80000] [--seed 0]
 
-WCDA-like: gammas (E^-2, 0.3-30 TeV) and protons (E^-2, 0.5-100 TeV, to populate the high nHit bins),
+WCDA-like: gammas (E^-2, 0.3-30 TeV) and protons (E^-2, 0.3-100 TeV, to populate the high nHit bins),
 cores thrown within 300 m, zenith < 40 deg; quality cut: reconstructed core 40 m inside the pond.
 PSF68 and the background rejection at 50 % gamma efficiency (compactness cut) are measured in the
 nHit bins whose median gamma energy is closest to 1 TeV and to 6 TeV (a second proton sample above
@@ -41,15 +41,18 @@ def main():
     t0 = time.perf_counter()
     g, rep = simulate_events("WCDA", "gamma", args.n_gamma, index=2.0, seed=args.seed, with_report=True)
     t_g = time.perf_counter() - t0
-    p = simulate_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=0.5, e_max_tev=100, seed=args.seed + 1)
+    p = simulate_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=0.3, e_max_tev=100, seed=args.seed + 1)
+    # showers per second over the two E^-2 samples (0.3-30 TeV gammas, 0.3-100 TeV protons)
+    rate = (args.n_gamma + args.n_proton) / (time.perf_counter() - t0)
+    t1 = time.perf_counter()
     gq, pq = _cut(g), _cut(p)
     # a second proton sample above 5 TeV populates the highest nHit bins
-    p_hi = _cut(simulate_events("WCDA", "proton", args.n_proton // 2, index=2.0, e_min_tev=5, e_max_tev=150,
+    p_hi = _cut(simulate_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=5, e_max_tev=150,
                                 seed=args.seed + 4))  # fmt: skip
+    rate_hi = args.n_proton / (time.perf_counter() - t1)  # 5-150 TeV protons: large showers, many hits
     # cosmic-ray electrons: gamma-like showers, part of any real residual background
     el = _cut(simulate_events("WCDA", "electron", args.n_electron, index=2.0, e_min_tev=0.3, e_max_tev=30,
                               seed=args.seed + 5))  # fmt: skip
-    rate = (args.n_gamma + args.n_proton + args.n_proton // 2 + args.n_electron) / (time.perf_counter() - t0)
 
     # weights to the measured fluxes (per GeV m^2 s sr): protons 9.5e-5 (E/TeV)^-2.7 (PDG); electrons
     # 1.5e-7 (E/TeV)^-3.1 below 0.9 TeV and ^-3.9 above (H.E.S.S. 2008, PRL 101 261104; DAMPE 2017,
@@ -58,7 +61,7 @@ def main():
         return e**-2.0 / (1 / a - 1 / b)
 
     def w_proton(e):
-        return 9.5e-5 * e**-2.7 / (args.n_proton * e2(e, 0.5, 100) + args.n_proton // 2 * e2(e, 5, 150) * (e >= 5))
+        return 9.5e-5 * e**-2.7 / (args.n_proton * e2(e, 0.3, 100) + args.n_proton * e2(e, 5, 150) * (e >= 5))
 
     def w_electron(e):
         flux = 1.5e-7 * np.where(e < 0.9, e**-3.1, 0.9**0.8 * e**-3.9)
@@ -101,8 +104,10 @@ def main():
     from skyfit.showers.pipeline import derive_response
 
     edges = np.geomspace(0.3, 30.0, 11)
-    resp_nocut = derive_response(g, p, 300.0, args.n_gamma, args.n_proton, energy_edges_tev=edges)
-    resp_cut = derive_response(g, p, 300.0, args.n_gamma, args.n_proton, energy_edges_tev=edges, cuts=cuts)
+    bspec = (0.3, 100.0, 2.0)
+    kw = dict(background_spectrum=bspec, energy_edges_tev=edges)
+    resp_nocut = derive_response(g, p, 300.0, args.n_gamma, args.n_proton, **kw)
+    resp_cut = derive_response(g, p, 300.0, args.n_gamma, args.n_proton, cuts=cuts, **kw)
     e_c = np.sqrt(edges[1:] * edges[:-1])
     a_nocut = np.nansum([d["effective_area_m2"] for d in resp_nocut["bins"].values()], axis=0)
     a_cut = np.nansum([d["effective_area_m2"] for d in resp_cut["bins"].values()], axis=0)
@@ -150,6 +155,7 @@ def main():
         "noise_filter_efficiency": round(rep["noise_filter_efficiency"], 4),
         "showers_per_s_per_core": round(rate),
         "wcda_gamma_showers_per_s": round(args.n_gamma / t_g),
+        "wcda_proton_5_150tev_showers_per_s": round(rate_hi),
     }
     print(f"WCDA PSF68: {psf1:.3f} deg at 1 TeV (LHAASO 0.45), {psf6:.3f} deg at 6 TeV (LHAASO < 0.2)")
     print("WCDA rejection at 50% gamma efficiency (p + e weighted to their spectra): "

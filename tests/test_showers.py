@@ -153,3 +153,41 @@ def test_cli_reconstruct_from_stored_hits_reproduces_the_simulation(tmp_path, mo
     assert main(["showers", "reconstruct", "g.parquet", "--hits", "h.parquet", "--window-ns", "8",
                  "--output", "narrow.parquet"]) == 0  # fmt: skip
     assert main(["showers", "reconstruct", "g.parquet"]) == 2  # no --hits
+
+
+def test_core_finder_ignores_an_isolated_large_signal():
+    # a muon far from the core (150 PE in one cell) used to capture a signal-weighted core; the
+    # densest-neighbourhood seed keeps the core on the shower
+    from skyfit.showers.simulate import Hits
+
+    rng = np.random.default_rng(7)
+    lay = wcda_layout(noise_rate_hz=0.0)
+    p = sample_primaries(200, "gamma", 0.8, 1.5, 2.0, 20.0, 60.0, rng)
+    hits = simulate_hits(p, lay, rng)
+    far = np.argmin(np.hypot(lay.x - 100.0, lay.y - 100.0))  # one cell ~100-200 m from every core
+    t_far = np.array([np.median(hits.time[hits.shower == i]) for i in range(200)])
+    muon = Hits(np.arange(200), np.full(200, far), np.full(200, 400.0), t_far, np.zeros(200, bool), 200)
+    merged = Hits(*(np.concatenate([getattr(hits, f), getattr(muon, f)]) for f in ("shower", "detector", "signal",
+                  "time", "noise")), 200)  # fmt: skip
+    order = np.lexsort((merged.detector, merged.shower))
+    merged = Hits(merged.shower[order], merged.detector[order], merged.signal[order], merged.time[order],
+                  merged.noise[order], 200)  # fmt: skip
+    rec = reconstruct(merged, lay)
+    err = np.hypot(rec["REC_CORE_X"] - p["CORE_X"], rec["REC_CORE_Y"] - p["CORE_Y"])
+    assert np.median(err) < 8.0
+    assert np.mean(err > 50.0) < 0.05
+
+
+def test_muons_spread_less_for_deep_showers_and_thresholds_set_the_muon_fraction():
+    # Greisen's r0 shrinks with the production height above the site [Greisen60 scaled]
+    r0 = ph.muon_ldf_r0(np.array([50.0, 300.0]), 1.0)
+    assert r0[1] < 0.7 * r0[0] < ph.MU_LDF_R0
+    # water Cherenkov cells see more of the muons than a counter under soil
+    assert ph.muon_threshold_fraction(0.2) > 1.4 * ph.muon_threshold_fraction(1.0)
+    assert ph.muon_threshold_fraction(1.0) == pytest.approx(0.25)
+    # the LDF stays normalised for any r0
+    r = np.geomspace(1.0, 2000.0, 20000)
+    for r0_ in (60.0, 320.0):
+        assert np.trapezoid(2 * np.pi * r * ph.muon_density(r, 10.0, r0_), r) == pytest.approx(10.0, rel=0.01)
+    with pytest.raises(LayoutError, match="muon threshold"):
+        Layout("bad", np.arange(2.0), np.zeros(2), 1.0, 1.0, 1.0, muon_threshold_gev=-1.0)

@@ -42,13 +42,16 @@ LAMBDA_P = 80.0  # g/cm2 at 1 TeV [Gaisser], slowly decreasing (approximate)
 SITE_DEPTH = 600.0  # g/cm2, vertical depth of 4410 m a.s.l. (US standard atmosphere)
 AIR_DENSITY_SITE = 7.9e-4  # g/cm3 at 4410 m (US standard atmosphere)
 R_MOLIERE_M = X0 * ES_TEV / EC_TEV / AIR_DENSITY_SITE / 100.0  # about 112 m at the site [PDG]
-MU_LDF_R0 = 320.0  # m [Greisen60]
+MU_LDF_R0 = 320.0  # m, at sea level [Greisen60]
+MU_PRODUCTION_AFTER_X1 = 100.0  # g/cm2: muons come from the first few generations (approximate)
+SCALE_HEIGHT_KM = 8.4  # isothermal atmosphere
+SITE_ALTITUDE_KM = 4.41  # LHAASO; SITE_DEPTH is this altitude's vertical depth
 PT_GEV = 0.35  # mean transverse momentum of secondaries (approximate)
 SUBCASCADES_PER_TEV = 2.0  # approximate; sets the rate of off-axis EM clumps in hadronic showers
 # probability that a proton's first interaction gives a leading neutral pion carrying most of the
 # energy (a gamma-like shower): of order 1e-3 (Maier & Knapp 2007, Astropart. Phys. 28, 72 for IACTs);
 # (approximate). Such showers keep the muons of the rest of the cascade (10 % here), so few pass the
-# compactness cut: the simulated WCDA rejection near 6 TeV (99.94 %) stays above the published 99.8 %
+# compactness cut: the simulated WCDA rejection near 6 TeV (99.93 %) stays above the published 99.8 %
 LEADING_PI0_PROBABILITY = 2e-3
 PHOTONS_PER_ELECTRON = 1.0  # converting photons per charged particle seen in the water (approximate)
 
@@ -112,12 +115,21 @@ def em_energy_fraction(z, energy_tev):
     return np.where(np.asarray(z) <= 0, 1.0, np.clip(frac, 0.05, 1.0))
 
 
-def muon_number(z, energy_tev):
-    """Muons above ~1 GeV reaching the ground [Matthews05]; photons: a few per mille of a proton's."""
+def muon_threshold_fraction(threshold_gev):
+    """Fraction of the Heitler-Matthews muons above a detector's energy threshold: 0.25 above 1 GeV
+    (approximate), scaled with Greisen's integral muon spectrum ``N(>E) ~ (E + 2 GeV)^-1.4``
+    [Greisen60]: 0.39 for a water Cherenkov cell (~0.2 GeV), 0.25 for a muon counter under 2.5 m of
+    soil (~1 GeV)."""
+    return 0.25 * (3.0 / (threshold_gev + 2.0)) ** 1.4
+
+
+def muon_number(z, energy_tev, fraction=0.25):
+    """Muons reaching the ground above a detector's threshold [Matthews05]: ``fraction`` of the
+    Heitler-Matthews number (see :func:`muon_threshold_fraction`). Photons: about 1/30 of a proton's."""
     a = np.maximum(mass_number(z), 1)
     n = a * (np.maximum(energy_tev / a, XI_PI_TEV) / XI_PI_TEV) ** BETA_MU
     # photo-produced muons: about 1/30 of a proton shower's at equal energy (approximate)
-    return np.where(np.asarray(z) <= 0, n / 30.0, n) * 0.25  # 0.25: fraction above the ~1 GeV threshold
+    return np.where(np.asarray(z) <= 0, n / 30.0, n) * fraction
 
 
 def electron_size(energy_em_tev, depth_from_first, z):
@@ -145,20 +157,39 @@ def nkg_density(r_m, size, age):
     return (size * c / R_MOLIERE_M**2) * np.exp((s - 2.0) * np.log(x) + (s - 4.5) * np.log1p(x))
 
 
-def muon_density(r_m, n_mu):
-    """Muon lateral density (per m^2) normalised to ``n_mu`` within 2 km [Greisen60]."""
+def altitude_km(vertical_depth_gcm2):
+    """Altitude (km a.s.l.) of a vertical depth in an isothermal atmosphere of scale height 8.4 km
+    (``X = 1030 exp(-h / 8.4 km)`` g/cm2, close to the US standard atmosphere below 20 km)."""
+    return SCALE_HEIGHT_KM * np.log(1030.0 / np.maximum(vertical_depth_gcm2, 1.0))
+
+
+def muon_ldf_r0(first_interaction_gcm2, cos_zenith):
+    """Greisen's ``r0`` at the site: muons spread laterally in proportion to their path from the
+    production height (first interaction plus ~100 g/cm2, approximate) to the observation level, so
+    the sea-level 320 m [Greisen60] shrinks by ``(h_prod - h_site) / h_prod``: showers that start deep
+    put their muons close to the core."""
+    h_prod = altitude_km((np.asarray(first_interaction_gcm2) + MU_PRODUCTION_AFTER_X1) * cos_zenith)
+    return MU_LDF_R0 * np.clip((h_prod - SITE_ALTITUDE_KM) / np.maximum(h_prod, 1e-3), 0.05, 1.0)
+
+
+def muon_density(r_m, n_mu, r0=MU_LDF_R0):
+    """Muon lateral density (per m^2) normalised to ``n_mu`` within 2 km [Greisen60]; ``r0`` (m)
+    broadcasts like ``n_mu``."""
     r = np.maximum(r_m, 1.0)
-    # normalisation of 2 pi r r^-0.75 (1 + r/r0)^-2.5 over 1 m - 2 km, computed once
-    return n_mu * r**-0.75 * (1 + r / MU_LDF_R0) ** -2.5 / _MU_NORM
+    r0 = np.asarray(r0, dtype=np.float32) if np.ndim(r0) else r0
+    norm = np.interp(r0, _R0_GRID, _MU_NORMS).astype(np.float32) if np.ndim(r0) else np.interp(r0, _R0_GRID, _MU_NORMS)
+    return n_mu * r**-0.75 * (1 + r / r0) ** -2.5 / norm
 
 
-def _mu_norm():
+def _mu_norms(r0_grid):
+    """Normalisation of ``2 pi r r^-0.75 (1 + r/r0)^-2.5`` over 1 m - 2 km, on a grid of ``r0``."""
     r = np.geomspace(1.0, 2000.0, 4000)
-    f = 2 * np.pi * r * r**-0.75 * (1 + r / MU_LDF_R0) ** -2.5
-    return float(np.trapezoid(f, r))
+    f = 2 * np.pi * r * r**-0.75 * (1 + r[None, :] / r0_grid[:, None]) ** -2.5
+    return np.trapezoid(f, r, axis=1)
 
 
-_MU_NORM = _mu_norm()
+_R0_GRID = np.geomspace(10.0, MU_LDF_R0, 200)
+_MU_NORMS = _mu_norms(_R0_GRID)
 
 
 def front_delay_ns(r_m):

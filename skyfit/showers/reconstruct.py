@@ -4,7 +4,9 @@ Per shower (all steps are segment operations on the flat hit arrays):
 1. **Noise filter**: keep hits within +-300 ns of the median time; fit a plane t = t0 + (a x + b y) to
    the strongest hits; keep hits within ``window_ns`` of the plane (after the curvature correction)
    and iterate twice.
-2. **Core**: signal-weighted centroid (weights signal^2) of the hits within 60 m of the strongest hit.
+2. **Core**: seeded at the hit whose neighbourhood (detectors within 1.6 spacings) holds the largest
+   sum of sqrt(signal), so that an isolated large signal (a muon far from the core) cannot capture
+   it; then the centroid, weights signal^2 capped at the seed's signal, of the hits within 60 m.
 3. **Direction**: least-squares plane fit of the arrival times, corrected for the mean front curvature
    at the hit's distance from the reconstructed core, weights ~ sqrt(signal).
 4. **nHit** (hits kept), **CxPE40** (largest signal more than 40 m from the core), **compactness**
@@ -27,6 +29,33 @@ __all__ = ["reconstruct", "noise_filter_performance"]
 
 def _seg_sum(values, seg, n):
     return np.bincount(seg, weights=values, minlength=n)
+
+
+_NEIGHBOURS: dict = {}
+
+
+def _neighbour_matrix(layout: Layout):
+    """Sparse (detector x detector) matrix of detectors within 1.6 spacings of each other (cached)."""
+    from scipy.sparse import csr_matrix
+    from scipy.spatial import cKDTree
+
+    key = (layout.name, layout.n, hash(layout.x.tobytes()), hash(layout.y.tobytes()))
+    if key not in _NEIGHBOURS:
+        tree = cKDTree(np.stack([layout.x, layout.y], 1))
+        spacing = float(np.median(tree.query(np.stack([layout.x, layout.y], 1), k=2)[0][:, 1]))
+        pairs = tree.query_pairs(1.6 * spacing, output_type="ndarray")
+        i = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(layout.n)])
+        j = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(layout.n)])
+        _NEIGHBOURS[key] = csr_matrix((np.ones(i.size, np.float32), (i, j)), shape=(layout.n, layout.n))
+    return _NEIGHBOURS[key]
+
+
+def _neighbourhood_sum(values, seg, det, n, layout):
+    """Per hit: the sum of ``values`` over the hits of the same shower in neighbouring detectors."""
+    key = det * n + seg
+    img = np.bincount(key, weights=values, minlength=n * layout.n).reshape(layout.n, n)
+    # (detector, shower) image times the symmetric neighbour matrix
+    return (_neighbour_matrix(layout) @ img.astype(np.float32)).ravel()[key]
 
 
 def _plane_fit(x, y, t, w, seg, n):
@@ -98,17 +127,18 @@ def reconstruct(hits: Hits, layout: Layout, window_ns: float = 20.0, muon_hits: 
         tol = window_ns if it == 0 else window_ns + 2 * ph.front_thickness_ns(r) / n_est
         kept = np.abs(res) < (3 * window_ns if it == 0 else tol)
         kept &= np.isfinite(res)
-        # core: signal^2-weighted centroid around the strongest kept hit
-        qk = np.where(kept, q, 0.0)
-        best = np.zeros(n, dtype=np.int64)
-        if qk.size:
-            # index of the max signal per shower
-            o = np.lexsort((qk, seg))
-            last = np.concatenate([np.flatnonzero(np.diff(seg[o])), [o.size - 1]]) if o.size else np.array([], int)
-            best[seg[o[last]]] = o[last]
+        # core: seeded at the densest neighbourhood of kept hits (robust against an isolated large
+        # signal such as a muon), then a capped-signal-weighted centroid around the seed
+        if it < 2:  # the seed settles once the noise is gone
+            score = _neighbourhood_sum(np.sqrt(np.where(kept, q, 0.0)), seg, hits.detector, n, layout)
+            best = np.zeros(n, dtype=np.int64)
+            if q.size:
+                o = np.lexsort((score, seg))
+                last = np.concatenate([np.flatnonzero(np.diff(seg[o])), [o.size - 1]])
+                best[seg[o[last]]] = o[last]
         bx, by = x[best], y[best]
         near = kept & (np.hypot(x - bx[seg], y - by[seg]) < 60.0)
-        wq = np.where(near, q * q, 0.0)
+        wq = np.where(near, np.minimum(q, q[best][seg]) ** 2, 0.0)
         sw = _seg_sum(wq, seg, n)
         core_x = np.where(sw > 0, _seg_sum(wq * x, seg, n) / np.where(sw > 0, sw, 1), 0.0)
         core_y = np.where(sw > 0, _seg_sum(wq * y, seg, n) / np.where(sw > 0, sw, 1), 0.0)

@@ -101,7 +101,8 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size
     size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), np.maximum(z_eff, 0))
     size = size * np.exp(rng.normal(0, 0.2, n))
-    n_mu = ph.muon_number(z, e) * np.exp(rng.normal(0, 0.1, n)) * np.where(lead, 0.1, 1.0)
+    n_mu = ph.muon_number(z, e, ph.muon_threshold_fraction(layout.muon_threshold_gev))
+    n_mu = n_mu * np.exp(rng.normal(0, 0.1, n)) * np.where(lead, 0.1, 1.0)
     f32 = np.float32
     dx = (layout.x[None, :] - primaries["CORE_X"][:, None]).astype(f32)
     dy = (layout.y[None, :] - primaries["CORE_Y"][:, None]).astype(f32)
@@ -123,12 +124,16 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
 
             frac = 10 ** rng.uniform(-3.0, -1.3, owner.size)  # energy fraction, log-uniform (approximate)
             e_sub = e_em[owner] * frac
-            h_km = rng.uniform(8.0, 16.0, owner.size)
+            # start: a little after the first interaction; distance from the axis h pT / E, with h
+            # the slant distance from the start to the ground (deep showers: clumps near the core)
+            start = x1[owner] + rng.uniform(0, 150, owner.size)
+            h_km = (ph.altitude_km(start * cos_t[owner]) - ph.SITE_ALTITUDE_KM) / cos_t[owner]
+            h_km = np.maximum(h_km, 0.1)
             dist = np.minimum(h_km * 1e3 * ph.PT_GEV / (e_sub * 1e3), 600.0) * rng.exponential(1.0, owner.size)
             ang = rng.uniform(0, 2 * np.pi, owner.size)
             sx = primaries["CORE_X"][owner] + dist * np.cos(ang)
             sy = primaries["CORE_Y"][owner] + dist * np.sin(ang)
-            depth = np.maximum(slant[owner] - x1[owner] - rng.uniform(0, 150, owner.size), 1.0)
+            depth = np.maximum(slant[owner] - start, 1.0)
             s_size, s_age = ph.electron_size(e_sub, depth, np.zeros(owner.size, int))
             tree = cKDTree(np.stack([layout.x, layout.y], 1))
             lists = tree.query_ball_point(np.stack([sx, sy], 1), 60.0)
@@ -144,7 +149,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
             truth["N_SUBCASCADES"] = k
     else:
         mu_em = np.zeros_like(r)
-    mu_mu = ph.muon_density(r, n_mu[:, None].astype(f32)) * proj
+    mu_mu = ph.muon_density(r, n_mu[:, None].astype(f32), ph.muon_ldf_r0(x1, cos_t)[:, None]) * proj
     # compound Poisson: P(no signal) = exp(-mu_em (1 - e^-pe_em) - mu_mu (1 - e^-pe_mu)); draw the hits
     # first, then the particle numbers and signals only where there is a hit (exact, conditional on >= 1)
     c_em = f32(1 - np.exp(-layout.pe_per_em)) if layout.photoelectrons else f32(1.0)
