@@ -6,6 +6,7 @@ skyfit demo       simulate a LHAASO-like (WCDA + KM2A) field with a Crab-like so
 skyfit simulate   simulate a LHAASO-like event list from a model (YAML config)
 skyfit bin        bin an event list (HAWC DL3 or skyfit) into HEALPix counts maps
 skyfit fit        fit a model to datasets described in a YAML config; results as ECSV and JSON
+skyfit catalog    make a source catalogue of a Galactic region (no arguments: a built-in simulated field)
 """
 
 from __future__ import annotations
@@ -406,6 +407,38 @@ def cmd_bin(args) -> int:
     return 0
 
 
+def cmd_catalog(args) -> int:
+    from dataclasses import fields
+
+    from .catalog import CatalogConfig, CatalogError, run
+
+    settings = {}
+    if args.config:
+        settings = _load_config(args.config)
+        known = {f.name for f in fields(CatalogConfig)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ConfigError(f"{args.config}: unknown catalogue settings {sorted(unknown)}; known: {sorted(known)}")
+    for opt, key in (("region", "region"), ("livetime_days", "livetime_days"), ("nside", "nside"), ("seed", "seed"),
+                     ("tile_deg", "tile_deg"), ("overlap_deg", "overlap_deg")):  # fmt: skip
+        if getattr(args, opt) is not None:
+            settings[key] = getattr(args, opt)
+    if args.null:
+        settings["simulate"] = "background"
+    try:
+        cfg = CatalogConfig(**settings)
+        summary = run(cfg, out_dir=args.outdir, scheduler=args.scheduler, plots=not args.no_plots)
+    except CatalogError as exc:
+        raise ConfigError(str(exc)) from None
+    table = summary["table"]
+    cols = [
+        c for c in ("name", "l", "b", "pos_err95", "r39", "ts", "components", "assoc_1lhaaso") if c in table.colnames
+    ]
+    if len(table):
+        print("\n".join(table[cols].pformat(max_lines=-1, max_width=-1)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -478,6 +511,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--efficiency", type=float, default=0.5)
     sh.add_argument("--outdir", default="shower-report")
     sh.set_defaults(func=cmd_showers)
+
+    c = sub.add_parser("catalog", help="make a source catalogue of a region (default: a built-in simulated field)")
+    c.add_argument("--config", default=None, help="YAML with CatalogConfig fields (command-line options override)")
+    c.add_argument("--region", default=None, help="l_min,l_max,b_min,b_max in Galactic deg (default 35,45,-3,3)")
+    c.add_argument("--livetime-days", type=float, default=None)
+    c.add_argument("--nside", type=int, default=None)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--tile-deg", type=float, default=None, help="ROI tile width in longitude (deg)")
+    c.add_argument("--overlap-deg", type=float, default=None, help="ROI margin around each tile (deg)")
+    c.add_argument("--null", action="store_true", help="simulate background and diffuse emission only")
+    c.add_argument("--scheduler", default=None, help="'local' (dask LocalCluster) or a scheduler address")
+    c.add_argument("--outdir", default="skyfit-catalog")
+    c.add_argument("--no-plots", action="store_true")
+    c.set_defaults(func=cmd_catalog)
 
     se = sub.add_parser("simulate-events", help="simulate a LHAASO-like event stream (cosmic rays + sources)")
     se.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])

@@ -70,7 +70,7 @@ def _json_default(o):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
-    raise TypeError(f"cannot store {type(o).__name__} in event-file metadata")
+    raise TypeError(f"cannot store {type(o).__name__} as JSON")
 
 
 def _fits_format(a: np.ndarray) -> str:

@@ -39,6 +39,7 @@ class DatasetArrays(NamedTuple):
     psf_weights: jax.Array  # (n_bins, n_comp)
     psf_sigma_rad: jax.Array  # (n_bins, n_comp)
     stat_constant: jax.Array  # () 2 sum mask (n ln n - n)
+    pixel_dec_weights: jax.Array  # (n_pix, n_dec) interpolation weights of each pixel's declination
 
 
 def dataset_arrays(dataset: Dataset) -> DatasetArrays:
@@ -46,6 +47,10 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
     counts = dataset.counts.data
     mask = dataset.mask.astype(float)
     const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
+    _, dec = dataset.roi.radec()
+    nodes = np.asarray(r.dec_nodes_deg, dtype=float)
+    eye = np.eye(nodes.size)
+    dec_weights = np.stack([np.interp(dec, nodes, eye[i]) for i in range(nodes.size)], axis=1)
     return DatasetArrays(
         counts=jnp.asarray(counts),
         background=jnp.asarray(dataset.background_filled()),
@@ -58,6 +63,7 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
         psf_weights=jnp.asarray(r.psf.weights),
         psf_sigma_rad=jnp.asarray(np.radians(r.psf.sigma_deg)),
         stat_constant=jnp.asarray(const),
+        pixel_dec_weights=jnp.asarray(dec_weights),
     )
 
 
@@ -111,12 +117,15 @@ class Likelihood:
         # pixel directions and sizes once per dataset, not once per source
         rois = [(d.roi.unit_vectors(), np.degrees(np.sqrt(d.roi.pixel_area_sr))) for d in self.datasets]
         for s in self.model.sources:
+            if s.spatial.per_pixel_exposure:  # a diffuse band: no position to check
+                continue
             ra, dec = s.spatial.position_icrs()
             reach = 3 * s.spatial.extent_deg()
             source_vector = unit_vectors(ra, dec)
             inside = any(
                 np.degrees(np.arccos(np.clip(vectors @ source_vector, -1, 1))).min() <= max(pix_size, reach)
-                for vectors, pix_size in rois
+                for (vectors, pix_size), d in zip(rois, self.datasets, strict=True)
+                if s.applies_to(d.name)
             )
             if not inside:
                 raise ModelError(
@@ -130,14 +139,20 @@ class Likelihood:
 
     def _npred_one(self, values, ds_index, arrays: DatasetArrays):
         npred = jnp.zeros_like(arrays.counts)
+        name = self.datasets[ds_index].name
         for s in self.model.sources:
+            if not s.applies_to(name):
+                continue
             spatial_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spatial.parameters}
             spectral_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spectral.parameters}
             dnde = s.spectral.dnde(arrays.energy_true_tev, spectral_p)
             per_dec = arrays.counts_matrix @ dnde  # (n_dec, n_bins)
-            vec = source_unit_vector(spatial_p["lon_0"], spatial_p["lat_0"], s.spatial.frame)
-            dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[2], -1.0, 1.0)))
-            expected = _dec_weights(dec, arrays.dec_nodes_deg) @ per_dec  # (n_bins,)
+            if s.spatial.per_pixel_exposure:
+                expected = (arrays.pixel_dec_weights @ per_dec).T  # (n_bins, n_pix)
+            else:
+                vec = source_unit_vector(spatial_p["lon_0"], spatial_p["lat_0"], s.spatial.frame)
+                dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[2], -1.0, 1.0)))
+                expected = (_dec_weights(dec, arrays.dec_nodes_deg) @ per_dec)[:, None]  # (n_bins, 1)
             kernel = s.spatial.kernel(
                 spatial_p,
                 arrays.pixel_vectors,
@@ -146,7 +161,7 @@ class Likelihood:
                 arrays.psf_sigma_rad,
                 s.spatial.frame,
             )
-            npred = npred + expected[:, None] * kernel
+            npred = npred + expected * kernel
         bkg = self.model.background(self.datasets[ds_index].name)
         if bkg is None:
             norm = 1.0

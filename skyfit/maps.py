@@ -95,6 +95,32 @@ class HealpixROI:
         return cls(nside, nest, pix, meta={"center_ra": ra, "center_dec": dec, "radius_deg": float(radius_deg)})
 
     @classmethod
+    def from_galactic_box(cls, l_range, b_range, nside: int, nest: bool = True) -> HealpixROI:
+        """Pixels whose centres satisfy ``l_min <= l <= l_max`` and ``b_min <= b <= b_max`` (deg,
+        Galactic; ``l`` may wrap, e.g. (350, 10) or (-10, 10))."""
+        l0, l1 = (float(v) for v in l_range)
+        b0, b1 = (float(v) for v in b_range)
+        width = (l1 - l0) % 360.0 if l1 != l0 else 0.0
+        if not (width > 0 and -90 <= b0 < b1 <= 90):
+            raise EmptyRegionError(f"empty Galactic box l {l_range}, b {b_range}: need l_min != l_max, b_min < b_max")
+        if nside > 64 and width < 356:  # candidates: children of a covering at nside 64 (0.9 deg pixels)
+            wide = cls.from_galactic_box((l0 - 1.5, l1 + 1.5), (max(b0 - 1.5, -90), min(b1 + 1.5, 90)), 64, True)
+            ratio = (nside // 64) ** 2
+            pix = (wide.pixels[:, None] * ratio + np.arange(ratio)[None, :]).ravel()  # nested children
+            if not nest:
+                pix = hp.nest2ring(nside, pix)
+        else:
+            pix = np.arange(hp.nside2npix(nside))
+        theta, phi = hp.pix2ang(nside, pix, nest=nest)
+        g = SkyCoord(np.degrees(phi), 90 - np.degrees(theta), unit="deg", frame="icrs").galactic
+        dl = (g.l.deg - l0) % 360.0
+        inside = (dl <= width) & (g.b.deg >= b0) & (g.b.deg <= b1)
+        meta = {"l_range": (l0, l1), "b_range": (b0, b1)}
+        c = SkyCoord((l0 + width / 2) % 360.0, (b0 + b1) / 2, unit="deg", frame="galactic").icrs
+        meta.update(center_ra=float(c.ra.deg), center_dec=float(c.dec.deg))
+        return cls(nside, nest, pix[inside], meta=meta)
+
+    @classmethod
     def from_region(cls, region, nside: int, nest: bool = True) -> HealpixROI:
         """Pixels whose centres fall inside a ``regions`` sky region (e.g. ``CircleSkyRegion``)."""
         from astropy.wcs import WCS

@@ -31,24 +31,28 @@ def simulate_dataset(model: SkyModel, dataset: Dataset, seed) -> Dataset:
 
 def lhaaso_dataset(
     instrument: str,
-    center,
-    radius_deg: float,
+    center=None,
+    radius_deg: float | None = None,
     nside: int = 512,
     livetime_days: float = 365.0,
     nest: bool = True,
     name: str | None = None,
+    roi: HealpixROI | None = None,
 ) -> Dataset:
-    """A LHAASO-like (WCDA or KM2A) dataset over a disc ROI, with the parametric response and
-    the residual cosmic-ray background of :mod:`skyfit.response.lhaaso`; counts are zero
-    (simulate them with :func:`simulate_dataset`).
+    """A LHAASO-like (WCDA or KM2A) dataset over a disc ROI (``center``, ``radius_deg``) or a given
+    ``roi``, with the parametric response and the residual cosmic-ray background of
+    :mod:`skyfit.response.lhaaso`; counts are zero (simulate them with :func:`simulate_dataset`).
     """
     instrument = instrument.upper()
     makers = {"WCDA": wcda_response, "KM2A": km2a_response}
     if instrument not in makers:
         raise ValueError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")
-    roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
-    _, dec_c = roi.center()
-    dec_nodes = np.arange(np.floor(dec_c - radius_deg) - 1.0, dec_c + radius_deg + 1.01, 1.0)
+    if roi is None:
+        if center is None or radius_deg is None:
+            raise ValueError("give either center and radius_deg, or roi")
+        roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
+    _, dec_all = roi.radec()
+    dec_nodes = np.arange(np.floor(dec_all.min()) - 1.0, dec_all.max() + 1.01, 1.0)
     response = makers[instrument](livetime_days=livetime_days, dec_nodes_deg=dec_nodes)
     _, dec = roi.radec()
     # background per sr depends on declination only (drift scan); tabulate and interpolate

@@ -2,7 +2,13 @@
 
 from ._parameter import ModelError, Parameter
 from .sky import BackgroundNorm, SkyModel, Source
-from .spatial import DiskSpatialModel, GaussianSpatialModel, PointSpatialModel, SpatialModel
+from .spatial import (
+    DiskSpatialModel,
+    GalacticDiffuseSpatialModel,
+    GaussianSpatialModel,
+    PointSpatialModel,
+    SpatialModel,
+)
 from .spectral import ExpCutoffPowerLaw, LogParabola, PowerLaw, SpectralModel
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "PointSpatialModel",
     "GaussianSpatialModel",
     "DiskSpatialModel",
+    "GalacticDiffuseSpatialModel",
     "SpectralModel",
     "PowerLaw",
     "LogParabola",

@@ -36,18 +36,32 @@ def _replace_parameters(model, values: dict, prefix: str):
 
 @dataclass(frozen=True)
 class Source:
-    """A gamma-ray source: a spatial model times a spectral model."""
+    """A gamma-ray source: a spatial model times a spectral model.
+
+    ``datasets`` (names) restricts the source to some datasets, e.g. the WCDA and KM2A components
+    of one 1LHAASO source, each fitted with its own spectrum; ``None`` means every dataset.
+    """
 
     name: str
     spatial: SpatialModel
     spectral: SpectralModel
+    datasets: tuple | None = None
+
+    def __post_init__(self):
+        if self.datasets is not None:
+            if isinstance(self.datasets, str) or not all(isinstance(d, str) for d in self.datasets):
+                raise ModelError(f"source {self.name!r}: datasets must be a list of names, got {self.datasets!r}")
+            object.__setattr__(self, "datasets", tuple(self.datasets))
 
     @property
     def parameters(self) -> tuple:
         return self.spatial.parameters + self.spectral.parameters
 
+    def applies_to(self, dataset_name: str) -> bool:
+        return self.datasets is None or dataset_name in self.datasets
+
     def to_dict(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "type": "SkyModel",
             "spatial": {
@@ -57,6 +71,9 @@ class Source:
             },
             "spectral": {"type": self.spectral.tag, "parameters": [q.to_dict() for q in self.spectral.parameters]},
         }
+        if self.datasets is not None:
+            d["datasets_names"] = list(self.datasets)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Source:
@@ -72,7 +89,8 @@ class Source:
             ) from None
         spatial = spatial_cls(_parameters_from(spatial_d, spatial_cls, name), spatial_d.get("frame", "icrs"))
         spectral = spectral_cls(_parameters_from(spectral_d, spectral_cls, name))
-        return cls(str(name), spatial, spectral)
+        datasets = d.get("datasets_names")
+        return cls(str(name), spatial, spectral, tuple(datasets) if datasets is not None else None)
 
 
 def _parameters_from(d: dict, model_cls, source_name) -> tuple:
@@ -206,8 +224,10 @@ class SkyModel:
         return SkyModel(tuple(s for s in self.sources if s.name != name), self.backgrounds)
 
     def for_datasets(self, names) -> SkyModel:
-        """The model without the background norms of datasets not in ``names``."""
-        return SkyModel(self.sources, tuple(b for b in self.backgrounds if b.dataset in set(names)))
+        """The model without the sources and background norms that apply to none of ``names``."""
+        names = set(names)
+        sources = tuple(s for s in self.sources if s.datasets is None or names & set(s.datasets))
+        return SkyModel(sources, tuple(b for b in self.backgrounds if b.dataset in names))
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -284,6 +304,8 @@ class SkyModel:
         }
         out = []
         for s in self.sources:
+            if s.spatial.tag not in spatial_map:
+                raise ModelError(f"source {s.name!r}: {s.spatial.tag} has no gammapy counterpart here")
             spec = spectral_map[s.spectral.tag](**{q.name: q.value * u.Unit(q.unit) for q in s.spectral.parameters})
             spat = spatial_map[s.spatial.tag](
                 frame=s.spatial.frame, **{q.name: q.value * u.Unit(q.unit) for q in s.spatial.parameters}

@@ -9,7 +9,9 @@ von Mises-Fisher density ``kappa / (2 pi (1 - exp(-2 kappa))) exp(-kappa (1 - co
 * ``GaussianSpatialModel`` (``sigma`` = r39, the 39.3 % containment radius, as in 1LHAASO): a Gaussian of
   width sqrt(sigma^2 + sigma_psf^2) per PSF component (analytic convolution);
 * ``DiskSpatialModel`` (radius ``r_0``): the disk convolved with each PSF Gaussian by Gauss-Legendre
-  quadrature over the disk radius (small-angle form, with the Bessel-I0 ring kernel).
+  quadrature over the disk radius (small-angle form, with the Bessel-I0 ring kernel);
+* ``GalacticDiffuseSpatialModel``: a band along the Galactic plane (Gaussian in latitude), a
+  diffuse template with a free normalisation.
 
 All kernels return the probability for an event of the source to fall in each pixel,
 shape (n_bins, n_pix).
@@ -27,7 +29,14 @@ from jax.scipy.special import i0e
 
 from ._parameter import ModelError, Parameter
 
-__all__ = ["SpatialModel", "PointSpatialModel", "GaussianSpatialModel", "DiskSpatialModel", "SPATIAL_MODELS"]
+__all__ = [
+    "SpatialModel",
+    "PointSpatialModel",
+    "GaussianSpatialModel",
+    "DiskSpatialModel",
+    "GalacticDiffuseSpatialModel",
+    "SPATIAL_MODELS",
+]
 
 _GALACTIC_TO_ICRS = None
 
@@ -35,10 +44,10 @@ _GALACTIC_TO_ICRS = None
 def _galactic_to_icrs_matrix() -> np.ndarray:
     global _GALACTIC_TO_ICRS  # constant rotation, computed once from astropy
     if _GALACTIC_TO_ICRS is None:
-        from astropy.coordinates import SkyCoord
+        from astropy.coordinates import CartesianRepresentation, SkyCoord
 
-        basis = SkyCoord(x=[1, 0, 0], y=[0, 1, 0], z=[0, 0, 1], frame="galactic", representation_type="cartesian")
-        icrs = basis.icrs.cartesian
+        basis = SkyCoord(CartesianRepresentation([1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]), frame="galactic")
+        icrs = basis.icrs.cartesian  # column j: the ICRS vector of Galactic axis j
         _GALACTIC_TO_ICRS = np.stack([icrs.x.value, icrs.y.value, icrs.z.value], axis=0)
     return _GALACTIC_TO_ICRS
 
@@ -71,6 +80,7 @@ class SpatialModel:
 
     tag = "base"
     parameter_names: ClassVar[tuple] = ()
+    per_pixel_exposure: ClassVar[bool] = False  # True: the exposure is evaluated per pixel, not at lon_0/lat_0
 
     def __post_init__(self):
         if self.frame not in ("icrs", "galactic"):
@@ -220,5 +230,50 @@ class DiskSpatialModel(SpatialModel):
         return {q.name: q.value for q in self.parameters}["r_0"]
 
 
-SPATIAL_MODELS = {cls.tag: cls for cls in (PointSpatialModel, GaussianSpatialModel, DiskSpatialModel)}
+def _galactic_pole_icrs() -> np.ndarray:
+    return _galactic_to_icrs_matrix()[:, 2]
+
+
+@dataclass(frozen=True)
+class GalacticDiffuseSpatialModel(SpatialModel):
+    """Galactic diffuse emission: a band uniform in longitude with a Gaussian latitude profile
+    (centre ``b_0``, width ``sigma_b``, deg), of surface brightness 1 sr^-1 on its centre line, so the
+    spectral amplitude is the intensity (per sr) there. Each PSF Gaussian convolves the profile
+    analytically (small-angle, across the band). The exposure changes across such a wide component,
+    so the likelihood weights it per pixel (``per_pixel_exposure``). Both parameters are frozen by
+    default: the free parameter of a diffuse template is its normalisation (the spectral amplitude).
+    """
+
+    tag = "GalacticDiffuseSpatialModel"
+    parameter_names = ("b_0", "sigma_b")
+    per_pixel_exposure: ClassVar[bool] = True
+
+    @classmethod
+    def create(cls, b_0=0.0, sigma_b=1.5):
+        return cls(
+            (
+                Parameter("b_0", b_0, "deg", min=-10.0, max=10.0, frozen=True, scale=1.0),
+                Parameter("sigma_b", sigma_b, "deg", min=0.1, max=20.0, frozen=True, scale=1.0),
+            ),
+            "galactic",
+        )
+
+    @staticmethod
+    def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="galactic"):
+        b = jnp.arcsin(jnp.clip(pixel_vectors @ jnp.asarray(_galactic_pole_icrs()), -1.0, 1.0))
+        width2 = jnp.deg2rad(p["sigma_b"]) ** 2
+        s2 = (width2 + psf_sigma_rad**2)[:, :, None]  # (n_bins, n_comp, 1)
+        profile = jnp.sqrt(width2 / s2) * jnp.exp(-0.5 * (b[None, None, :] - jnp.deg2rad(p["b_0"])) ** 2 / s2)
+        return jnp.einsum("bm,bmp->bp", psf_weights, profile) * pixel_area_sr
+
+    def position(self) -> tuple[float, float]:
+        return 0.0, {q.name: q.value for q in self.parameters}["b_0"]
+
+    def extent_deg(self) -> float:
+        return 180.0
+
+
+SPATIAL_MODELS = {
+    cls.tag: cls for cls in (PointSpatialModel, GaussianSpatialModel, DiskSpatialModel, GalacticDiffuseSpatialModel)
+}
 SPATIAL_MODELS.update({"point": PointSpatialModel, "gauss": GaussianSpatialModel, "disk": DiskSpatialModel})

@@ -1,0 +1,462 @@
+"""`skyfit catalog`: tile a region into overlapping ROIs, detect and fit each, merge, write the catalogue.
+
+Tiling and ownership: the region is cut along longitude into tiles of ``tile_deg``; each ROI is its tile
+grown by ``overlap_deg`` on every side (sources near a tile edge are fitted whole, with their
+neighbours). A component belongs to the ROI whose tile (not grown) contains its fitted position, so
+every position has exactly one owner and overlapping ROIs never list a source twice.
+
+Each ROI is an independent task, run in-process (default) or on ``dask.distributed`` (``scheduler=
+"local"`` starts a LocalCluster, an address connects to a running scheduler). A finished ROI is written
+to ``<out>/rois/roi_<i>.json`` (atomically, with a fingerprint of the configuration); a rerun skips the
+ROIs already done with the same fingerprint, so an interrupted run resumes without losing work. The
+catalogue files are written (atomically) only once every ROI is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..events import _json_default
+from ._roi import DetectionConfig, component_table, detect_and_fit
+from ._sky import CatalogError, Region, simulate_plane
+
+__all__ = ["CatalogConfig", "run", "tiles", "BUILTIN_REGION"]
+
+BUILTIN_REGION = "35,45,-3,3"  # 10 x 6 deg around l = 40 deg: 13 1LHAASO components, ~3 min here
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Everything that determines a catalogue run (recorded beside the output)."""
+
+    region: str = BUILTIN_REGION
+    livetime_days: float = 365.0
+    nside: int = 512
+    seed: int = 0
+    simulate: str = "1lhaaso"  # the data: "1lhaaso" (simulated 1LHAASO sky) or "background" (null)
+    detectors: tuple = ("WCDA", "KM2A")
+    tile_deg: float = 10.0
+    overlap_deg: float = 1.5
+    ts_keep: float = 37.0  # catalogue threshold [1LHAASO]
+    merge_deg: float = 0.5  # WCDA and KM2A components closer than this (+ their r39) form one source
+    detection: dict = field(default_factory=dict)  # DetectionConfig overrides
+
+    def __post_init__(self):
+        Region.parse(self.region)
+        if self.simulate not in ("1lhaaso", "background"):
+            raise CatalogError(f"simulate must be '1lhaaso' or 'background', got {self.simulate!r}")
+        if not set(self.detectors) <= {"WCDA", "KM2A"} or not self.detectors:
+            raise CatalogError(f"detectors must be a non-empty subset of WCDA, KM2A, got {self.detectors}")
+        if not (self.tile_deg > 0 and self.overlap_deg >= 0 and self.livetime_days > 0):
+            raise CatalogError("tile_deg and livetime_days must be positive and overlap_deg >= 0")
+        unknown = set(self.detection) - set(DetectionConfig.__dataclass_fields__)
+        if unknown:
+            raise CatalogError(f"unknown detection settings {sorted(unknown)}; known: "
+                               f"{sorted(DetectionConfig.__dataclass_fields__)}")  # fmt: skip
+        object.__setattr__(self, "detectors", tuple(self.detectors))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def tiles(region: Region, tile_deg: float) -> list[Region]:
+    """The region cut along longitude into near-equal tiles no wider than ``tile_deg``."""
+    n = max(1, int(np.ceil(region.width / tile_deg - 1e-9)))
+    edges = np.linspace(region.l_min, region.l_max, n + 1)
+    return [Region(a, b, region.b_min, region.b_max) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _datasets_for(cfg: CatalogConfig, roi_region: Region):
+    """The data of one ROI. Simulated data come from the whole region with one seed, so overlapping
+    ROIs see the same counts; the ROI's pixels are then cut out."""
+    from ..dataset import Dataset
+    from ..maps import HealpixMaps
+
+    region = Region.parse(cfg.region)
+    full, _ = _simulated_region(cfg, region)
+    roi = roi_region.roi(cfg.nside)
+    out = []
+    for ds in full:
+        idx = ds.roi.index_of(roi.pixels)
+        keep = idx >= 0
+        if not keep.any():
+            raise CatalogError(f"ROI {roi_region} holds no pixel of dataset {ds.name!r}: it lies outside the data")
+        sub_roi = type(roi)(roi.nside, roi.nest, roi.pixels[keep], meta={**ds.roi.meta, **roi.meta})
+        sel = idx[keep]
+        counts = HealpixMaps(ds.counts.data[:, sel], sub_roi, ds.bin_names)
+        bkg = HealpixMaps(ds.background.data[:, sel], sub_roi, ds.bin_names)
+        out.append(Dataset(ds.name, counts, bkg, ds.response, None if ds.mask is None else ds.mask[:, sel], ds.meta))
+    return out
+
+
+_CACHE: dict = {}
+
+
+def _simulated_region(cfg: CatalogConfig, region: Region):
+    key = (cfg.region, cfg.livetime_days, cfg.nside, cfg.seed, cfg.simulate, cfg.detectors, cfg.overlap_deg)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = simulate_plane(region, cfg.livetime_days, cfg.nside, cfg.seed, margin_deg=cfg.overlap_deg,
+                                     with_sources=cfg.simulate == "1lhaaso", detectors=cfg.detectors)  # fmt: skip
+    return _CACHE[key]
+
+
+def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
+    """Detect and fit one ROI; write its checkpoint; return it (runs in a worker process too)."""
+    cfg = CatalogConfig(**{**cfg_dict, "detectors": tuple(cfg_dict["detectors"])})
+    region = Region.parse(cfg.region)
+    tile = tiles(region, cfg.tile_deg)[index]
+    roi_region = tile.grown(cfg.overlap_deg)
+    t0 = time.perf_counter()
+    datasets = _datasets_for(cfg, roi_region)
+    det_cfg = DetectionConfig(**cfg.detection)
+    out = detect_and_fit(datasets, det_cfg, log=lambda *a: None)
+    rows = component_table(out)
+    from astropy.coordinates import SkyCoord
+
+    for r in rows:
+        g = SkyCoord(r["ra"], r["dec"], unit="deg").galactic
+        r["l"], r["b"] = float(g.l.deg), float(g.b.deg)
+        r["owned"] = bool(tile.contains(r["l"], r["b"]))
+    diffuse = out["result"].model.source("diffuse")
+    record = {
+        "index": index,
+        "tile": tile.as_tuple(),
+        "roi": roi_region.as_tuple(),
+        "fingerprint": cfg.fingerprint(),
+        "components": rows,
+        "diffuse_amplitude": {q.name: q.value for q in diffuse.spectral.parameters}["amplitude"],
+        "fits": out["fits"],
+        "stat": out["result"].stat,
+        "valid": out["result"].valid,
+        "messages": list(out["result"].messages),
+        "history": out["history"],
+        "wall_s": time.perf_counter() - t0,
+    }
+    _write_json_atomic(Path(out_dir) / "rois" / f"roi_{index:03d}.json", record)
+    return record
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a torn write from an older run: redo this ROI
+    return rec if rec.get("fingerprint") == fingerprint else None
+
+
+def _client(scheduler):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=min(2, os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None)  # fmt: skip
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="10s"), None
+    except (OSError, TimeoutError) as exc:
+        raise CatalogError(
+            f"cannot reach the dask scheduler at {scheduler!r} ({exc}); start one (`dask scheduler`) or run "
+            "without --scheduler (in-process) or with --scheduler local"
+        ) from None
+
+
+def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler=None, progress: bool = True,
+        plots: bool = True, log=print) -> dict:  # fmt: skip
+    """Make the catalogue of ``config.region``; returns a summary dict (and writes ``out_dir``).
+
+    Writes ``catalog.fits``, ``catalog.ecsv``, ``catalog.reg`` (DS9), ``run.json`` (configuration,
+    versions, seeds, timings), ``rois/`` (checkpoints) and, with ``plots``, significance and residual
+    maps as PNG.
+    """
+    cfg = config or CatalogConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    region = Region.parse(cfg.region)
+    tl = tiles(region, cfg.tile_deg)
+    fp = cfg.fingerprint()
+    t0 = time.perf_counter()
+    records: dict[int, dict] = {}
+    for i in range(len(tl)):
+        rec = _load_checkpoint(out / "rois" / f"roi_{i:03d}.json", fp)
+        if rec is not None:
+            records[i] = rec
+    todo = [i for i in range(len(tl)) if i not in records]
+    if records:
+        log(f"resuming: {len(records)} of {len(tl)} ROI(s) already done in {out / 'rois'}")
+    cfg_dict = asdict(cfg)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tl), initial=len(records), desc="catalogue ROIs", unit="ROI")
+    if scheduler is None:
+        for i in todo:
+            records[i] = _roi_task(i, cfg_dict, str(out))
+            if bar is not None:
+                bar.update(1)
+    elif todo:
+        from dask.distributed import as_completed
+
+        client, cluster = _client(scheduler)
+        try:
+            futures = [client.submit(_roi_task, i, cfg_dict, str(out), pure=False) for i in todo]
+            for fut in as_completed(futures):
+                rec = fut.result()
+                records[rec["index"]] = rec
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    if bar is not None:
+        bar.close()
+    wall = time.perf_counter() - t0
+    components = [c for i in sorted(records) for c in records[i]["components"] if c["owned"]]
+    sources = merge_components(components, cfg.merge_deg)
+    table = catalog_table(sources, cfg.ts_keep)
+    cross_match(table, log=log)
+    _write_catalog(table, out)
+    summary = {
+        "n_rois": len(tl),
+        "n_components": len(components),
+        "n_sources": len(table),
+        "fits": int(sum(r["fits"] for r in records.values())),
+        "wall_s": wall,
+        "roi_wall_s": [records[i]["wall_s"] for i in sorted(records)],
+        "invalid_rois": [i for i in sorted(records) if not records[i]["valid"]],
+    }
+    _write_json_atomic(out / "run.json", {"config": cfg_dict, "fingerprint": fp, "versions": _versions(),
+                                          "summary": summary})  # fmt: skip
+    if plots:
+        plot_region(cfg, table, components, [records[i]["diffuse_amplitude"] for i in sorted(records)], out)
+    log(f"catalogue: {len(table)} source(s) with TS >= {cfg.ts_keep:g} in {region} ({len(tl)} ROI(s), "
+        f"{summary['fits']} fits, {wall:.0f} s) -> {out / 'catalog.fits'}")  # fmt: skip
+    return {**summary, "table": table, "components": components, "out_dir": str(out)}
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("skyfit", "numpy", "jax", "iminuit", "healpy", "astropy", "gammapy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def merge_components(components: list[dict], merge_deg: float) -> list[dict]:
+    """One source per WCDA component, with the nearest KM2A component within ``merge_deg`` + both r39;
+    unmatched KM2A components are sources of their own (as in 1LHAASO's two-component sources)."""
+    from ..maps import unit_vectors
+
+    wcda = [c for c in components if c["dataset"] == "WCDA"]
+    km2a = [c for c in components if c["dataset"] == "KM2A"]
+    other = [c for c in components if c["dataset"] not in ("WCDA", "KM2A")]
+    used = set()
+    sources = []
+    pairs = []
+    for i, w in enumerate(wcda):
+        for j, k in enumerate(km2a):
+            sep = np.degrees(
+                np.arccos(np.clip(unit_vectors(w["ra"], w["dec"]) @ unit_vectors(k["ra"], k["dec"]), -1, 1))
+            )
+            if sep < merge_deg + w["r39"] + k["r39"]:
+                pairs.append((sep, i, j))
+    taken_w = set()
+    for sep, i, j in sorted(pairs):
+        if i in taken_w or j in used:
+            continue
+        taken_w.add(i)
+        used.add(j)
+        sources.append({"WCDA": wcda[i], "KM2A": km2a[j], "sep": float(sep)})
+    sources += [{"WCDA": w} for i, w in enumerate(wcda) if i not in taken_w]
+    sources += [{"KM2A": k} for j, k in enumerate(km2a) if j not in used]
+    sources += [{c["dataset"]: c} for c in other]
+    return sources
+
+
+def _name(ra: float, dec: float) -> str:
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(ra, dec, unit="deg")
+    h = c.ra.hms
+    sign = "+" if dec >= 0 else "-"
+    d = abs(dec)
+    return f"SKYFIT J{int(h.h):02d}{int(h.m):02d}{sign}{int(d):02d}{int((d % 1) * 60):02d}"
+
+
+def catalog_table(sources: list[dict], ts_keep: float):
+    """1LHAASO-like table: one row per source with TS >= ``ts_keep`` in at least one component; the
+    position and r39 are the best-measured (highest TS) component's; per-detector columns follow."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    rows = []
+    for s in sources:
+        comps = {k: v for k, v in s.items() if k in ("WCDA", "KM2A") or isinstance(v, dict)}
+        comps = {k: v for k, v in comps.items() if isinstance(v, dict)}
+        best = max(comps.values(), key=lambda c: c["ts"])
+        if best["ts"] < ts_keep:
+            continue
+        g = SkyCoord(best["ra"], best["dec"], unit="deg").galactic
+        row = {"name": _name(best["ra"], best["dec"]), "ra": best["ra"], "dec": best["dec"], "l": g.l.deg,
+               "b": g.b.deg, "pos_err95": best["pos_err95"], "r39": best["r39"], "r39_err": best["r39_err"],
+               "ts": best["ts"], "components": "+".join(sorted(comps))}  # fmt: skip
+        for det in ("WCDA", "KM2A"):
+            c = comps.get(det)
+            for key in ("ra", "dec", "pos_err95", "r39", "r39_err", "amplitude", "amplitude_err", "index",
+                        "index_err", "reference_tev", "ts", "ts_ext"):  # fmt: skip
+                row[f"{det}_{key}"] = float(c[key]) if c is not None else np.nan
+        rows.append(row)
+    names = ["name", "ra", "dec", "l", "b", "pos_err95", "r39", "r39_err", "ts", "components"]
+    names += [f"{d}_{k}" for d in ("WCDA", "KM2A") for k in ("ra", "dec", "pos_err95", "r39", "r39_err", "amplitude",
+              "amplitude_err", "index", "index_err", "reference_tev", "ts", "ts_ext")]  # fmt: skip
+    if not rows:
+        t = Table(names=names, dtype=[str] + [float] * 8 + [str] + [float] * (len(names) - 10))
+    else:
+        t = Table(rows=[[r[n] for n in names] for r in rows], names=names)
+        t.sort("ra")
+    units = {"ra": "deg", "dec": "deg", "l": "deg", "b": "deg", "pos_err95": "deg", "r39": "deg", "r39_err": "deg"}
+    for n in t.colnames:
+        base = n.split("_", 1)[1] if n.startswith(("WCDA_", "KM2A_")) else n
+        if base in units:
+            t[n].unit = units[base]
+        elif base.startswith("amplitude"):
+            t[n].unit = "TeV-1 cm-2 s-1"
+        elif base == "reference_tev":
+            t[n].unit = "TeV"
+    t.meta["comments"] = [f"skyfit catalogue; sources with TS >= {ts_keep:g}; pos_err95: 95% position error"]
+    return t
+
+
+def cross_match(table, radius_deg: float = 0.5, log=print) -> None:
+    """Add the nearest 1LHAASO and 3HWC sources (gammapy's catalogue readers) within ``radius_deg`` plus
+    the source's r39: columns ``assoc_1lhaaso``/``sep_1lhaaso`` and ``assoc_3hwc``/``sep_3hwc``."""
+    from astropy.coordinates import SkyCoord
+
+    from .._data import DataNotFoundError, data_dir
+
+    readers = {}
+    try:
+        from gammapy.catalog import SourceCatalog1LHAASO, SourceCatalog3HWC
+
+        readers["1lhaaso"] = SourceCatalog1LHAASO(str(data_dir("catalogs", "1LHAASO_catalog.fits")))
+        readers["3hwc"] = SourceCatalog3HWC(str(data_dir("catalogs", "3HWC.ecsv")))
+    except (DataNotFoundError, ImportError, OSError) as exc:
+        log(f"cross-match skipped: {exc}")
+    for key in ("1lhaaso", "3hwc"):
+        names = np.full(len(table), "", dtype="U32")
+        seps = np.full(len(table), np.nan)
+        if key in readers and len(table):
+            cat = readers[key]
+            names_col = cat.table["Source_Name" if key == "1lhaaso" else "source_name"]
+            here = SkyCoord(table["ra"], table["dec"], unit="deg")
+            idx, sep, _ = here.match_to_catalog_sky(cat.positions.icrs)
+            r39 = np.nan_to_num(np.asarray(table["r39"], float))
+            ok = sep.deg < radius_deg + r39
+            for i in np.flatnonzero(ok):
+                n = names_col[idx[i]]
+                names[i] = (n.decode() if isinstance(n, bytes) else str(n)).strip()
+                seps[i] = sep.deg[i]
+        table[f"assoc_{key}"] = names
+        table[f"sep_{key}"] = seps
+        table[f"sep_{key}"].unit = "deg"
+
+
+def _write_catalog(table, out: Path) -> None:
+    for name, fmt in (("catalog.fits", "fits"), ("catalog.ecsv", "ascii.ecsv")):
+        tmp = out / f".{name}.tmp{os.getpid()}"
+        table.write(tmp, format=fmt, overwrite=True)
+        os.replace(tmp, out / name)
+    lines = ["# Region file format: DS9 version 4.1", "global color=green", "icrs"]
+    for r in table:
+        radius = max(float(r["r39"]), 0.05) if np.isfinite(r["r39"]) else 0.05
+        lines.append(f"circle({r['ra']:.4f},{r['dec']:.4f},{radius:.4f}d) # text={{{r['name']}}}")
+    tmp = out / f".catalog.reg.tmp{os.getpid()}"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out / "catalog.reg")
+
+
+def model_from_components(components: list[dict], diffuse_amplitude: float):
+    """A SkyModel of catalogue components (as in the ROI checkpoints) plus the diffuse band."""
+    from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+    from ._sky import galactic_diffuse
+
+    sources = []
+    for c in components:
+        spatial = (GaussianSpatialModel.create(c["ra"], c["dec"], sigma=c["r39"]) if c["r39"] > 0
+                   else PointSpatialModel.create(c["ra"], c["dec"]))  # fmt: skip
+        spectral = PowerLaw.create(c["amplitude"], c["index"], c["reference_tev"])
+        sources.append(Source(c["component"] + f"_roi{c.get('roi', 0)}", spatial, spectral, datasets=(c["dataset"],)))
+    return SkyModel(sources + [galactic_diffuse(amplitude=diffuse_amplitude)])
+
+
+def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path) -> list[str]:
+    """Per detector: significance (sqrt TS of a point source over background and diffuse emission) and
+    residual significance ((counts - model) / sqrt(model) in 0.3 deg discs) of the whole region, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import healpy as hp
+    import matplotlib.pyplot as plt
+
+    from ..detect.tsmap import ts_map
+
+    region = Region.parse(cfg.region)
+    datasets, truth = _simulated_region(cfg, region)
+    written = []
+    from ..likelihood import Likelihood
+    from ..maps import disc_sums
+    from ..simulate import npred
+
+    lc, bc = region.center
+    model = model_from_components([{**c, "roi": i} for i, c in enumerate(components)],
+                                  float(np.mean(diffuse_amplitudes)) if diffuse_amplitudes else 0.0)  # fmt: skip
+    diffuse_only = model.for_datasets([])  # keeps the diffuse band (it applies to every dataset)
+    for ds in datasets:
+        baseline = npred(diffuse_only, ds)
+        sig = ts_map(ds, baseline, "point").sqrt_ts
+        mu = Likelihood(model.for_datasets([ds.name]), [ds]).npred()[0]
+        n_s, mu_s = disc_sums(ds.counts.data.sum(axis=0), ds.roi, 0.3), disc_sums(mu.sum(axis=0), ds.roi, 0.3)
+        resid = (n_s - mu_s) / np.sqrt(np.maximum(mu_s, 1e-9))
+        for kind, values, label, kw in (
+            ("significance", sig, "sqrt(TS), point source over background + diffuse", dict(cmap="magma", min=0)),
+            ("residual", resid, "(counts - model) / sqrt(model), 0.3 deg discs", dict(cmap="RdBu_r", min=-5, max=5)),
+        ):
+            full = np.full(hp.nside2npix(ds.roi.nside), hp.UNSEEN)
+            full[ds.roi.pixels] = values
+            hp.cartview(full, nest=ds.roi.nest, coord=["C", "G"], rot=(lc, bc),
+                        lonra=[-region.width / 2 - 0.5, region.width / 2 + 0.5],
+                        latra=[-region.height / 2 - 0.5, region.height / 2 + 0.5],
+                        title=f"{ds.name}: {label}", **kw)  # fmt: skip
+            fig = plt.gcf()
+            fig.set_size_inches(10, 4.5)
+            for r in table:
+                if np.isfinite(r[f"{ds.name}_ra"]):
+                    hp.projscatter(r["l"], r["b"], lonlat=True, coord="G", marker="+", color="cyan", s=60)
+            hp.graticule(dpar=2, dmer=2, coord="G", color="grey", alpha=0.4)
+            path = out / f"{kind}_{ds.name}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(str(path))
+    return written

@@ -1,0 +1,169 @@
+"""Galactic-plane skies, TS maps, the multi-source pipeline and `skyfit catalog` (issue #5)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source, fit, ts_of_source
+from skyfit.catalog import CatalogConfig, CatalogError, Region, galactic_diffuse, read_1lhaaso, run
+from skyfit.catalog._pipeline import _load_checkpoint
+from skyfit.catalog._sky import catalog_sky, simulate_plane
+from skyfit.detect import ts_map
+from skyfit.maps import HealpixROI, unit_vectors
+from skyfit.simulate import lhaaso_dataset, npred, simulate_dataset
+
+needs_data = pytest.mark.data
+
+
+def test_region_strings_and_bad_regions_are_refused_clearly():
+    r = Region.parse("25,45,-5,5")
+    assert (r.width, r.height) == (20, 10) and r.area_deg2 == pytest.approx(199.75, rel=1e-4)
+    assert r.contains(30.0, 0.0) and not r.contains(50.0, 0.0) and r.contains(46.0, 0.0, margin_deg=1.5)
+    assert Region.parse("-10,10,-1,1").contains(355.0, 0.0)  # wraps through l = 0
+    with pytest.raises(CatalogError, match="unknown region string 'cygnus'"):
+        Region.parse("cygnus")
+    with pytest.raises(CatalogError, match="b_min < b_max"):
+        Region.parse("25,45,5,-5")
+    with pytest.raises(CatalogError, match="unknown detection settings"):
+        CatalogConfig(detection={"ts_treshold": 3})
+    with pytest.raises(CatalogError, match="simulate must be"):
+        CatalogConfig(simulate="fermi")
+
+
+def test_galactic_box_roi_matches_a_brute_force_selection():
+    import healpy as hp
+    from astropy.coordinates import SkyCoord
+
+    roi = HealpixROI.from_galactic_box((-3, 3), (-1, 2), 256, nest=False)
+    pix = np.arange(hp.nside2npix(256))
+    th, ph = hp.pix2ang(256, pix)
+    g = SkyCoord(np.degrees(ph), 90 - np.degrees(th), unit="deg").galactic
+    lw = (g.l.deg + 180) % 360 - 180
+    inside = (lw >= -3) & (lw <= 3) & (g.b.deg >= -1) & (g.b.deg <= 2)
+    assert np.array_equal(roi.pixels, pix[inside])
+
+
+def test_catalogue_file_with_missing_columns_names_the_file_and_columns(tmp_path):
+    from astropy.table import Table
+
+    path = tmp_path / "broken.fits"
+    Table({"Source_Name": ["x"], "RAJ2000": [1.0]}).write(path)
+    with pytest.raises(CatalogError, match=r"broken.fits lacks the columns \['Model_a'"):
+        read_1lhaaso(path)
+    with pytest.raises(CatalogError, match="does not exist"):
+        read_1lhaaso(tmp_path / "nothing.fits")
+    (tmp_path / "garbage.fits").write_bytes(b"not a fits file at all")
+    with pytest.raises(CatalogError, match="could not be read"):
+        read_1lhaaso(tmp_path / "garbage.fits")
+
+
+@needs_data
+def test_1lhaaso_components_become_detector_restricted_sources():
+    sky = catalog_sky(read_1lhaaso(), Region.parse("35,45,-3,3"))
+    names = [s.name for s in sky.sources]
+    assert "1LHAASO_J1908+0615u_WCDA" in names and "1LHAASO_J1908+0615u_KM2A" in names
+    wcda = sky.source("1LHAASO_J1908+0615u_WCDA")
+    assert wcda.datasets == ("WCDA",) and wcda.spatial.extent_deg() == pytest.approx(0.43)
+    assert {q.name: q.value for q in wcda.spectral.parameters}["reference"] == 3.0
+    # each detector's view keeps only its components
+    assert all(s.datasets == ("KM2A",) for s in sky.for_datasets(["KM2A"]).sources)
+
+
+def test_diffuse_band_counts_match_an_independent_integral():
+    # the band's predicted counts (exposure per pixel, PSF-convolved) against a NumPy sum of
+    # intensity x solid angle x expected counts at each pixel's declination, far from the ROI edge
+    from astropy.coordinates import SkyCoord
+
+    roi = HealpixROI.from_galactic_box((30, 50), (-8, 8), 128)
+    ds = lhaaso_dataset("KM2A", roi=roi, livetime_days=100.0)
+    src = galactic_diffuse(amplitude=1e-13, sigma_b=2.0)
+    mu = npred(SkyModel([src]), ds) - ds.background.data
+    ra, dec = roi.radec()
+    b = SkyCoord(ra, dec, unit="deg").galactic.b.deg
+    r = ds.response
+    dnde = np.asarray(src.spectral.evaluate(r.energy_true_tev))
+    per_dec = np.asarray(r.counts_matrix) @ dnde
+    expected = np.stack([np.interp(dec, r.dec_nodes_deg, per_dec[:, k]) for k in range(r.n_bins)])
+    direct = expected * np.exp(-0.5 * (b / 2.0) ** 2) * roi.pixel_area_sr
+    inner = np.abs(b) < 5
+    assert mu[:, inner].sum() == pytest.approx(direct[:, inner].sum(), rel=0.01)
+    # and the band is brighter on the plane than off it
+    assert mu[:, np.abs(b) < 0.5].mean() > 10 * mu[:, np.abs(b) > 6].mean()
+
+
+def test_ts_map_peak_equals_the_likelihood_fit_of_a_point_source():
+    roi_center = (287.05, 6.26)
+    ds = lhaaso_dataset("WCDA", roi_center, 2.5, nside=256, livetime_days=365.0)
+    truth = SkyModel([Source("src", PointSpatialModel.create(*roi_center), PowerLaw.create(4e-14, 2.6, 3.0))])
+    ds = simulate_dataset(truth, ds, 3)
+    tsm = ts_map(ds, None, "point")
+    peaks = tsm.peaks(25.0)
+    assert peaks, "the injected source must be found"
+    best = peaks[0]
+    sep = np.degrees(np.arccos(np.clip(unit_vectors(best["ra"], best["dec"]) @ unit_vectors(*roi_center), -1, 1)))
+    assert sep < 0.15
+    # the TS map's value at the peak is the TS of a fit with the position fixed there and index 2.6
+    model = SkyModel([Source("src", PointSpatialModel.create(best["ra"], best["dec"]),
+                             PowerLaw.create(best["amplitude"], 2.6, 3.0))])  # fmt: skip
+    model = model.with_frozen(["src.lon_0", "src.lat_0", "src.index"])
+    res = fit(model, ds)
+    ts, _ = ts_of_source(res, ds, "src")
+    assert best["ts"] == pytest.approx(ts, rel=0.02)
+    assert best["amplitude"] == pytest.approx(res.model.values()["src.amplitude"], rel=0.02)
+    # no peak where nothing was injected: the strongest other peak is weak
+    assert all(p["ts"] < 25 for p in tsm.peaks(0.0, 1.0)[1:])
+
+
+def test_ts_map_refuses_a_non_positive_baseline():
+    ds = lhaaso_dataset("WCDA", (287.05, 6.26), 1.0, nside=128, livetime_days=10.0)
+    with pytest.raises(ValueError, match="baseline must be positive"):
+        ts_map(ds, np.zeros_like(ds.counts.data))
+    with pytest.raises(ValueError, match="kernel must be"):
+        ts_map(ds, kernel="disk")
+
+
+@needs_data
+def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_path):
+    cfg = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0)
+    out = tmp_path / "cat"
+    first = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)
+    table = first["table"]
+    assert first["n_rois"] == 2 and len(table) >= 2
+    # J1908+0615 (l 40.4, b -0.8), WCDA and KM2A components merged into one source
+    l_, b_ = np.asarray(table["l"]), np.asarray(table["b"])
+    i = int(np.argmin(np.hypot(l_ - 40.39, b_ + 0.80)))
+    assert np.hypot(l_[i] - 40.39, b_[i] + 0.80) < 0.15 and table["components"][i] == "KM2A+WCDA"
+    assert table["assoc_1lhaaso"][i] == "1LHAASO J1908+0615u"
+    for name in ("catalog.fits", "catalog.ecsv", "catalog.reg", "run.json"):
+        assert (out / name).exists()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["seed"] == 0 and meta["versions"]["jax"]
+    # interrupted run: one ROI not finished; the rerun redoes only that one and gives the same catalogue
+    done = (out / "rois" / "roi_000.json").stat().st_mtime_ns
+    (out / "rois" / "roi_001.json").unlink()
+    again = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)
+    assert (out / "rois" / "roi_000.json").stat().st_mtime_ns == done
+    assert again["table"].pformat(max_lines=-1, max_width=-1) == table.pformat(max_lines=-1, max_width=-1)
+    # a checkpoint torn mid-write (an older writer without atomic rename) is redone, not trusted
+    (out / "rois" / "roi_000.json").write_text('{"index": 0, "compon')
+    assert _load_checkpoint(out / "rois" / "roi_000.json", cfg.fingerprint()) is None
+    # a checkpoint of another configuration is not reused
+    other = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0, seed=5)
+    assert other.fingerprint() != cfg.fingerprint()
+
+
+def test_unreachable_scheduler_is_a_clear_error_and_writes_no_catalogue(tmp_path):
+    cfg = CatalogConfig(region="40,41,-1,1", nside=64, tile_deg=1.0, overlap_deg=0.5, simulate="background")
+    with pytest.raises(CatalogError, match="cannot reach the dask scheduler"):
+        run(cfg, out_dir=tmp_path, scheduler="tcp://127.0.0.1:9", progress=False, plots=False, log=lambda *a: None)
+    assert not (tmp_path / "catalog.fits").exists()
+
+
+def test_background_only_sky_gives_no_source(tmp_path):
+    # the null hypothesis: background and diffuse emission only; the pipeline must add nothing at TS > 37
+    cfg = CatalogConfig(region="40,44,-2,2", nside=128, tile_deg=4.0, overlap_deg=1.0, simulate="background", seed=3)
+    datasets, truth = simulate_plane(cfg.region, nside=cfg.nside, seed=cfg.seed, margin_deg=1.0, with_sources=False)
+    assert [s.name for s in truth.sources] == ["diffuse"] and np.isfinite(Likelihood(truth, datasets).stat())
+    out = run(cfg, out_dir=tmp_path, progress=False, plots=False, log=lambda *a: None)
+    assert len(out["table"]) == 0 and out["n_rois"] == 1
