@@ -175,8 +175,17 @@ class Fit:
         def grad(x):
             return value_and_grad(x)[1]
 
+        hessian_cache = {}
+
         def hessian(x):
             x = np.asarray(x, dtype=float)
+            key = tuple(x)
+            if key not in hessian_cache:  # iminuit may ask twice at one point (HESSE, then the minimum)
+                hessian_cache.clear()
+                hessian_cache[key] = _hessian(x)
+            return hessian_cache[key]
+
+        def _hessian(x):
             if self.hessian == "exact":
                 return lk.hessian(full_vector(x))[np.ix_(free_idx, free_idx)] * np.outer(scales, scales)
             # central differences of the exact gradient, in Minuit's parameters (autoscaled: errors
@@ -192,8 +201,12 @@ class Fit:
 
         return free, free_idx, scales, base, fcn, grad, hessian
 
-    def run(self, model: SkyModel | None = None, minos=(), hesse: bool = True) -> FitResult:
-        """Fit ``model`` (default: the likelihood's) and return a :class:`FitResult`."""
+    def run(self, model: SkyModel | None = None, minos=(), hesse: bool = True, migrad: bool = True) -> FitResult:
+        """Fit ``model`` (default: the likelihood's) and return a :class:`FitResult`.
+
+        ``migrad=False`` runs HESSE (and MINOS) at the model's values without minimising: for a model
+        that an earlier fit already brought to its minimum.
+        """
         model = model or self.likelihood.model
         if [k for k in model.parameters()] != list(self.likelihood.keys):
             raise FitError("the model's parameters differ from the likelihood's; build a new Likelihood")
@@ -215,8 +228,11 @@ class Fit:
                 lo / scales[i] if np.isfinite(lo) else -np.inf,
                 hi / scales[i] if np.isfinite(hi) else np.inf,
             )
-        m.migrad()
-        if hesse and m.valid:
+        if migrad:
+            m.migrad()
+            if hesse and m.valid:
+                m.hesse()
+        else:
             m.hesse()
         minos_out = {}
         if minos and m.valid:

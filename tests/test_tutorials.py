@@ -9,8 +9,8 @@ from nbclient import NotebookClient
 TUTORIALS = sorted((Path(__file__).parents[1] / "tutorials").glob("*.ipynb"))
 
 
-# tutorials that read the public HAWC data; the others simulate their own
-NEEDS_DATA = {"01_hawc_crab.ipynb"}
+# tutorials that read the public data (the fixture that skips without it); the others simulate their own
+NEEDS_DATA = {"01_hawc_crab.ipynb": "hawc_data", "03_galactic_plane.ipynb": "lhaaso_catalog"}
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ NEEDS_DATA = {"01_hawc_crab.ipynb"}
 )
 def test_tutorial_executes(path, request, tmp_path):
     if path.name in NEEDS_DATA:
-        request.getfixturevalue("hawc_data")
+        request.getfixturevalue(NEEDS_DATA[path.name])
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]

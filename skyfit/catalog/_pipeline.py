@@ -229,7 +229,7 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
     if bar is not None:
         bar.close()
     wall = time.perf_counter() - t0
-    components = [c for i in sorted(records) for c in records[i]["components"] if c["owned"]]
+    components = owned_components([records[i] for i in sorted(records)], region)
     sources = merge_components(components, cfg.merge_deg)
     table = catalog_table(sources, cfg.ts_keep)
     cross_match(table, log=log)
@@ -262,6 +262,26 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def owned_components(records: list[dict], region: Region, match_deg: float = 0.3) -> list[dict]:
+    """The components each ROI owns (fitted position in its tile), plus those that an ROI fitted in a
+    neighbour's tile where the neighbour has nothing of the same detector within ``match_deg`` + r39
+    (a source on a tile edge that each ROI places in the other's tile would otherwise be lost)."""
+    from ..maps import unit_vectors
+
+    owned = [{**c, "roi": r["index"]} for r in records for c in r["components"] if c["owned"]]
+    orphans = [{**c, "roi": r["index"]} for r in records for c in r["components"] if not c["owned"]]
+    for c in sorted(orphans, key=lambda c: -c["ts"]):
+        if not region.contains(c["l"], c["b"]):
+            continue  # in the margin outside the region: not this catalogue's
+        v = unit_vectors(c["ra"], c["dec"])
+        near = [o for o in owned if o["dataset"] == c["dataset"]
+                and np.degrees(np.arccos(np.clip(v @ unit_vectors(o["ra"], o["dec"]), -1, 1)))
+                < match_deg + max(o["r39"], c["r39"])]  # fmt: skip
+        if not near:
+            owned.append({**c, "owned": True, "adopted": True})
+    return owned
 
 
 def merge_components(components: list[dict], merge_deg: float) -> list[dict]:
@@ -339,6 +359,14 @@ def catalog_table(sources: list[dict], ts_keep: float):
     units = {"ra": "deg", "dec": "deg", "l": "deg", "b": "deg", "pos_err95": "deg", "r39": "deg", "r39_err": "deg"}
     for n in t.colnames:
         base = n.split("_", 1)[1] if n.startswith(("WCDA_", "KM2A_")) else n
+        if base.startswith("amplitude"):
+            t[n].info.format = ".3e"
+        elif base in ("ts", "ts_ext"):
+            t[n].info.format = ".1f"
+        elif base in ("index", "index_err", "reference_tev"):
+            t[n].info.format = ".2f"
+        elif base != "components" and n != "name":
+            t[n].info.format = ".3f"
         if base in units:
             t[n].unit = units[base]
         elif base.startswith("amplitude"):

@@ -70,7 +70,7 @@ class _Fitter:
 
     def __init__(self, model: SkyModel, datasets):
         self.datasets = datasets
-        self.lk = Likelihood(model, datasets)
+        self.lk = Likelihood(model, datasets, cutout_margin_deg=1.0)
         self.fits = 0
 
     def run(self, model: SkyModel, hesse: bool = False) -> FitResult:
@@ -80,7 +80,7 @@ class _Fitter:
         self.fits += 1
         res = Fit(self.lk, strategy=0, hessian="minuit").run(model, hesse=False)
         if hesse:
-            res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True)
+            res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True, migrad=False)
         return res
 
 
