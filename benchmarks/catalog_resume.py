@@ -1,9 +1,9 @@
 """Kill `skyfit catalog` at random moments, resume, and compare with an uninterrupted run (issue #5).
 
-    python benchmarks/catalog_resume.py [--kills 6] [--seed 0] [--region 38,44,-2,2] [--tile-deg 2]
+    python benchmarks/catalog_resume.py [--kills 6] [--seed 0] [--region 35,45,-3,3] [--tile-deg 2.5]
 
-A small field (3 ROIs at nside 256) is catalogued once without interruption. Then the same command
-runs in a fresh output folder and is killed (SIGKILL) after a random 3-30 s, again and again, until it
+A field of 4 ROIs at nside 256 is catalogued once without interruption (time T). Then the same command
+runs in a fresh output folder and is killed (SIGKILL) after a random 3 s to T/2, again and again, until it
 has been killed ``--kills`` times while unfinished; it is then run to completion. Checked: no
 catalogue file exists while the run is unfinished, and the final catalogue equals the uninterrupted
 one, row for row. The last line is a JSON object of the figures.
@@ -37,8 +37,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--region", default="38,44,-2,2")
-    parser.add_argument("--tile-deg", type=float, default=2.0)
+    parser.add_argument("--region", default="35,45,-3,3")
+    parser.add_argument("--tile-deg", type=float, default=2.5)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="skyfit-resume-"))
@@ -51,7 +51,7 @@ def main():
     kills, starts, premature_catalogue = 0, 0, 0
     kill_times = []
     while kills < args.kills:
-        delay = float(rng.uniform(3.0, 30.0))
+        delay = float(rng.uniform(3.0, max(4.0, 0.5 * t_ref)))
         proc = subprocess.Popen(command(args.region, args.tile_deg, out), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         starts += 1

@@ -193,3 +193,11 @@ def test_cutouts_and_grouped_sources_agree_with_the_full_evaluation():
     c_val, c_grad = cut.value_and_grad(v)
     assert float(c_val) == pytest.approx(float(f_val), rel=1e-9)
     np.testing.assert_allclose(np.asarray(c_grad), np.asarray(f_grad), rtol=1e-5, atol=1e-8 * np.abs(f_grad).max())
+
+
+def test_an_roi_without_data_is_a_clear_error():
+    from skyfit.catalog._pipeline import _datasets_for
+
+    cfg = CatalogConfig(region="40,41,-1,1", nside=64, simulate="background")
+    with pytest.raises(CatalogError, match="holds no pixel of dataset 'WCDA'"):
+        _datasets_for(cfg, Region(100.0, 101.0, -1.0, 1.0))

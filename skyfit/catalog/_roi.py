@@ -46,6 +46,8 @@ class DetectionConfig:
     min_separation_deg: float = 0.4  # between peaks added in one iteration
     local_radius_deg: float = 2.0  # components within this of a tested one are refitted with it
     min_r39_deg: float = 0.02  # below: a point source
+    max_shift_deg: float = 0.5  # how far a component may move from its seed
+    edge_deg: float = 0.6  # no seed closer than this to the ROI's edge (it could leave the ROI)
     progress: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -56,8 +58,12 @@ def _instrument(ds) -> str:
 
 def _seed(name, ra, dec, det_name, instrument, amplitude, cfg) -> Source:
     spatial = GaussianSpatialModel.create(ra, dec, sigma=cfg.seed_sigma_deg)
+    # a component may move up to max_shift_deg from its seed (beyond, it would describe another source)
+    d_ra = cfg.max_shift_deg / max(np.cos(np.radians(dec)), 0.05)
+    bounds = {"sigma": (0.0, 2.0), "lon_0": (ra - d_ra, ra + d_ra),
+              "lat_0": (max(dec - cfg.max_shift_deg, -90.0), min(dec + cfg.max_shift_deg, 90.0))}  # fmt: skip
     spatial = replace(spatial, parameters=tuple(
-        replace(q, max=2.0) if q.name == "sigma" else q for q in spatial.parameters))  # fmt: skip
+        replace(q, min=bounds[q.name][0], max=bounds[q.name][1]) for q in spatial.parameters))  # fmt: skip
     ref = REFERENCE_TEV.get(instrument, 1.0)
     spectral = PowerLaw.create(amplitude=max(amplitude, 1e-22), index=DEFAULT_INDEX.get(instrument, 2.6), reference=ref)
     spectral = replace(spectral, parameters=tuple(
@@ -102,20 +108,47 @@ def _freeze_far(model: SkyModel, centre: Source, radius_deg: float) -> SkyModel:
     return model.with_frozen(far) if far else model
 
 
-def _cleanup(model: SkyModel, cfg: DetectionConfig) -> tuple[SkyModel, list]:
-    """Drop components with zero amplitude; Gaussians at the r39 lower limit become points."""
+def _interior(roi, margin_deg: float) -> np.ndarray:
+    """Pixels of ``roi`` at least ``margin_deg`` from its edge (erosion by HEALPix neighbours)."""
+    import healpy as hp
+
+    inside = np.zeros(hp.nside2npix(roi.nside), bool)
+    inside[roi.pixels] = True
+    steps = int(np.ceil(margin_deg / np.degrees(np.sqrt(roi.pixel_area_sr))))
+    for _ in range(steps):
+        nb = hp.get_all_neighbours(roi.nside, roi.pixels, nest=roi.nest)
+        keep = inside[roi.pixels] & np.all(np.where(nb >= 0, inside[np.maximum(nb, 0)], False), axis=0)
+        inside[:] = False
+        inside[roi.pixels[keep]] = True
+    return inside[roi.pixels]
+
+
+def _inside(datasets, s: Source) -> bool:
+    """Whether the component's position is within a pixel of its dataset's ROI."""
+    v = unit_vectors(*s.spatial.position())
+    for d in datasets:
+        if s.applies_to(d.name):
+            size = np.sqrt(d.roi.pixel_area_sr)
+            return bool(np.max(d.roi.unit_vectors() @ v) >= np.cos(size))
+    return False
+
+
+def _cleanup(model: SkyModel, cfg: DetectionConfig, datasets) -> tuple[SkyModel, list]:
+    """Drop components with zero amplitude or that left the ROI; Gaussians at the r39 lower limit
+    become points."""
     keep, dropped = [], []
     for s in model.sources:
         if s.spatial.per_pixel_exposure:
             keep.append(s)
             continue
         amp = {q.name: q.value for q in s.spectral.parameters}["amplitude"]
-        if amp <= 1e-25:
+        if amp <= 1e-25 or not _inside(datasets, s):
             dropped.append(s.name)
             continue
         if s.spatial.tag == "GaussianSpatialModel" and s.spatial.extent_deg() < cfg.min_r39_deg:
-            ra, dec = s.spatial.position()
-            s = replace(s, spatial=PointSpatialModel.create(ra, dec))
+            point = PointSpatialModel.create(*s.spatial.position())
+            limits = {q.name: q for q in s.spatial.parameters}  # keep the position bounds
+            s = replace(s, spatial=replace(point, parameters=tuple(limits[q.name] for q in point.parameters)))
         keep.append(s)
     return SkyModel(keep, model.backgrounds), dropped
 
@@ -139,7 +172,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         seeds = []
         for ds, npred in zip(datasets, npreds, strict=True):
             tsm = ts_map(ds, npred, "point")
-            for p in tsm.peaks(cfg.ts_add, cfg.min_separation_deg)[: cfg.max_new_per_iteration]:
+            interior = _interior(ds.roi, cfg.edge_deg)
+            for p in tsm.peaks(cfg.ts_add, cfg.min_separation_deg, inside=interior)[: cfg.max_new_per_iteration]:
                 counter += 1
                 seeds.append(_seed(f"c{counter:03d}_{ds.name}", p["ra"], p["dec"], ds.name, names[ds.name],
                                    p["amplitude"], cfg))  # fmt: skip
@@ -152,7 +186,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         fitter = _Fitter(model, datasets)
         result = fitter.run(model)
         n_fits += 1
-        cleaned, dropped = _cleanup(result.model, cfg)
+        cleaned, dropped = _cleanup(result.model, cfg, datasets)
         if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
             fitter = _Fitter(cleaned, datasets)
             result = fitter.run(cleaned)
@@ -199,7 +233,9 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         sources = []
         for s in result.model.sources:
             if s.name in to_point:
-                s = replace(s, spatial=PointSpatialModel.create(*s.spatial.position()))
+                point = PointSpatialModel.create(*s.spatial.position())
+                limits = {q.name: q for q in s.spatial.parameters}
+                s = replace(s, spatial=replace(point, parameters=tuple(limits[q.name] for q in point.parameters)))
             sources.append(s)
         model = SkyModel(sources, result.model.backgrounds)
         fitter = _Fitter(model, datasets)
