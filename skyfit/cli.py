@@ -414,7 +414,15 @@ def cmd_catalog(args) -> int:
 
     settings = {}
     if args.config:
-        settings = _load_config(args.config)
+        path = Path(args.config)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            settings = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{path}: a catalogue config is a mapping of CatalogConfig fields (e.g. region: ...)")
         known = {f.name for f in fields(CatalogConfig)}
         unknown = set(settings) - known
         if unknown:

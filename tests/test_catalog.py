@@ -201,3 +201,15 @@ def test_an_roi_without_data_is_a_clear_error():
     cfg = CatalogConfig(region="40,41,-1,1", nside=64, simulate="background")
     with pytest.raises(CatalogError, match="holds no pixel of dataset 'WCDA'"):
         _datasets_for(cfg, Region(100.0, 101.0, -1.0, 1.0))
+
+
+def test_catalog_cli_config_errors_are_clear(tmp_path, capsys):
+    from skyfit.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("region: 40,41,-1,1\nnsde: 64\n")
+    assert main(["catalog", "--config", str(bad), "--outdir", str(tmp_path / "o")]) == 2
+    assert "unknown catalogue settings ['nsde']" in capsys.readouterr().err
+    assert main(["catalog", "--region", "galactic-centre", "--outdir", str(tmp_path / "o")]) == 2
+    assert "unknown region string 'galactic-centre'" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "catalog.fits").exists()

@@ -182,8 +182,8 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
     """Make the catalogue of ``config.region``; returns a summary dict (and writes ``out_dir``).
 
     Writes ``catalog.fits``, ``catalog.ecsv``, ``catalog.reg`` (DS9), ``run.json`` (configuration,
-    versions, seeds, timings), ``rois/`` (checkpoints) and, with ``plots``, significance and residual
-    maps as PNG.
+    versions, seeds, timings), ``config.yaml`` (input to ``skyfit catalog --config``), ``rois/``
+    (checkpoints) and, with ``plots``, significance and residual maps as PNG.
     """
     cfg = config or CatalogConfig()
     out = Path(out_dir)
@@ -245,6 +245,12 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
     }
     _write_json_atomic(out / "run.json", {"config": cfg_dict, "fingerprint": fp, "versions": _versions(),
                                           "summary": summary})  # fmt: skip
+    import yaml
+
+    (out / "config.yaml").write_text(
+        "# the configuration of this catalogue: `skyfit catalog --config config.yaml` remakes it\n"
+        + yaml.safe_dump(json.loads(json.dumps(cfg_dict)), sort_keys=False)
+    )
     if plots:
         plot_region(cfg, table, components, [records[i]["diffuse_amplitude"] for i in sorted(records)], out)
     log(f"catalogue: {len(table)} source(s) with TS >= {cfg.ts_keep:g} in {region} ({len(tl)} ROI(s), "

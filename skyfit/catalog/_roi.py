@@ -5,7 +5,9 @@ The procedure follows 1LHAASO (Cao et al. 2024, ApJS 271 25, section 3):
 1. Start from the background and the Galactic diffuse band (its normalisation free); fit.
 2. Per detector, a TS map of a point source (power law of index 2.6 for WCDA, 3.0 for KM2A) over the
    current model; every local maximum with TS > ``ts_add`` (25) seeds a component: a Gaussian of
-   sigma = r39 = 0.2 deg at the peak, seen by that detector only. All components are then fitted
+   sigma = r39 = 0.2 deg at the peak, seen by that detector only. A second map with a Gaussian kernel
+   (r39 0.5 deg) catches extended residuals that a point kernel spreads below threshold; its peaks
+   seed Gaussians of that width (an addition to 1LHAASO's recipe). All components are then fitted
    together (positions, r39, amplitudes, indices, diffuse normalisation); repeat until no peak is left.
 3. Components whose amplitude went to zero are dropped; a Gaussian whose r39 went to its lower
    limit becomes a point source.
@@ -41,6 +43,7 @@ class DetectionConfig:
     ts_add: float = 25.0  # add a component when its TS-map peak exceeds this [1LHAASO]
     ts_ext: float = 16.0  # a component is extended when TS_ext exceeds this
     seed_sigma_deg: float = 0.2  # r39 of a new component [1LHAASO]
+    extended_kernel_deg: float = 0.5  # a second TS map with this Gaussian kernel finds extended residuals
     max_iterations: int = 6
     max_new_per_iteration: int = 4  # per detector
     min_separation_deg: float = 0.4  # between peaks added in one iteration
@@ -56,8 +59,8 @@ def _instrument(ds) -> str:
     return str(ds.meta.get("instrument", ds.name)).upper()
 
 
-def _seed(name, ra, dec, det_name, instrument, amplitude, cfg) -> Source:
-    spatial = GaussianSpatialModel.create(ra, dec, sigma=cfg.seed_sigma_deg)
+def _seed(name, ra, dec, det_name, instrument, amplitude, cfg, r39=None) -> Source:
+    spatial = GaussianSpatialModel.create(ra, dec, sigma=cfg.seed_sigma_deg if r39 is None else r39)
     # a component may move up to max_shift_deg from its seed (beyond, it would describe another source)
     d_ra = cfg.max_shift_deg / max(np.cos(np.radians(dec)), 0.05)
     bounds = {"sigma": (0.0, 2.0), "lon_0": (ra - d_ra, ra + d_ra),
@@ -171,12 +174,27 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
         seeds = []
         for ds, npred in zip(datasets, npreds, strict=True):
-            tsm = ts_map(ds, npred, "point")
             interior = _interior(ds.roi, cfg.edge_deg)
-            for p in tsm.peaks(cfg.ts_add, cfg.min_separation_deg, inside=interior)[: cfg.max_new_per_iteration]:
+            # peaks of a point-source map and of a map for extended residuals (Gaussian kernel), the
+            # stronger of two peaks closer than min_separation_deg kept
+            peaks = []
+            for kernel, sigma in (("point", 0.0), ("gaussian", cfg.extended_kernel_deg)):
+                if kernel == "gaussian" and not sigma > 0:
+                    continue
+                tsm = ts_map(ds, npred, kernel, sigma_deg=sigma)
+                peaks += [{**p, "seed_r39": max(sigma, cfg.seed_sigma_deg)}
+                          for p in tsm.peaks(cfg.ts_add, cfg.min_separation_deg, inside=interior)]  # fmt: skip
+            chosen = []
+            for p in sorted(peaks, key=lambda p: -p["ts"]):
+                v = unit_vectors(p["ra"], p["dec"])
+                if all(
+                    v @ unit_vectors(c["ra"], c["dec"]) < np.cos(np.radians(cfg.min_separation_deg)) for c in chosen
+                ):
+                    chosen.append(p)
+            for p in chosen[: cfg.max_new_per_iteration]:
                 counter += 1
                 seeds.append(_seed(f"c{counter:03d}_{ds.name}", p["ra"], p["dec"], ds.name, names[ds.name],
-                                   p["amplitude"], cfg))  # fmt: skip
+                                   p["amplitude"], cfg, p["seed_r39"]))  # fmt: skip
                 history.append({"iteration": iteration, "component": seeds[-1].name, "dataset": ds.name, **p})
         if not seeds:
             break
