@@ -30,7 +30,7 @@ class ConfigError(ValueError):
     """A configuration file is missing, malformed or has unknown/invalid entries."""
 
 
-def _load_config(path) -> dict:
+def _read_yaml_mapping(path, what: str) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
@@ -39,7 +39,13 @@ def _load_config(path) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: malformed YAML: {exc}") from None
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: the config must be a mapping with 'datasets' and 'model'")
+        raise ConfigError(f"{path}: {what}")
+    return cfg
+
+
+def _load_config(path) -> dict:
+    path = Path(path)
+    cfg = _read_yaml_mapping(path, "the config must be a mapping with 'datasets' and 'model'")
     unknown = set(cfg) - {"datasets", "model", "output", "minos", "ts", "seed"}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (allowed: datasets, model, output, minos, ts, seed)")
@@ -414,15 +420,7 @@ def cmd_catalog(args) -> int:
 
     settings = {}
     if args.config:
-        path = Path(args.config)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            settings = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-        if not isinstance(settings, dict):
-            raise ConfigError(f"{path}: a catalogue config is a mapping of CatalogConfig fields (e.g. region: ...)")
+        settings = _read_yaml_mapping(args.config, "a catalogue config maps CatalogConfig fields (e.g. region: ...)")
         known = {f.name for f in fields(CatalogConfig)}
         unknown = set(settings) - known
         if unknown:
