@@ -272,8 +272,9 @@ def _versions() -> dict:
 
 def owned_components(records: list[dict], region: Region, match_deg: float = 0.3) -> list[dict]:
     """The components each ROI owns (fitted position in its tile), plus those that an ROI fitted in a
-    neighbour's tile where the neighbour has nothing of the same detector within ``match_deg`` + r39
-    (a source on a tile edge that each ROI places in the other's tile would otherwise be lost)."""
+    neighbour's tile where the neighbour has nothing of the same detector within ``match_deg`` + half
+    the smaller r39 of the two (a source on a tile edge that each ROI places in the other's tile would
+    otherwise be lost; the same source fitted by two ROIs lands within about its position error)."""
     from ..maps import unit_vectors
 
     owned = [{**c, "roi": r["index"]} for r in records for c in r["components"] if c["owned"]]
@@ -284,7 +285,7 @@ def owned_components(records: list[dict], region: Region, match_deg: float = 0.3
         v = unit_vectors(c["ra"], c["dec"])
         near = [o for o in owned if o["dataset"] == c["dataset"]
                 and np.degrees(np.arccos(np.clip(v @ unit_vectors(o["ra"], o["dec"]), -1, 1)))
-                < match_deg + max(o["r39"], c["r39"])]  # fmt: skip
+                < match_deg + 0.5 * min(o["r39"], c["r39"])]  # fmt: skip
         if not near:
             owned.append({**c, "owned": True, "adopted": True})
     return owned
