@@ -88,6 +88,10 @@ class _Fitter:
         # uses central differences of the exact gradient.
         self.fits += 1
         res = Fit(self.lk, strategy=0, hessian="minuit").run(model, hesse=False)
+        if any("did not converge" in m for m in res.messages):
+            # strategy 0 stops early on hard many-source problems: continue from there, more carefully;
+            # a component tested against an unconverged fit would be pruned by mistake
+            res = Fit(self.lk, strategy=1, hessian="minuit").run(res.model, hesse=False)
         if hesse:
             res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True, migrad=False)
         return res
