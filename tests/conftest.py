@@ -35,15 +35,6 @@ def hawc_data():
     return hawc_data_path()
 
 
-@pytest.fixture(scope="session")
-def lhaaso_catalog():
-    """Path of the 1LHAASO catalogue in the reference data (skips, saying how to get it, when absent)."""
-    try:
-        return data_dir("catalogs", "1LHAASO_catalog.fits")
-    except DataNotFoundError as exc:
-        pytest.skip(f"1LHAASO catalogue not found: set SKYFIT_DATA to a folder holding catalogs/. {exc}")
-
-
 def small_response(n_bins: int = 2) -> Response:
     """A 2-bin response at one declination node (22 deg) with a smooth exposure and dispersion.
 

@@ -59,7 +59,7 @@ def test_catalogue_file_with_missing_columns_names_the_file_and_columns(tmp_path
 
 
 @needs_data
-def test_1lhaaso_components_become_detector_restricted_sources(lhaaso_catalog):
+def test_1lhaaso_components_become_detector_restricted_sources(catalogs_dir):
     sky = catalog_sky(read_1lhaaso(), Region.parse("35,45,-3,3"))
     names = [s.name for s in sky.sources]
     assert "1LHAASO_J1908+0615u_WCDA" in names and "1LHAASO_J1908+0615u_KM2A" in names
@@ -124,7 +124,7 @@ def test_ts_map_refuses_a_non_positive_baseline():
 
 
 @needs_data
-def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_path, lhaaso_catalog):
+def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_path, catalogs_dir):
     cfg = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0)
     out = tmp_path / "cat"
     first = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)

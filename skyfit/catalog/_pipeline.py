@@ -340,8 +340,7 @@ def catalog_table(sources: list[dict], ts_keep: float):
 
     rows = []
     for s in sources:
-        comps = {k: v for k, v in s.items() if k in ("WCDA", "KM2A") or isinstance(v, dict)}
-        comps = {k: v for k, v in comps.items() if isinstance(v, dict)}
+        comps = {k: v for k, v in s.items() if isinstance(v, dict)}  # detector -> component
         best = max(comps.values(), key=lambda c: c["ts"])
         if best["ts"] < ts_keep:
             continue
