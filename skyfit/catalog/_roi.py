@@ -48,8 +48,11 @@ class DetectionConfig:
     max_new_per_iteration: int = 4  # per detector
     min_separation_deg: float = 0.4  # between peaks added in one iteration
     local_radius_deg: float = 2.0  # components within this of a tested one are refitted with it
+    max_prune_rounds: int = 8  # backward elimination of components below ts_add
     min_r39_deg: float = 0.02  # below: a point source
     max_shift_deg: float = 0.5  # how far a component may move from its seed
+    split_min_r39_deg: float = 0.15  # extended components at least this large are tried as two
+    split_min_elongation: float = 1.3  # ... when their excess is at least this elongated
     edge_deg: float = 0.6  # no seed closer than this to the ROI's edge (it could leave the ROI)
     progress: bool = False
     extra: dict = field(default_factory=dict)
@@ -160,6 +163,76 @@ def _cleanup(model: SkyModel, cfg: DetectionConfig, datasets) -> tuple[SkyModel,
     return SkyModel(keep, model.backgrounds), dropped
 
 
+def _principal_axis(datasets, fitter: _Fitter, model: SkyModel, s: Source, radius_deg: float):
+    """Unit vector (tangent plane at ``s``) along which the excess attributed to ``s`` is most elongated,
+    and the ratio of the two second moments (1 for a round excess)."""
+    ds_index = next(i for i, d in enumerate(datasets) if s.applies_to(d.name))
+    ds = datasets[ds_index]
+    without = model.with_values({f"{s.name}.amplitude": 0.0})
+    npred0 = fitter.lk.npred(fitter.lk.vector(without.values()))[ds_index]
+    excess = np.sum(np.asarray(ds.counts.data, float) - npred0, axis=0)
+    centre = unit_vectors(*s.spatial.position())
+    v = ds.roi.unit_vectors()
+    near = v @ centre > np.cos(np.radians(radius_deg))
+    w = np.clip(excess[near], 0.0, None)
+    if w.sum() <= 0:
+        return None, 1.0
+    # tangent-plane coordinates: east and north unit vectors at the centre
+    ra, dec = np.radians(s.spatial.position())
+    east = np.array([-np.sin(ra), np.cos(ra), 0.0])
+    north = np.array([-np.sin(dec) * np.cos(ra), -np.sin(dec) * np.sin(ra), np.cos(dec)])
+    xy = np.stack([v[near] @ east, v[near] @ north], axis=1)
+    mean = np.average(xy, axis=0, weights=w)
+    cov = np.cov((xy - mean).T, aweights=w)
+    val, vec = np.linalg.eigh(cov)
+    return vec[:, 1], float(val[1] / max(val[0], 1e-30))
+
+
+def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConfig, log):
+    """Try each extended component as two: two sources within a PSF are otherwise fitted as one
+    Gaussian between them (the TS map shows no residual peak once it is there). The pair replaces the
+    Gaussian when it improves the fit by more than ``ts_add``. Returns (result, fitter, fits run)."""
+    fits = 0
+    for s in _components(result.model):
+        if s.spatial.tag != "GaussianSpatialModel" or s.spatial.extent_deg() < cfg.split_min_r39_deg:
+            continue
+        if s.name not in {c.name for c in _components(result.model)}:
+            continue
+        r39 = s.spatial.extent_deg()
+        axis, ratio = _principal_axis(datasets, fitter, result.model, s, 2.0 * r39 + 0.3)
+        if axis is None or ratio < cfg.split_min_elongation:
+            continue
+        ra, dec = s.spatial.position()
+        d = 0.8 * r39  # each half at the inflexion point of the one Gaussian
+        p = {q.name: q.value for q in s.spectral.parameters}
+        inst = _instrument(next(ds for ds in datasets if s.applies_to(ds.name)))
+        halves = []
+        for k, sign in enumerate((1.0, -1.0)):
+            h_ra = ra + sign * d * axis[0] / max(np.cos(np.radians(dec)), 0.05)
+            h_dec = dec + sign * d * axis[1]
+            half = _seed(f"{s.name}{'ab'[k]}", h_ra, h_dec, s.datasets[0], inst, 0.5 * p["amplitude"], cfg,
+                         max(0.5 * r39, cfg.seed_sigma_deg / 2))  # fmt: skip
+            halves.append(half)
+        sources = []
+        for src in result.model.sources:
+            sources += halves if src.name == s.name else [src]
+        trial = SkyModel(sources, result.model.backgrounds).with_values({f"{h.name}.index": p["index"] for h in halves})
+        local = _freeze_far(trial, halves[0], cfg.local_radius_deg)
+        split_fitter = _Fitter(trial, datasets)
+        res2 = split_fitter.run(local)
+        fits += 1
+        gain = result.stat - res2.stat
+        log(f"  split test {s.name} (r39 {r39:.2f}, elongation {ratio:.1f}): delta TS {gain:.1f}")
+        if gain > cfg.ts_add:
+            was_free = {k for k, q in trial.parameters().items() if not q.frozen}
+            refreeze = [k for k, q in res2.model.parameters().items() if q.frozen and k in was_free]
+            thawed = res2.model.with_frozen(refreeze, frozen=False)
+            fitter = split_fitter
+            result = fitter.run(thawed)
+            fits += 1
+    return result, fitter, fits
+
+
 def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print) -> dict:
     """Run the iterative detection and the final tests on ``datasets`` (one ROI).
 
@@ -214,29 +287,64 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             result = fitter.run(cleaned)
             n_fits += 1
 
+    result, fitter, n_split = _split_test(result, fitter, datasets, cfg, log)
+    n_fits += n_split
+
     # per-component TS: amplitude fixed at zero, neighbours refitted
-    def component_ts(res: FitResult, fitter: _Fitter):
+    extra_fits = [0]
+
+    def component_ts(res: FitResult, fitter: _Fitter, only=None):
         out = {}
         for s in _components(res.model):
+            if only is not None and s.name not in only:
+                continue
             key = f"{s.name}.amplitude"
-            null = _freeze_far(res.model, s, cfg.local_radius_deg)
-            null = null.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters])
+            local = _freeze_far(res.model, s, cfg.local_radius_deg)
+            null = local.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters])
             free = [k for k, q in null.parameters().items() if not q.frozen]
             stat0 = fitter.run(null).stat if free else fitter.lk.stat(fitter.lk.vector(null.values()))
             out[s.name] = max(stat0 - res.stat, 0.0)
+            if out[s.name] < cfg.ts_add:
+                # about to be pruned: check that the full fit is at its minimum near this component (a
+                # many-source MIGRAD can stop short, and the null fit would then gain what the full
+                # one left, hiding a real source)
+                stat1 = fitter.run(local).stat
+                extra_fits[0] += 1
+                if stat1 < res.stat - 0.1:
+                    log(f"  {s.name}: the local refit lowers the full fit by {res.stat - stat1:.2f}")
+                    out[s.name] = max(stat0 - stat1, 0.0)
         return out
 
+    log(f"  full fit: stat {result.stat:.2f}, valid {result.valid}, {list(result.messages)}")
     ts = component_ts(result, fitter)
     n_fits += len(ts)
-    weak = [k for k, v in ts.items() if v < cfg.ts_add]
-    if weak:
-        log(f"  dropping {len(weak)} component(s) with TS < {cfg.ts_add:g}: {weak}")
-        model = SkyModel([s for s in result.model.sources if s.name not in weak], result.model.backgrounds)
+    log("  component TS: " + ", ".join(f"{k} {v:.1f}" for k, v in ts.items()))
+    # backward elimination: weak components that are neighbours can each stand in for the other, so
+    # each looks unnecessary while the others are there; drop the weakest of each such group only,
+    # refit, and test its neighbours again
+    for _ in range(cfg.max_prune_rounds):
+        weak = sorted((k for k, v in ts.items() if v < cfg.ts_add), key=ts.get)
+        if not weak:
+            break
+        comps = {s.name: s for s in _components(result.model)}
+        drop = []
+        for k in weak:
+            if all(_separation_deg(comps[k], comps[d]) > cfg.local_radius_deg for d in drop):
+                drop.append(k)
+        log(f"  dropping {len(drop)} component(s) with TS < {cfg.ts_add:g}: {drop}")
+        near = {s for s in comps if s not in drop
+                and any(_separation_deg(comps[s], comps[d]) <= cfg.local_radius_deg for d in drop)}  # fmt: skip
+        model = SkyModel([s for s in result.model.sources if s.name not in drop], result.model.backgrounds)
         fitter = _Fitter(model, datasets)
         result = fitter.run(model)
         n_fits += 1
-        ts = component_ts(result, fitter)
-        n_fits += len(ts)
+        # components near a dropped one are retested; the others keep their TS (their neighbourhood is
+        # unchanged) unless the list of weak ones says otherwise
+        retest = near | {k for k in weak if k not in drop}
+        ts = {k: v for k, v in ts.items() if k not in drop}
+        ts.update(component_ts(result, fitter, only=retest))
+        n_fits += len(retest)
+        log("  retested: " + ", ".join(f"{k} {ts[k]:.1f}" for k in sorted(retest) if k in ts))
 
     # extension: r39 fixed to zero (the Gaussian kernel then equals the point kernel)
     ts_ext = {}
@@ -264,7 +372,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         result = fitter.run(model)
         n_fits += 1
     final = fitter.run(result.model, hesse=True)
-    n_fits += 1
+    n_fits += 1 + extra_fits[0]
     if to_point:  # TS of the point-like components at their refitted values
         ts.update({k: v for k, v in component_ts(final, fitter).items() if k in to_point})
         n_fits += len(to_point)
