@@ -1,0 +1,67 @@
+"""Plots of a gamma/hadron study: ROC curves per bin, efficiencies, significance before/after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._cuts import roc_curve
+
+
+def plot_roc(ev: dict, test: dict, instrument: str, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = sorted(int(b) for b in np.unique(ev["bins"]["gamma"]) if b >= 0)
+    n = len(bins)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    g, b = test["gamma"], test["background"]
+    for ax, k in zip(axes.ravel(), bins, strict=False):
+        sg, sb = ev["bins"]["gamma"] == k, ev["bins"]["background"] == k
+        if sg.sum() < 20 or sb.sum() < 20:
+            ax.set_visible(False)
+            continue
+        for label, sc in (("ML", ev["scores"]), ("traditional", ev["traditional_scores"])):
+            eg, eb = roc_curve(sc["gamma"][sg], g["WEIGHT"][sg], sc["background"][sb], b["WEIGHT"][sb])
+            ax.plot(eg, np.maximum(eb, 1e-6), label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("gamma efficiency")
+        ax.set_ylabel("background survival")
+        ax.set_title(f"{instrument} bin {k}")
+        ax.legend(fontsize=8)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = Path(out) / f"roc_{instrument}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_significance(studies: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(studies), figsize=(4.2 * len(studies), 3.4), squeeze=False)
+    for ax, (name, st) in zip(axes.ravel(), studies.items(), strict=True):
+        sb, sa = np.sqrt(st["before"]["ts"]), np.sqrt(st["after"]["ts"])
+        hi = max(sb.max(), sa.max()) * 1.1 + 1
+        bins = np.linspace(0, hi, 25)
+        ax.hist(sb, bins, histtype="step", label=f"traditional (median {np.median(sb):.1f})")
+        ax.hist(sa, bins, histtype="step", label=f"ML (median {np.median(sa):.1f})")
+        ax.axvline(5, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("significance sqrt(TS)")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out) / "significance_before_after.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
