@@ -42,6 +42,7 @@ def main():
     parser.add_argument("--pointcloud", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outdir", default="/tmp/skyfit-ghsep")
+    parser.add_argument("--cache", default=None, help="folder for the simulated samples (reused when rerun)")
     args = parser.parse_args()
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,10 +50,10 @@ def main():
     sizes = {"WCDA": (args.n_gamma, args.n_background), "KM2A": (args.km2a_gamma, args.km2a_background)}
     evals, ratios, extra = {}, {}, {}
     for inst, (ng, nb) in sizes.items():
-        model, _ = build_model(inst, ng, nb, seed=args.seed, epochs=args.epochs)
+        model, _ = build_model(inst, ng, nb, seed=args.seed, epochs=args.epochs, cache_dir=args.cache)
         model.save(out / f"ghsep_{inst}.npz")
         print(f"simulating the {inst} test sample")
-        test = labelled_sample(inst, ng, nb, seed=args.seed + 2)
+        test = labelled_sample(inst, ng, nb, seed=args.seed + 2, cache_dir=args.cache)
         ev = evaluate(model, test)
         evals[inst], ratios[inst] = ev, ev["ratios"]
         plot_roc(ev, test, inst, out)
@@ -73,8 +74,10 @@ def main():
             print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}"
                   f"{' (bound)' if v['bkg_bound'] else ''}  Q {v['q']:.2f}")  # fmt: skip
         if args.pointcloud and inst == "WCDA":
-            pc, _ = build_model(inst, ng, nb, kind="pointcloud", seed=args.seed, epochs=args.epochs)
-            test_pc = labelled_sample(inst, ng, nb, seed=args.seed + 2, hits=True)
+            pc, _ = build_model(
+                inst, ng, nb, kind="pointcloud", seed=args.seed, epochs=args.epochs, cache_dir=args.cache
+            )
+            test_pc = labelled_sample(inst, ng, nb, seed=args.seed + 2, hits=True, cache_dir=args.cache)
             ev_pc = evaluate(pc, test_pc)
             extra["pointcloud_reduction_per_bin"] = {
                 r["bin"]: None if r["reduction"] is None else round(r["reduction"], 3)
@@ -98,10 +101,17 @@ def main():
               f"{s['frac_5sigma_before']:.2f}/"
               f"{s['frac_5sigma_after']:.2f}")  # fmt: skip
     hawc = weak_supervision_gain(read_onoff(), n_boot=300, seed=args.seed, n_repeats=5)
+    # null test: the same on an empty position of the field (3 deg west of the Crab, same declination)
+    null = weak_supervision_gain(read_onoff(on_position=(80.6, 22.0145)), n_boot=50, seed=args.seed)
     print(f"\nHAWC pass-4 Crab (GP, fHit 5-9), weakly supervised, cross-fitted: significance "
           f"{hawc['signif_before']:.2f} -> {hawc['signif_after']:.2f}, gain {hawc['gain']:.3f} "
           f"(68 %: {hawc['gain_lo68']:.3f}-{hawc['gain_hi68']:.3f},"
-          f" 95 %: {hawc['gain_lo95']:.3f}-{hawc['gain_hi95']:.3f})")  # fmt: skip
+          f" 95 %: {hawc['gain_lo95']:.3f}-{hawc['gain_hi95']:.3f}); repeats {hawc['gain_repeats']}")  # fmt: skip
+    print(
+        f"null test (ON on an empty position): ON kept / OFF kept = {null['on_kept_over_off_kept']:.3f} ± "
+        f"{null['on_kept_over_off_kept_err']:.3f}, significance {null['signif_before']:.2f} -> "
+        f"{null['signif_after']:.2f}"
+    )
     ratios_all = [s["ratio_after_before"] for s in summaries.values()]
     pred_all = [s["ratio_predicted"] for s in summaries.values()]
     q_all = [v["q"] for r in ratios.values() for v in r.values() if v["cut"] == "ml"]
@@ -126,7 +136,12 @@ def main():
         "hawc_gain_lo": round(hawc["gain_lo68"], 4),
         "hawc_gain_hi": round(hawc["gain_hi68"], 4),
         "hawc_gain_95": [round(hawc["gain_lo95"], 4), round(hawc["gain_hi95"], 4)],
-        "hawc_gain_repeats": [round(g, 4) for g in hawc.get("gain_repeats", [])],
+        "hawc_gain_repeats": [round(g, 4) for g in hawc["gain_repeats"]],
+        "hawc_on_kept_over_off_kept": round(hawc["on_kept_over_off_kept"], 4),
+        "hawc_null_on_kept_over_off_kept": [
+            round(null["on_kept_over_off_kept"], 4),
+            round(null["on_kept_over_off_kept_err"], 4),
+        ],
         "realisations": args.realisations,
         **extra,
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -505,7 +505,11 @@ def cmd_ghsep(args) -> int:
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     inst = model.instrument
-    seed = int(model.meta.get("samples", {}).get("training_seed", 0)) + 2 if args.seed is None else args.seed
+    train_seed = int(model.meta.get("samples", {}).get("training_seed", 0))
+    seed = train_seed + 2 if args.seed is None else args.seed
+    if seed in (train_seed, train_seed + 1):
+        raise ConfigError(f"--seed {seed} would regenerate the model's training or tuning sample (seeds {train_seed} "
+                          f"and {train_seed + 1}); a test sample needs another seed")  # fmt: skip
     ng = args.n_gamma or int(model.meta.get("samples", {}).get("n_gamma_thrown", 20000))
     nb = args.n_background or int(model.meta.get("samples", {}).get("n_background_thrown", 60000))
     print(f"simulating an independent {inst} test sample (seed {seed})")

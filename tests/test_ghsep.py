@@ -189,6 +189,10 @@ def test_cli_train_apply_report(tmp_path, capsys):
     f = EventFile(out)
     t = f.read(("GH_SCORE", "GH_PASS"))
     assert len(t["GH_SCORE"]) == 300 and np.all((t["GH_SCORE"] >= 0) & (t["GH_SCORE"] <= 1))
+    # a test sample with the training or tuning seed is refused
+    capsys.readouterr()
+    assert main(["ghsep", "report", str(model), "--seed", "1", "--realisations", "0"]) == 2
+    assert "tuning sample" in capsys.readouterr().err
     assert main(["ghsep", "report", str(model), "--n-gamma", "1500", "--n-background", "3000",
                  "--realisations", "0", "--outdir", str(tmp_path / "rep")]) == 0  # fmt: skip
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
@@ -214,9 +218,15 @@ def test_hawc_weak_supervision_gain_is_quoted_with_its_interval(hawc_data):
 
     d = read_onoff(hawc_data)
     assert set(d["alpha"]) == {5, 6, 7, 8, 9}
-    assert all(0 < a < 0.05 for a in d["alpha"].values())
-    r = weak_supervision_gain(d, n_boot=50, epochs=5)
+    # ON: a disc of 0.25-0.45 deg; OFF: the declination band across the 8.8 deg-wide field
+    assert all(0.03 < a < 0.3 for a in d["alpha"].values())
+    r = weak_supervision_gain(d, n_boot=50, epochs=5, n_repeats=2)
     # the Crab is detected before any ML cut (HAWC's own analysis: well above 10 sigma in these bins)
     assert r["signif_before"] > 10
+    assert len(r["gain_repeats"]) == 2
     assert r["gain_lo95"] <= r["gain_lo68"] <= r["gain_hi68"] <= r["gain_hi95"]
     assert r["gain_lo95"] <= r["gain"] <= r["gain_hi95"]
+    # null test: ON on an empty position holds background only; the cut must keep ON and OFF alike,
+    # or alpha (fixed before the cut) would be biased and the gain with it
+    null = weak_supervision_gain(read_onoff(hawc_data, on_position=(80.6, 22.0145)), n_boot=10, epochs=5)
+    assert abs(null["on_kept_over_off_kept"] - 1) < 4 * null["on_kept_over_off_kept_err"] + 0.02

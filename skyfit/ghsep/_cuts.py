@@ -68,7 +68,7 @@ def compare_at_equal_efficiency(trad_g, trad_b, ml_g, ml_b, w_g, w_b, bin_g, bin
     """Per bin: the traditional cut (threshold on ``trad_*`` keeping ``trad_efficiency`` of the gammas),
     the ML cut at the same gamma efficiency, and the background each leaves; ``reduction`` is the ratio
     traditional / ML background survival with its error (None where no ML background event passes:
-    then ``reduction_lo`` is the bound from one event)."""
+    then ``reduction_lo`` is the bound from the 90 % upper limit, 2.3 events of the mean weight)."""
     rows = []
     for b in np.unique(bin_g):
         if b < 0:
@@ -87,12 +87,16 @@ def compare_at_equal_efficiency(trad_g, trad_b, ml_g, ml_b, w_g, w_b, bin_g, bin
                "bkg_eff_trad_err": dbt, "bkg_eff_ml": bm, "bkg_eff_ml_err": dbm, "n_bkg": int(sb.sum()),
                "n_bkg_pass_trad": n_t, "n_bkg_pass_ml": n_m, "threshold_trad": t_thr,
                "threshold_ml": m_thr}  # fmt: skip
-        if n_m > 0 and bm > 0:
+        # ties in the scores can make the efficiencies differ: then the comparison is not at equal efficiency
+        row["efficiency_matched"] = bool(abs(eff_m - eff_t) < 0.02)
+        if n_t == 0:  # nothing passes the traditional cut: no ratio to quote
+            row["reduction"] = None
+        elif n_m > 0 and bm > 0:
             row["reduction"] = bt / bm
             row["reduction_err"] = row["reduction"] * float(np.hypot(dbt / max(bt, 1e-300), dbm / bm))
         else:
             row["reduction"] = None
-            row["reduction_lo"] = bt / max(dbm, 1e-300)  # one event of the mean weight passing
+            row["reduction_lo"] = bt / max(2.3 * dbm, 1e-300)  # 90 % upper limit on the ML survival
         rows.append(row)
     return rows
 

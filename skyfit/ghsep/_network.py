@@ -106,7 +106,6 @@ class GHModel:
     def score(self, table, cloud=None, batch: int = 65536, where: str = "event table") -> np.ndarray:
         """Gamma-ness per event (sigmoid of the network output). ``cloud``: :func:`hit_cloud` output,
         needed by the point-cloud network."""
-        import jax
         import jax.numpy as jnp
 
         x = self._x(table, where)
@@ -116,7 +115,9 @@ class GHModel:
         out = []
         for s in range(0, len(x), batch):
             c = None if cloud is None else jnp.asarray(cloud[s : s + batch])
-            out.append(np.asarray(jax.nn.sigmoid(f(self.net, jnp.asarray(x[s : s + batch]), c))))
+            # the sigmoid in float64: in float32 every logit above ~17 gives exactly 1 and ties the scores
+            logit = np.asarray(f(self.net, jnp.asarray(x[s : s + batch]), c), np.float64)
+            out.append(1.0 / (1.0 + np.exp(-logit)))
         return np.concatenate(out) if out else np.zeros(0)
 
     def passes(self, table, scores=None, bins=None, **kw) -> np.ndarray:

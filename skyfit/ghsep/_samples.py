@@ -64,7 +64,7 @@ def _flux(particle, e):
 
 def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int = 0, hits: bool = False,
                     k_hits: int = 48, throw_radius_m: float | None = None, chunk: int = 20_000,
-                    progress=None) -> dict:  # fmt: skip
+                    progress=None, cache_dir=None) -> dict:  # fmt: skip
     """Simulate and reconstruct gammas and cosmic rays for ``instrument``; returns
     ``{"gamma": table, "background": table}`` where each table has a physical ``WEIGHT`` column (its
     sum is arbitrary per class: only ratios within a class matter) and, with ``hits``, a ``CLOUD``
@@ -72,6 +72,14 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
     (default: 200 m for WCDA, whose pond is 300 m x 260 m; 600 m for KM2A); showers whose core is
     farther out rarely pass the quality cut, which needs the reconstructed core 40 m inside the array."""
     instrument = instrument.upper()
+    cache = None
+    if cache_dir is not None:  # a sample is a pure function of these arguments: reuse it
+        from pathlib import Path
+
+        cache = Path(cache_dir) / (f"{instrument}_g{n_gamma}_b{n_background}_s{seed}_h{int(hits)}{k_hits}"
+                                   f"_r{throw_radius_m}.npz")  # fmt: skip
+        if cache.exists():
+            return _load_cache(cache)
     if instrument not in _RANGES:
         raise GHSepError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")
     layout = wcda_layout() if instrument == "WCDA" else km2a_layouts()[0]
@@ -79,9 +87,12 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
     bkg_parts, (g_lo, g_hi) = _RANGES[instrument]
     jobs = [("gamma", n_gamma, g_lo, g_hi)] + [(p, int(round(f * n_background)), lo, hi) for p, f, lo, hi in bkg_parts]
     out = {"gamma": [], "background": []}
+    drawn = {"gamma": [], "background": []}  # (particle, lo, hi, n thrown) per job, events passing or not
     for k, (particle, n, lo, hi) in enumerate(jobs):
         if n <= 0:
             continue
+        cls = "gamma" if particle == "gamma" else "background"
+        drawn[cls].append((particle, lo, hi, n))
         chunks = []
         for c, start in enumerate(range(0, n, chunk)):
             m = min(chunk, n - start)
@@ -96,27 +107,43 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
             chunks.append({col: v[keep] for col, v in t.items()})
         t = {col: np.concatenate([ch[col] for ch in chunks]) for col in chunks[0]}
         t["PARTICLE"] = np.full(len(t["BIN"]), particle)
-        t["DRAWN_RANGE"] = np.tile([lo, hi, n], (len(t["BIN"]), 1))
-        out["gamma" if particle == "gamma" else "background"].append(t)
+        out[cls].append(t)
         if progress is not None:
             progress(f"{n} {particle} showers ({lo:g}-{hi:g} TeV) simulated, {len(t['BIN'])} pass the quality cut")
     res = {}
     for cls, parts in out.items():
         table = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
         e = table["TRUE_ENERGY"]
-        # the density each event was drawn from: the sum over the samples of this class that cover e
+        # the density each event was drawn from: the sum over the samples of its particle that cover e
         dens = np.zeros_like(e)
-        for lo, hi, n in {tuple(r) for p in parts for r in p["DRAWN_RANGE"][:1]}:
-            same = [p for p in parts if tuple(p["DRAWN_RANGE"][0]) == (lo, hi, n)]
-            part_particle = same[0]["PARTICLE"][0]
-            dens += np.where(table["PARTICLE"] == part_particle, n * _e2_density(e, lo, hi), 0.0)
+        for particle, lo, hi, n in drawn[cls]:
+            dens += np.where(table["PARTICLE"] == particle, n * _e2_density(e, lo, hi), 0.0)
         flux = np.zeros_like(e)
         for particle in np.unique(table["PARTICLE"]):
             sel = table["PARTICLE"] == particle
             flux[sel] = _flux(particle, e[sel])
         table["WEIGHT"] = flux / np.maximum(dens, 1e-300)
-        del table["DRAWN_RANGE"]
         res[cls] = table
+    if cache is not None:
+        _save_cache(cache, res)
+    return res
+
+
+def _save_cache(path, res):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{cls}__{c}": v for cls, t in res.items() for c, v in t.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)
+
+
+def _load_cache(path):
+    res = {"gamma": {}, "background": {}}
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+        for k in z.files:
+            cls, c = k.split("__", 1)
+            res[cls][c] = z[k]
     return res
 
 

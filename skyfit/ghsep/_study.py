@@ -23,9 +23,10 @@ def ratio_arrays(ratios: dict, instrument: str) -> tuple[np.ndarray, np.ndarray]
     return rg, rb
 
 
-def equal_efficiency_summary(evals: dict) -> dict:
+def equal_efficiency_summary(evals: dict, min_events: int = 3) -> dict:
     """Background reduction at equal gamma efficiency per instrument and bin, and the median over the
-    bins below 100 TeV where it was measured (at least one background event passing both cuts)."""
+    bins below 100 TeV where it was measured (at least ``min_events`` simulated background events passing
+    each cut, the gamma efficiencies matched)."""
     per_bin, below = {}, []
     for inst, ev in evals.items():
         for row in ev["equal_efficiency"]:
@@ -34,7 +35,9 @@ def equal_efficiency_summary(evals: dict) -> dict:
             hi_edge = np.inf
             if inst == "KM2A":
                 hi_edge = 10 ** (1.4 + 0.2 * (row["bin"] + 1))
-            if row["reduction"] is not None and row["n_bkg_pass_trad"] > 0 and (inst == "WCDA" or hi_edge <= 100.0):
+            measured = (row["reduction"] is not None and row["efficiency_matched"]
+                        and min(row["n_bkg_pass_trad"], row["n_bkg_pass_ml"]) >= min_events)  # fmt: skip
+            if measured and (inst == "WCDA" or hi_edge <= 100.0):
                 below.append(row["reduction"])
     return {"per_bin": per_bin, "median": float(np.median(below)) if below else None, "n_bins_measured": len(below)}
 
