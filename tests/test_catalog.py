@@ -151,6 +151,19 @@ def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_p
     # a checkpoint of another configuration is not reused
     other = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0, seed=5)
     assert other.fingerprint() != cfg.fingerprint()
+    # nor one written by other detection code (the fingerprint hashes the modules that make an ROI)
+    from skyfit.catalog import _pipeline
+
+    before = cfg.fingerprint()
+    _pipeline._code_fingerprint.cache_clear()
+    original = _pipeline._CODE_FILES
+    try:
+        _pipeline._CODE_FILES = original[1:]  # as if _roi.py had changed
+        assert cfg.fingerprint() != before
+    finally:
+        _pipeline._CODE_FILES = original
+        _pipeline._code_fingerprint.cache_clear()
+    assert cfg.fingerprint() == before
 
 
 def test_unreachable_scheduler_is_a_clear_error_and_writes_no_catalogue(tmp_path):

@@ -14,6 +14,7 @@ catalogue files are written (atomically) only once every ROI is done.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -63,7 +64,25 @@ class CatalogConfig:
         object.__setattr__(self, "detectors", tuple(self.detectors))
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """Hash of the configuration and of the code that turns it into an ROI's result, so that a
+        checkpoint written by another version of that code is not reused."""
+        payload = json.dumps(asdict(self), sort_keys=True, default=str) + _code_fingerprint()
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# the modules whose code decides an ROI's components (simulation, response, likelihood, fit, detection)
+_CODE_FILES = ("catalog/_roi.py", "catalog/_sky.py", "detect/tsmap.py", "likelihood.py", "fit.py", "simulate.py",
+               "response/lhaaso.py", "models/spatial.py", "models/spectral.py", "models/sky.py")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in _CODE_FILES:
+        h.update(rel.encode())
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def tiles(region: Region, tile_deg: float) -> list[Region]:
