@@ -31,6 +31,20 @@ from skyfit.ghsep._study import equal_efficiency_summary, run_significance
 from skyfit.ghsep.hawc import read_onoff, weak_supervision_gain
 
 
+def _print_equal_efficiency(ev, label):
+    print(f"\n{label}: background at equal gamma efficiency (test sample)")
+    print(
+        " bin  eff_gamma  bkg trad          bkg ML            reduction      n_pass trad/ML  gamma-like p share trad/ML"
+    )
+    for r in ev["equal_efficiency"]:
+        red = "—" if r["reduction"] is None else f"{r['reduction']:.2f} ± {r['reduction_err']:.2f}"
+        lead = "/".join("—" if r[k] is None else f"{r[k]:.2f}" for k in ("leading_pi0_share_trad",
+                                                                        "leading_pi0_share_ml"))  # fmt: skip
+        print(f"{r['bin']:4d} {r['gamma_eff_trad']:10.3f}  {r['bkg_eff_trad']:.2e}±{r['bkg_eff_trad_err']:.1e}"
+              f"  {r['bkg_eff_ml']:.2e}±{r['bkg_eff_ml_err']:.1e}  {red:>14}  {r['n_bkg_pass_trad']:6d}/"
+              f"{r['n_bkg_pass_ml']:<6d}  {lead}")  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-gamma", type=int, default=40000)
@@ -57,18 +71,7 @@ def main():
         ev = evaluate(model, test)
         evals[inst], ratios[inst] = ev, ev["ratios"]
         plot_roc(ev, test, inst, out)
-        print(f"\n{inst}: background at equal gamma efficiency (test sample)")
-        print(
-            " bin  eff_gamma  bkg trad          bkg ML            reduction      n_pass trad/ML"
-            "  gamma-like p share trad/ML"
-        )
-        for r in ev["equal_efficiency"]:
-            red = "—" if r["reduction"] is None else f"{r['reduction']:.2f} ± {r['reduction_err']:.2f}"
-            lead = "/".join("—" if r[k] is None else f"{r[k]:.2f}" for k in ("leading_pi0_share_trad",
-                                                                            "leading_pi0_share_ml"))  # fmt: skip
-            print(f"{r['bin']:4d} {r['gamma_eff_trad']:10.3f}  {r['bkg_eff_trad']:.2e}±{r['bkg_eff_trad_err']:.1e}"
-                  f"  {r['bkg_eff_ml']:.2e}±{r['bkg_eff_ml_err']:.1e}  {red:>14}  {r['n_bkg_pass_trad']:6d}/"
-                  f"{r['n_bkg_pass_ml']:<6d}  {lead}")  # fmt: skip
+        _print_equal_efficiency(ev, inst)
         print(f"{inst}: Q-optimised ML cut vs traditional, per bin (r_gamma, r_bkg, Q = r_gamma/sqrt(r_bkg))")
         for k, v in sorted(ev["ratios"].items()):
             print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}"
@@ -79,6 +82,15 @@ def main():
             )
             test_pc = labelled_sample(inst, ng, nb, seed=args.seed + 2, hits=True, cache_dir=args.cache)
             ev_pc = evaluate(pc, test_pc)
+            pc.save(out / "ghsep_WCDA_pointcloud.npz")
+            _print_equal_efficiency(ev_pc, "WCDA hit-pattern (deep-sets) network")
+            for k, v in sorted(ev_pc["ratios"].items()):
+                print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}  Q {v['q']:.2f}")
+            extra["pointcloud_q_per_bin"] = {k: round(float(v["q"]), 3) for k, v in sorted(ev_pc["ratios"].items())}
+            extra["pointcloud_reduction_err_per_bin"] = {
+                r["bin"]: None if r["reduction"] is None else round(r["reduction_err"], 3)
+                for r in ev_pc["equal_efficiency"]
+            }
             extra["pointcloud_reduction_per_bin"] = {
                 r["bin"]: None if r["reduction"] is None else round(r["reduction"], 3)
                 for r in ev_pc["equal_efficiency"]
