@@ -1,11 +1,12 @@
 """ML gamma/hadron separation: background reduction and the significance of 0.01-Crab sources (issue #7).
 
     python benchmarks/ghsep_significance.py [--n-gamma 40000] [--n-background 120000]
-        [--km2a-gamma 20000] [--km2a-background 150000] [--realisations 100] [--pointcloud]
+        [--km2a-gamma 20000] [--km2a-background 150000] [--realisations 100] [--pointcloud] [--cache DIR]
         [--outdir /tmp/skyfit-ghsep]
 
 1. WCDA and KM2A: training, tuning and test samples from skyfit's shower simulation (independent seeds);
-   an MLP on the event features (``--pointcloud``: also the deep-sets network on hit patterns, WCDA).
+   an MLP on the event features (``--pointcloud``: also the deep-sets network on hit patterns, measured
+   at equal efficiency beside it; the significance study uses the MLP's cuts).
 2. Per analysis bin on the test sample: the background left by the ML cut at the traditional cut's
    gamma efficiency (WCDA compactness at 50 %, KM2A muon ratio at 90 %), and the Q-optimised ML cut's
    efficiency ratios to the traditional one.
@@ -76,27 +77,29 @@ def main():
         for k, v in sorted(ev["ratios"].items()):
             print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}"
                   f"{' (bound)' if v['bkg_bound'] else ''}  Q {v['q']:.2f}")  # fmt: skip
-        if args.pointcloud and inst == "WCDA":
+        if args.pointcloud:
             pc, _ = build_model(
                 inst, ng, nb, kind="pointcloud", seed=args.seed, epochs=args.epochs, cache_dir=args.cache
             )
             test_pc = labelled_sample(inst, ng, nb, seed=args.seed + 2, hits=True, cache_dir=args.cache)
             ev_pc = evaluate(pc, test_pc)
-            pc.save(out / "ghsep_WCDA_pointcloud.npz")
-            _print_equal_efficiency(ev_pc, "WCDA hit-pattern (deep-sets) network")
+            pc.save(out / f"ghsep_{inst}_pointcloud.npz")
+            _print_equal_efficiency(ev_pc, f"{inst} hit-pattern (deep-sets) network")
             for k, v in sorted(ev_pc["ratios"].items()):
                 print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}  Q {v['q']:.2f}")
-            extra["pointcloud_q_per_bin"] = {k: round(float(v["q"]), 3) for k, v in sorted(ev_pc["ratios"].items())}
-            extra["pointcloud_reduction_err_per_bin"] = {
+            extra[f"pointcloud_q_per_bin_{inst}"] = {
+                k: round(float(v["q"]), 3) for k, v in sorted(ev_pc["ratios"].items())
+            }
+            extra[f"pointcloud_reduction_err_per_bin_{inst}"] = {
                 r["bin"]: None if r["reduction"] is None else round(r["reduction_err"], 3)
                 for r in ev_pc["equal_efficiency"]
             }
-            extra["pointcloud_reduction_per_bin"] = {
+            extra[f"pointcloud_reduction_per_bin_{inst}"] = {
                 r["bin"]: None if r["reduction"] is None else round(r["reduction"], 3)
                 for r in ev_pc["equal_efficiency"]
             }
-            print("WCDA hit-pattern (deep-sets) network, reduction at equal efficiency:",
-                  extra["pointcloud_reduction_per_bin"])  # fmt: skip
+            print(f"{inst} hit-pattern (deep-sets) network, reduction at equal efficiency:",
+                  extra[f"pointcloud_reduction_per_bin_{inst}"])  # fmt: skip
     eq = equal_efficiency_summary(evals)
     t_sig = time.perf_counter()
     studies = run_significance(ratios, args.realisations, seed=args.seed)
