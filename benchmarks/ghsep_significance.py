@@ -46,6 +46,12 @@ def _print_equal_efficiency(ev, label):
               f"{r['n_bkg_pass_ml']:<6d}  {lead}")  # fmt: skip
 
 
+def _print_ratios(ev):
+    for k, v in sorted(ev["ratios"].items()):
+        print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}"
+              f"{' (bound)' if v['bkg_bound'] else ''}  Q {v['q']:.2f}")  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-gamma", type=int, default=40000)
@@ -74,9 +80,7 @@ def main():
         plot_roc(ev, test, inst, out)
         _print_equal_efficiency(ev, inst)
         print(f"{inst}: Q-optimised ML cut vs traditional, per bin (r_gamma, r_bkg, Q = r_gamma/sqrt(r_bkg))")
-        for k, v in sorted(ev["ratios"].items()):
-            print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}"
-                  f"{' (bound)' if v['bkg_bound'] else ''}  Q {v['q']:.2f}")  # fmt: skip
+        _print_ratios(ev)
         if args.pointcloud:
             pc, _ = build_model(
                 inst, ng, nb, kind="pointcloud", seed=args.seed, epochs=args.epochs, cache_dir=args.cache
@@ -85,8 +89,7 @@ def main():
             ev_pc = evaluate(pc, test_pc)
             pc.save(out / f"ghsep_{inst}_pointcloud.npz")
             _print_equal_efficiency(ev_pc, f"{inst} hit-pattern (deep-sets) network")
-            for k, v in sorted(ev_pc["ratios"].items()):
-                print(f"  bin {k}: {v['cut']:11s} r_gamma {v['r_gamma']:.3f}  r_bkg {v['r_bkg']:.4f}  Q {v['q']:.2f}")
+            _print_ratios(ev_pc)
             extra[f"pointcloud_q_per_bin_{inst}"] = {
                 k: round(float(v["q"]), 3) for k, v in sorted(ev_pc["ratios"].items())
             }

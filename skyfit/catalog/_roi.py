@@ -196,8 +196,6 @@ def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConf
     for s in _components(result.model):
         if s.spatial.tag != "GaussianSpatialModel" or s.spatial.extent_deg() < cfg.split_min_r39_deg:
             continue
-        if s.name not in {c.name for c in _components(result.model)}:
-            continue
         r39 = s.spatial.extent_deg()
         axis, ratio = _principal_axis(datasets, fitter, result.model, s, 2.0 * r39 + 0.3)
         if axis is None or ratio < cfg.split_min_elongation:

@@ -41,14 +41,16 @@ def _build(kind: str, n_features: int, hyper: dict, key):
     if kind == "pointcloud":
         k1, k2 = jax.random.split(key)
         hw = int(hyper.get("hit_width", 32))
-        return _PointCloud(
+        return _pc_class()(
             phi=eqx.nn.MLP(3, hw, hw, 2, activation=jax.nn.gelu, final_activation=jax.nn.gelu, key=k1),
             rho=eqx.nn.MLP(2 * hw + n_features, "scalar", width, depth, activation=jax.nn.gelu, key=k2),
         )
     raise GHSepError(f"unknown network kind {kind!r}; use 'mlp' or 'pointcloud'")
 
 
+@functools.lru_cache(maxsize=1)
 def _pc_class():
+    """The deep-sets module, defined on first use so that importing skyfit needs no equinox."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -65,16 +67,6 @@ def _pc_class():
             return self.rho(jnp.concatenate([pooled, x]))
 
     return PointCloud
-
-
-class _PointCloudProxy:
-    cls = None
-
-
-def _PointCloud(**kw):  # noqa: N802 (a class made on first use, so importing skyfit needs no equinox)
-    if _PointCloudProxy.cls is None:
-        _PointCloudProxy.cls = _pc_class()
-    return _PointCloudProxy.cls(**kw)
 
 
 def _logits(net, kind, x, cloud=None):
@@ -132,15 +124,15 @@ class GHModel:
         b = analysis_bin(table, self.instrument, self.meta.get("energy_calibration")) if bins is None else bins
         out = np.zeros(len(s), bool)
         for k, v in self.cuts.items():
-            sel = b == int(k)
+            sel = b == k
             out[sel] = s[sel] >= v
         trad = self.meta.get("traditional_cut", {}).get("thresholds", {})
-        rest = [int(k) for k in trad if int(k) not in {int(c) for c in self.cuts}]
+        rest = [k for k in trad if k not in self.cuts]
         if rest:
             ts = traditional_score(table, self.instrument)
             for k in rest:
                 sel = b == k
-                out[sel] = ts[sel] >= trad[k] if k in trad else ts[sel] >= trad[str(k)]
+                out[sel] = ts[sel] >= trad[k]
         return out
 
     # ---- model files -------------------------------------------------------------------------------
@@ -226,8 +218,16 @@ def load_model(path, features=None, instrument: str | None = None) -> GHModel:
         mean=np.asarray(header["mean"]),
         std=np.asarray(header["std"]),
         cuts={int(k): float(v) for k, v in header["cuts"].items()},
-        meta=header.get("meta", {}),
+        meta=_int_keyed(header.get("meta", {})),
     )
+
+
+def _int_keyed(meta: dict) -> dict:
+    """JSON turns the traditional cut's bin keys into strings: back to ints, as in a fresh model."""
+    trad = meta.get("traditional_cut")
+    if trad and "thresholds" in trad:
+        trad["thresholds"] = {int(k): float(v) for k, v in trad["thresholds"].items()}
+    return meta
 
 
 def train_classifier(

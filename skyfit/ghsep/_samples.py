@@ -45,9 +45,14 @@ def traditional_score(table: dict, instrument: str) -> np.ndarray:
     return v if higher else -v
 
 
+# HAWC's Crab log-parabola (Abeysekara et al. 2019, ApJ 881 134): amplitude at 7 TeV, alpha, beta (ln)
+CRAB_LOGPARABOLA = (2.31e-13, 2.73, 0.06, 7.0)
+
+
 def _crab_dnde(e):
-    x = np.log(e / 7.0)
-    return 2.31e-13 * np.exp(-(2.73 + 0.06 * x) * x)
+    a, alpha, beta, ref = CRAB_LOGPARABOLA
+    x = np.log(e / ref)
+    return a * np.exp(-(alpha + beta * x) * x)
 
 
 def _e2_density(e, lo, hi):

@@ -33,11 +33,9 @@ from ..maps import HealpixMaps, HealpixROI, unit_vectors
 from ..models import GaussianSpatialModel, LogParabola, PointSpatialModel, SkyModel, Source
 from ..models.sky import BackgroundNorm
 from ..simulate import lhaaso_dataset
+from ._samples import CRAB_LOGPARABOLA
 
 __all__ = ["scaled_dataset", "significance_study", "plane_position", "CRAB_LOGPARABOLA"]
-
-# HAWC's Crab log-parabola (Abeysekara et al. 2019, ApJ 881 134): amplitude at 7 TeV, alpha, beta (ln)
-CRAB_LOGPARABOLA = (2.31e-13, 2.73, 0.06, 7.0)
 
 
 def scaled_dataset(ds: Dataset, r_gamma, r_bkg, name: str | None = None) -> Dataset:
@@ -128,7 +126,6 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
         if fixed:
             from ..simulate import npred as source_npred
 
-            names = [d.name for d in datasets]
             with_fixed = []
             for ds in datasets:
                 m = SkyModel(fixed).for_datasets([ds.name])
@@ -136,7 +133,6 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
                 bkg = HealpixMaps(ds.background.data + extra, ds.background.roi, ds.background.bin_names)
                 with_fixed.append(Dataset(ds.name, ds.counts, bkg, ds.response, meta=dict(ds.meta)))
             datasets = with_fixed
-            assert [d.name for d in datasets] == names
         if diffuse is not None:
             sources.append(diffuse)
             free.add(f"{diffuse.name}.amplitude")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..response.lhaaso import _spec
-from ._pipeline import evaluate
-from ._samples import labelled_sample
 from ._significance import plane_position, significance_study
 
 __all__ = ["ratio_arrays", "run_significance", "equal_efficiency_summary"]
@@ -68,9 +66,3 @@ def run_significance(ratios: dict, n_realisations: int = 100, seed: int = 0, pro
                                            neighbours=sky.sources, diffuse=diffuse, seed=seed + 1,
                                            progress=progress)  # fmt: skip
     return studies
-
-
-def test_sample_and_evaluate(model, n_gamma, n_background, seed, log=print):
-    log(f"simulating the {model.instrument} test sample")
-    test = labelled_sample(model.instrument, n_gamma, n_background, seed=seed, hits=model.kind == "pointcloud")
-    return test, evaluate(model, test)

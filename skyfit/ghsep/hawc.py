@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from .._data import data_dir
+from ..hawc import CRAB_DEC_DEG, CRAB_RA_DEG
 from ..maps import unit_vectors
 from ._features import FEATURES, GHSepError, feature_matrix
 from ._network import train_classifier
 
 __all__ = ["read_onoff", "li_ma", "weak_supervision_gain", "THETA_ON_DEG"]
 
-CRAB = (83.633083, 22.0145)
+CRAB = (CRAB_RA_DEG, CRAB_DEC_DEG)
 # ON radius per fHit bin, near HAWC's PSF 68 % containment for these bins (Abeysekara et al. 2017,
 # ApJ 843 39: ~0.5 deg at low fHit to ~0.2 deg at high fHit; approximate)
 THETA_ON_DEG = {5: 0.45, 6: 0.35, 7: 0.3, 8: 0.25, 9: 0.25}
