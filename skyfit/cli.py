@@ -7,6 +7,7 @@ skyfit simulate   simulate a LHAASO-like event list from a model (YAML config)
 skyfit bin        bin an event list (HAWC DL3 or skyfit) into HEALPix counts maps
 skyfit fit        fit a model to datasets described in a YAML config; results as ECSV and JSON
 skyfit catalog    make a source catalogue of a Galactic region (no arguments: a built-in simulated field)
+skyfit prior train   reproduce the neural-network prior's shipped weights from its seed
 """
 
 from __future__ import annotations
@@ -431,6 +432,10 @@ def cmd_catalog(args) -> int:
             settings[key] = getattr(args, opt)
     if args.null:
         settings["simulate"] = "background"
+    if args.proposer is not None:
+        settings["proposer"] = args.proposer
+    if args.prior_weights is not None:
+        settings["prior_weights"] = args.prior_weights
     try:
         cfg = CatalogConfig(**settings)
         summary = run(cfg, out_dir=args.outdir, scheduler=args.scheduler, plots=not args.no_plots)
@@ -442,6 +447,20 @@ def cmd_catalog(args) -> int:
     ]
     if len(table):
         print("\n".join(table[cols].pformat(max_lines=-1, max_width=-1)))
+    return 0
+
+
+def cmd_prior(args) -> int:
+    from .detect.prior import SHIPPED_WEIGHTS, train_prior
+
+    out = Path(args.out) if args.out else SHIPPED_WEIGHTS
+    kw = {k: getattr(args, k) for k in ("n_fields", "n_validation", "steps") if getattr(args, k) is not None}
+    model = train_prior(seed=args.seed, log=lambda *a: print(*a, flush=True), **kw)
+    model.save(out)
+    card = out.with_suffix(".json")
+    record = {"weights": out.name, **model.meta, "calibration": model.calibration, "threshold": model.threshold}
+    card.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and its training record {card}")
     return 0
 
 
@@ -637,7 +656,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scheduler", default=None, help="'local' (dask LocalCluster) or a scheduler address")
     c.add_argument("--outdir", default="skyfit-catalog")
     c.add_argument("--no-plots", action="store_true")
+    c.add_argument(
+        "--proposer",
+        default=None,
+        choices=["tsmap", "nn", "both"],
+        help="what seeds the components: TS-map peaks (default), the neural-network prior, or both",
+    )
+    c.add_argument("--prior-weights", default=None, help="the prior network's file (default: the shipped one)")
     c.set_defaults(func=cmd_catalog)
+
+    pr = sub.add_parser("prior", help="the neural-network prior: `prior train` reproduces the shipped network")
+    pr.add_argument("action", choices=["train"])
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--n-fields", type=int, default=None, help="simulated training fields (default 200)")
+    pr.add_argument("--n-validation", type=int, default=None, help="validation fields for the calibration")
+    pr.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    pr.add_argument("--out", default=None, help="weights file (default: the package's shipped weights)")
+    pr.set_defaults(func=cmd_prior)
 
     se = sub.add_parser("simulate-events", help="simulate a LHAASO-like event stream (cosmic rays + sources)")
     se.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])

@@ -93,11 +93,16 @@ class Likelihood:
     component of the dataset; the PSF mass beyond four of its widths is below 1e-3 of the source's
     counts), which makes many-source fits over large ROIs several times cheaper. A source must then
     stay within the margin of where it started: build a new Likelihood when sources move further.
+
+    ``priors``: {parameter key: (mean, sigma)}, Gaussian priors added to the statistic as
+    ``((x - mean) / sigma)^2`` (i.e. ``-2 ln p``), e.g. the neural-network proposer's positions and
+    extensions (:mod:`skyfit.detect.prior`); None or {} for the plain likelihood.
     """
 
     model: SkyModel
     datasets: tuple
     cutout_margin_deg: float | None = None
+    priors: dict | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(self.datasets))
@@ -113,6 +118,7 @@ class Likelihood:
         self._check_sources_in_rois()
         keys = tuple(self.model.parameters())
         object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "_prior_arrays", self._prior_terms(keys))
         object.__setattr__(self, "arrays", tuple(dataset_arrays(d) for d in self.datasets))
         object.__setattr__(self, "cutouts", self._cutouts())
         object.__setattr__(self, "groups", self._groups())
@@ -121,6 +127,21 @@ class Likelihood:
         object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
         # reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
         object.__setattr__(self, "_hessian_jit", jax.jit(jax.jacrev(jax.grad(self._stat))))
+
+    def _prior_terms(self, keys):
+        """Indices, means and widths of the Gaussian priors (``priors``: {key: (mean, sigma)})."""
+        priors = dict(self.priors or {})
+        unknown = sorted(set(priors) - set(keys))
+        if unknown:
+            raise ModelError(f"priors on unknown parameters {unknown}; the model's parameters are {list(keys)[:8]} ...")
+        items = sorted(priors.items())
+        for k, (mu, sigma) in items:
+            if not (np.isfinite(mu) and np.isfinite(sigma) and sigma > 0):
+                raise ModelError(f"prior on {k}: mean {mu} and sigma {sigma} must be finite, sigma > 0")
+        idx = np.array([keys.index(k) for k, _ in items], dtype=int)
+        mu = np.array([float(v[0]) for _, v in items])
+        sigma = np.array([float(v[1]) for _, v in items])
+        return idx, mu, sigma
 
     def _check_sources_in_rois(self):
         # pixel directions and sizes once per dataset, not once per source
@@ -253,6 +274,9 @@ class Likelihood:
         total = 0.0
         for i, a in enumerate(arrays):
             total = total + cash_stat(self._npred_one(values, i, a), a.counts, a.mask, a.stat_constant)
+        idx, mu, sigma = self._prior_arrays
+        if idx.size:  # Gaussian priors: -2 ln p = ((x - mu) / sigma)^2 (+ a constant)
+            total = total + jnp.sum(((vector[idx] - mu) / sigma) ** 2)
         return total
 
     # --- user-facing ---------------------------------------------------------------------------

@@ -10,7 +10,11 @@ TUTORIALS = sorted((Path(__file__).parents[1] / "tutorials").glob("*.ipynb"))
 
 
 # tutorials that read the public data (the fixture that skips without it); the others simulate their own
-NEEDS_DATA = {"01_hawc_crab.ipynb": "hawc_data", "03_galactic_plane.ipynb": "catalogs_dir"}
+NEEDS_DATA = {
+    "01_hawc_crab.ipynb": "hawc_data",
+    "03_galactic_plane.ipynb": "catalogs_dir",
+    "05_nn_prior.ipynb": "catalogs_dir",
+}
 
 
 @pytest.mark.parametrize(

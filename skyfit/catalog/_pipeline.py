@@ -41,18 +41,26 @@ class CatalogConfig:
     livetime_days: float = 365.0
     nside: int = 512
     seed: int = 0
-    simulate: str = "1lhaaso"  # the data: "1lhaaso" (simulated 1LHAASO sky) or "background" (null)
+    # the data: "1lhaaso" (simulated 1LHAASO sky), "background" (null), or a random sky drawn with ``seed``
+    # from the NN prior's training population ("synthetic") or from one it never saw ("wide")
+    simulate: str = "1lhaaso"
     detectors: tuple = ("WCDA", "KM2A")
     tile_deg: float = 10.0
     overlap_deg: float = 1.5
     ts_keep: float = 37.0  # catalogue threshold [1LHAASO]
     merge_deg: float = 0.5  # WCDA and KM2A components closer than this (+ their r39) form one source
     detection: dict = field(default_factory=dict)  # DetectionConfig overrides
+    proposer: str = "tsmap"  # what seeds components: "tsmap", "nn" (the neural-network prior) or "both"
+    prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
 
     def __post_init__(self):
         Region.parse(self.region)
-        if self.simulate not in ("1lhaaso", "background"):
-            raise CatalogError(f"simulate must be '1lhaaso' or 'background', got {self.simulate!r}")
+        if self.simulate not in SIMULATIONS:
+            raise CatalogError(f"simulate must be one of {SIMULATIONS}, got {self.simulate!r}")
+        if self.proposer not in ("tsmap", "nn", "both"):
+            raise CatalogError(f"proposer must be 'tsmap', 'nn' or 'both', got {self.proposer!r}")
+        if {"proposer", "prior_weights"} & set(self.detection):
+            raise CatalogError("set proposer and prior_weights as catalogue settings, not under detection")
         if not set(self.detectors) <= {"WCDA", "KM2A"} or not self.detectors:
             raise CatalogError(f"detectors must be a non-empty subset of WCDA, KM2A, got {self.detectors}")
         if not (self.tile_deg > 0 and self.overlap_deg >= 0 and self.livetime_days > 0):
@@ -67,12 +75,23 @@ class CatalogConfig:
         """Hash of the configuration and of the code that turns it into an ROI's result, so that a
         checkpoint written by another version of that code is not reused."""
         payload = json.dumps(asdict(self), sort_keys=True, default=str) + _code_fingerprint()
+        if self.proposer != "tsmap":  # the network's weights decide the result too
+            payload += _file_hash(self.prior_weights)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 # the modules whose code decides an ROI's components (simulation, response, likelihood, fit, detection)
 _CODE_FILES = ("catalog/_roi.py", "catalog/_sky.py", "detect/tsmap.py", "likelihood.py", "fit.py", "simulate.py",
-               "response/lhaaso.py", "models/spatial.py", "models/spectral.py", "models/sky.py")  # fmt: skip
+               "response/lhaaso.py", "models/spatial.py", "models/spectral.py", "models/sky.py", "detect/prior.py",
+               "detect/_skies.py")  # fmt: skip
+SIMULATIONS = ("1lhaaso", "background", "synthetic", "wide")
+
+
+def _file_hash(path) -> str:
+    from ..detect.prior import SHIPPED_WEIGHTS
+
+    p = Path(path) if path else SHIPPED_WEIGHTS
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else "missing"
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,8 +141,16 @@ def _simulated_region(cfg: CatalogConfig, region: Region):
     key = (cfg.region, cfg.livetime_days, cfg.nside, cfg.seed, cfg.simulate, cfg.detectors, cfg.overlap_deg)
     if key not in _CACHE:
         _CACHE.clear()
+        catalog = None
+        if cfg.simulate in ("synthetic", "wide"):  # a random sky from a population (its own seed stream)
+            from ..detect._skies import draw_sky, sky_model
+
+            population = "1lhaaso" if cfg.simulate == "synthetic" else "wide"
+            sources = draw_sky(region, [cfg.seed, 99], population, margin_deg=cfg.overlap_deg)
+            catalog = sky_model(sources, prefix="true")
         _CACHE[key] = simulate_plane(region, cfg.livetime_days, cfg.nside, cfg.seed, margin_deg=cfg.overlap_deg,
-                                     with_sources=cfg.simulate == "1lhaaso", detectors=cfg.detectors)  # fmt: skip
+                                     catalog=catalog, with_sources=cfg.simulate != "background",
+                                     detectors=cfg.detectors)  # fmt: skip
     return _CACHE[key]
 
 
@@ -135,7 +162,7 @@ def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
     roi_region = tile.grown(cfg.overlap_deg)
     t0 = time.perf_counter()
     datasets = _datasets_for(cfg, roi_region)
-    det_cfg = DetectionConfig(**cfg.detection)
+    det_cfg = DetectionConfig(**{**cfg.detection, "proposer": cfg.proposer, "prior_weights": cfg.prior_weights})
     out = detect_and_fit(datasets, det_cfg, log=lambda *a: None)
     rows = component_table(out)
     from astropy.coordinates import SkyCoord
@@ -205,6 +232,13 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
     (checkpoints) and, with ``plots``, significance and residual maps as PNG.
     """
     cfg = config or CatalogConfig()
+    if cfg.proposer != "tsmap":  # refuse a missing or bad network now, not as a silent TS-map run later
+        from ..detect.prior import PriorError, load_prior
+
+        try:
+            load_prior(cfg.prior_weights)
+        except PriorError as exc:
+            raise CatalogError(f"proposer {cfg.proposer!r} needs the prior network: {exc}") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     region = Region.parse(cfg.region)

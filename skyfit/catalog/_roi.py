@@ -54,6 +54,10 @@ class DetectionConfig:
     split_min_r39_deg: float = 0.15  # extended components at least this large are tried as two
     split_min_elongation: float = 1.3  # ... when their excess is at least this elongated
     edge_deg: float = 0.6  # no seed closer than this to the ROI's edge (it could leave the ROI)
+    proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
+    prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
+    prior_terms: bool = True  # the network's uncertainties as Gaussian priors in the fit (position, r39)
+    nn_threshold: float | None = None  # heat-map threshold of a proposal (None: the network's own)
     progress: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -80,9 +84,11 @@ def _seed(name, ra, dec, det_name, instrument, amplitude, cfg, r39=None) -> Sour
 class _Fitter:
     """Fits of one model structure, compiled once (reuses the Likelihood for fixed-parameter variants)."""
 
-    def __init__(self, model: SkyModel, datasets):
+    def __init__(self, model: SkyModel, datasets, priors: dict | None = None):
         self.datasets = datasets
-        self.lk = Likelihood(model, datasets, cutout_margin_deg=1.0)
+        keys = model.parameters()
+        priors = {k: v for k, v in (priors or {}).items() if k in keys}
+        self.lk = Likelihood(model, datasets, cutout_margin_deg=1.0, priors=priors)
         self.fits = 0
 
     def run(self, model: SkyModel, hesse: bool = False) -> FitResult:
@@ -216,7 +222,7 @@ def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConf
             sources += halves if src.name == s.name else [src]
         trial = SkyModel(sources, result.model.backgrounds).with_values({f"{h.name}.index": p["index"] for h in halves})
         local = _freeze_far(trial, halves[0], cfg.local_radius_deg)
-        split_fitter = _Fitter(trial, datasets)
+        split_fitter = _Fitter(trial, datasets, fitter.lk.priors)
         res2 = split_fitter.run(local)
         fits += 1
         gain = result.stat - res2.stat
@@ -231,21 +237,119 @@ def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConf
     return result, fitter, fits
 
 
+def _screen(result: FitResult, fitter: _Fitter, cfg: DetectionConfig) -> tuple[list, dict]:
+    """Components that cannot pass the TS test, found by likelihood evaluations instead of fits.
+
+    A component's TS with its neighbours frozen (no refit) is an upper bound of its TS with them
+    refitted, so one below ``ts_add`` fails the test for sure. Neighbours that could stand in for each
+    other are dropped together only when their joint no-refit TS is below ``ts_add`` too: then no
+    source that the group describes together is lost. Returns (names to drop, no-refit TS)."""
+    values = result.model.values()
+    lk = fitter.lk
+    stat_full = lk.stat(lk.vector(values))
+    comps = {s.name: s for s in _components(result.model)}
+    ts0 = {k: lk.stat(lk.vector({**values, f"{k}.amplitude": 0.0})) - stat_full for k in comps}
+    weak = [k for k in comps if ts0[k] < cfg.ts_add]
+    clusters, seen = [], set()
+    for k in weak:  # groups of weak components linked by separations within local_radius_deg
+        if k in seen:
+            continue
+        group, todo = [], [k]
+        seen.add(k)
+        while todo:
+            a = todo.pop()
+            group.append(a)
+            for b in weak:
+                if b not in seen and _separation_deg(comps[a], comps[b]) <= cfg.local_radius_deg:
+                    seen.add(b)
+                    todo.append(b)
+        clusters.append(group)
+    drop = []
+    for group in clusters:
+        joint = lk.stat(lk.vector({**values, **{f"{k}.amplitude": 0.0 for k in group}})) - stat_full
+        if joint < cfg.ts_add:
+            drop += group
+        else:  # together they may describe a source: the fitted tests decide (the weakest goes if it adds
+            weakest = min(group, key=ts0.get)  # nothing even with its neighbours frozen)
+            if ts0[weakest] < 1.0:
+                drop.append(weakest)
+    return drop, ts0
+
+
+def _nn_seeds(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: DetectionConfig, names: dict):
+    """Components proposed by the network on the residuals of ``result`` (one per proposal and detector),
+    with their Gaussian priors {key: (mean, sigma)} on position and r39."""
+    from ..detect._skies import counts_per_amplitude
+    from ..detect.prior import propose
+
+    npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
+    proposals = propose(datasets, npreds, prior_model, cfg.nn_threshold, edge_deg=cfg.edge_deg)
+    by_inst = {names[d.name]: d for d in datasets}
+    seeds, priors = [], {}
+    for k, pr in enumerate(sorted(proposals, key=lambda p: -p["score"])):
+        ds = by_inst.get(pr["detector"])
+        if ds is None:
+            continue
+        inst = names[ds.name]
+        index, ref = DEFAULT_INDEX.get(inst, 2.6), REFERENCE_TEV.get(inst, 1.0)
+        per_amp = float(np.sum(counts_per_amplitude(ds.response, pr["dec"], index, ref)))
+        amplitude = 10.0 ** pr["log10_counts"] / max(per_amp, 1e-300)
+        r39 = float(np.clip(pr["r39"], cfg.min_r39_deg, 1.5))
+        seed = _seed(f"n{k + 1:03d}_{ds.name}", pr["ra"], pr["dec"], ds.name, inst, amplitude, cfg, r39)
+        cos_dec = max(np.cos(np.radians(pr["dec"])), 0.05)
+        priors[f"{seed.name}.lon_0"] = (pr["ra"], pr["sigma_pos"] / cos_dec)
+        priors[f"{seed.name}.lat_0"] = (pr["dec"], pr["sigma_pos"])
+        priors[f"{seed.name}.sigma"] = (pr["r39"], pr["sigma_r39"])
+        seeds.append((seed, pr))
+    return seeds, priors
+
+
 def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print) -> dict:
     """Run the iterative detection and the final tests on ``datasets`` (one ROI).
+
+    ``cfg.proposer`` chooses what seeds the components: ``"tsmap"`` the iterative TS-map peaks above,
+    ``"nn"`` the neural-network prior (:mod:`skyfit.detect.prior`) in one pass on the residuals of the
+    diffuse-only fit, its position and r39 uncertainties entering the fit as Gaussian priors (unless
+    ``cfg.prior_terms`` is off), and ``"both"`` the network's proposals, then TS-map iterations on what
+    they leave. Every component must then pass the same test (TS > ``ts_add``).
 
     Returns a dict with the final ``result`` (FitResult with HESSE errors), per-component ``ts`` and
     ``ts_ext``, the number of likelihood ``fits`` run, and the ``history`` of additions.
     """
+    if cfg.proposer not in ("tsmap", "nn", "both"):
+        raise ValueError(f"proposer must be 'tsmap', 'nn' or 'both', got {cfg.proposer!r}")
+    prior_model = None
+    if cfg.proposer != "tsmap":  # a missing or bad network is an error here, never a silent TS-map run
+        from ..detect.prior import load_prior
+
+        prior_model = load_prior(cfg.prior_weights)
     names = {d.name: _instrument(d) for d in datasets}
+    priors: dict = {}
     diffuse = galactic_diffuse()
     model = SkyModel([diffuse])
-    fitter = _Fitter(model, datasets)
+    fitter = _Fitter(model, datasets, priors)
     result = fitter.run(model)
     n_fits = 1
     counter = 0
     history = []
-    for iteration in range(cfg.max_iterations):
+    if prior_model is not None:
+        seeds, priors = _nn_seeds(datasets, fitter, result, prior_model, cfg, names)
+        counter = len(seeds)
+        history += [{"iteration": 0, "component": sd.name, "proposer": "nn", **pr} for sd, pr in seeds]
+        log(f"  network: {len(seeds)} proposal(s)")
+        if seeds:
+            model = SkyModel(result.model.sources + tuple(sd for sd, _ in seeds), result.model.backgrounds)
+            fitter = _Fitter(model, datasets, priors if cfg.prior_terms else {})
+            result = fitter.run(model)
+            n_fits += 1
+            cleaned, dropped = _cleanup(result.model, cfg, datasets)
+            if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
+                fitter = _Fitter(cleaned, datasets, priors if cfg.prior_terms else {})
+                result = fitter.run(cleaned)
+                n_fits += 1
+        if not cfg.prior_terms:
+            priors = {}
+    for iteration in range(cfg.max_iterations if cfg.proposer != "nn" else 0):
         npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
         seeds = []
         for ds, npred in zip(datasets, npreds, strict=True):
@@ -276,23 +380,33 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         log(f"  iteration {iteration + 1}: {len(seeds)} new component(s), {len(_components(result.model)) + len(seeds)}"
             " in the model")  # fmt: skip
         model = SkyModel(result.model.sources + tuple(seeds), result.model.backgrounds)
-        fitter = _Fitter(model, datasets)
+        fitter = _Fitter(model, datasets, priors)
         result = fitter.run(model)
         n_fits += 1
         cleaned, dropped = _cleanup(result.model, cfg, datasets)
         if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
-            fitter = _Fitter(cleaned, datasets)
+            fitter = _Fitter(cleaned, datasets, priors)
             result = fitter.run(cleaned)
             n_fits += 1
 
-    result, fitter, n_split = _split_test(result, fitter, datasets, cfg, log)
-    n_fits += n_split
+    if cfg.proposer != "nn":  # the network proposes close pairs itself
+        result, fitter, n_split = _split_test(result, fitter, datasets, cfg, log)
+        n_fits += n_split
+
+    # components that fail the TS test even with their neighbours frozen: dropped without a fit each
+    drop, _ = _screen(result, fitter, cfg)
+    if drop:
+        log(f"  screened out {len(drop)} component(s) (no-refit TS < {cfg.ts_add:g}): {drop}")
+        model = SkyModel([s for s in result.model.sources if s.name not in drop], result.model.backgrounds)
+        fitter = _Fitter(model, datasets, priors)
+        result = fitter.run(model)
+        n_fits += 1
 
     # per-component TS: amplitude fixed at zero, neighbours refitted
     extra_fits = [0]
 
     def component_ts(res: FitResult, fitter: _Fitter, only=None):
-        out = {}
+        out, stat0 = {}, {}
         for s in _components(res.model):
             if only is not None and s.name not in only:
                 continue
@@ -300,17 +414,19 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             local = _freeze_far(res.model, s, cfg.local_radius_deg)
             null = local.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters])
             free = [k for k, q in null.parameters().items() if not q.frozen]
-            stat0 = fitter.run(null).stat if free else fitter.lk.stat(fitter.lk.vector(null.values()))
-            out[s.name] = max(stat0 - res.stat, 0.0)
-            if out[s.name] < cfg.ts_add:
-                # about to be pruned: check that the full fit is at its minimum near this component (a
-                # many-source MIGRAD can stop short, and the null fit would then gain what the full
-                # one left, hiding a real source)
-                stat1 = fitter.run(local).stat
-                extra_fits[0] += 1
-                if stat1 < res.stat - 0.1:
-                    log(f"  {s.name}: the local refit lowers the full fit by {res.stat - stat1:.2f}")
-                    out[s.name] = max(stat0 - stat1, 0.0)
+            stat0[s.name] = fitter.run(null).stat if free else fitter.lk.stat(fitter.lk.vector(null.values()))
+            out[s.name] = max(stat0[s.name] - res.stat, 0.0)
+        weak = [k for k, v in out.items() if v < cfg.ts_add]
+        if weak:
+            # about to be pruned: check that the full fit is at its minimum (a many-source MIGRAD can
+            # stop short, and a null fit would then gain what the full one left, hiding a real source);
+            # one refit of the whole model from its minimum serves every weak component
+            stat1 = fitter.run(res.model).stat
+            extra_fits[0] += 1
+            if stat1 < res.stat - 0.1:
+                log(f"  a refit lowers the full fit by {res.stat - stat1:.2f}")
+                for k in weak:
+                    out[k] = max(stat0[k] - stat1, 0.0)
         return out
 
     log(f"  full fit: stat {result.stat:.2f}, valid {result.valid}, {list(result.messages)}")
@@ -333,12 +449,13 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         near = {s for s in comps if s not in drop
                 and any(_separation_deg(comps[s], comps[d]) <= cfg.local_radius_deg for d in drop)}  # fmt: skip
         model = SkyModel([s for s in result.model.sources if s.name not in drop], result.model.backgrounds)
-        fitter = _Fitter(model, datasets)
+        fitter = _Fitter(model, datasets, priors)
         result = fitter.run(model)
         n_fits += 1
-        # components near a dropped one are retested; the others keep their TS (their neighbourhood is
-        # unchanged) unless the list of weak ones says otherwise
-        retest = near | {k for k in weak if k not in drop}
+        # components near a dropped one are retested unless they were strong (TS >= 2 ts_add: losing a
+        # neighbour that could absorb their counts only raises their TS, so theirs stays a lower bound);
+        # the others keep their TS (their neighbourhood is unchanged)
+        retest = {k for k in near if ts.get(k, 0.0) < 2 * cfg.ts_add} | {k for k in weak if k not in drop}
         ts = {k: v for k, v in ts.items() if k not in drop}
         ts.update(component_ts(result, fitter, only=retest))
         n_fits += len(retest)
@@ -366,7 +483,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
                 s = replace(s, spatial=replace(point, parameters=tuple(limits[q.name] for q in point.parameters)))
             sources.append(s)
         model = SkyModel(sources, result.model.backgrounds)
-        fitter = _Fitter(model, datasets)
+        fitter = _Fitter(model, datasets, priors)
         result = fitter.run(model)
         n_fits += 1
     final = fitter.run(result.model, hesse=True)

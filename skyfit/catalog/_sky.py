@@ -214,14 +214,18 @@ def simulate_plane(region: Region | str, livetime_days: float = 365.0, nside: in
     """Simulated LHAASO-like datasets over ``region`` (grown by ``margin_deg``, so sources near the edge
     are seen whole) and the true sky: 1LHAASO components, diffuse emission and the residual
     cosmic-ray background, ``livetime_days`` of data. Returns ``(datasets, truth)``.
-    ``with_sources=False`` simulates background (and diffuse) only: the null hypothesis.
+    ``with_sources=False`` simulates background (and diffuse) only: the null hypothesis. ``catalog``: a
+    1LHAASO-format table (default: the real catalogue), or a :class:`SkyModel` of the sources to simulate.
     """
     region = Region.parse(region)
     roi = region.roi(nside, margin_deg)
     truth_sources = []
     if with_sources:
-        table = read_1lhaaso() if catalog is None else catalog
-        truth_sources += list(catalog_sky(table, region, margin_deg, detectors).sources)
+        if isinstance(catalog, SkyModel):  # a sky drawn elsewhere (e.g. skyfit.detect._skies.draw_sky)
+            truth_sources += [s for s in catalog.sources if any(s.applies_to(d) for d in detectors)]
+        else:
+            table = read_1lhaaso() if catalog is None else catalog
+            truth_sources += list(catalog_sky(table, region, margin_deg, detectors).sources)
     if with_diffuse:
         truth_sources.append(galactic_diffuse())
     truth = SkyModel(truth_sources)

@@ -1,4 +1,5 @@
-"""Source detection: TS maps and peak finding (classic); the neural-network prior comes later."""
+"""Source detection: TS maps and peak finding (classic), and the neural-network prior
+(:mod:`skyfit.detect.prior`) that proposes all components of a ROI at once, with uncertainties."""
 
 from .tsmap import DEFAULT_INDEX, TSMap, ts_map
 

@@ -16,13 +16,12 @@ network kind and sizes, standardisation, cuts, training record) and the network'
 from __future__ import annotations
 
 import functools
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._netfile import read_net, restore_net, save_net
 from ._features import GHSepError, feature_matrix
 
 __all__ = ["GHModel", "train_classifier", "load_model", "MODEL_FORMAT", "MODEL_VERSION"]
@@ -137,11 +136,6 @@ class GHModel:
 
     # ---- model files -------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        import equinox as eqx
-        import jax
-
-        path = Path(path)
-        leaves = jax.tree_util.tree_leaves(eqx.filter(self.net, eqx.is_array))
         header = {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -153,14 +147,8 @@ class GHModel:
             "std": [float(v) for v in self.std],
             "cuts": {str(k): float(v) for k, v in self.cuts.items()},
             "meta": self.meta,
-            "n_leaves": len(leaves),
         }
-        arrays = {f"leaf_{i:03d}": np.asarray(a) for i, a in enumerate(leaves)}
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-        tmp.replace(path)
-        return path
+        return save_net(path, header, self.net)
 
 
 @functools.lru_cache(maxsize=4)
@@ -177,21 +165,11 @@ def _score_fn(kind):
 def load_model(path, features=None, instrument: str | None = None) -> GHModel:
     """Read a model file. A missing or corrupt file, another format version, or (when given) other
     ``features``/``instrument`` than the model's raise :class:`GHSepError` naming the file."""
-    import equinox as eqx
     import jax
 
     path = Path(path)
-    if not path.is_file():
-        raise GHSepError(f"{path}: no such model file; train one with `skyfit ghsep train --out {path}`")
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # the handle closes on a bad file too
-            header = json.loads(bytes(z["header"]).decode())
-            leaves = [z[f"leaf_{i:03d}"] for i in range(int(header["n_leaves"]))]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GHSepError(
-            f"{path}: not a readable skyfit g/h model file ({type(exc).__name__}: {exc}); retrain it with "
-            "`skyfit ghsep train`"
-        ) from None
+    header, leaves = read_net(path, "model", f"train one with `skyfit ghsep train --out {path}`",
+                              GHSepError)  # fmt: skip
     if header.get("format") != MODEL_FORMAT or header.get("version") != MODEL_VERSION:
         raise GHSepError(
             f"{path}: model format {header.get('format')!r} version {header.get('version')!r}, this skyfit reads "
@@ -204,11 +182,7 @@ def load_model(path, features=None, instrument: str | None = None) -> GHModel:
     if instrument is not None and instrument.upper() != header["instrument"]:
         raise GHSepError(f"{path}: a {header['instrument']} model, asked for {instrument.upper()}")
     skeleton = _build(header["kind"], len(header["features"]), header["hyper"], jax.random.PRNGKey(0))
-    params, static = eqx.partition(skeleton, eqx.is_array)
-    ref = jax.tree_util.tree_leaves(params)
-    if len(ref) != len(leaves) or any(a.shape != b.shape for a, b in zip(ref, leaves, strict=True)):
-        raise GHSepError(f"{path}: network arrays do not match the header's network; the file is corrupt")
-    net = eqx.combine(jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves), static)
+    net = restore_net(skeleton, leaves, path, GHSepError)
     return GHModel(
         instrument=header["instrument"],
         features=tuple(header["features"]),

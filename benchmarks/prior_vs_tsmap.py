@@ -1,0 +1,193 @@
+"""The neural-network prior against the classic TS-map finder, same likelihood, same evaluation (issue #6).
+
+    python benchmarks/prior_vs_tsmap.py [--fields synthetic:0 synthetic:1 wide:0 wide:1 1lhaaso:0]
+                                        [--outdir /tmp/skyfit-prior-bench]
+
+Each field is one catalogue ROI (a 10 x 6 deg tile grown by 1.5 deg), one simulated year of WCDA + KM2A,
+run through `skyfit.catalog.run` twice: ``proposer="tsmap"`` and ``proposer="nn"`` (shipped weights),
+in-process, one after the other on the same counts. Populations: ``synthetic`` (the network's training
+population, seeds it never saw), ``wide`` (another flux and extension distribution, r39 up to 1.5 deg,
+never trained on) and ``1lhaaso`` (the real catalogue's sky around l = 40 deg). The evaluation is
+catalog_quality.py's (TS_true >= 37 inside the region; a match within 0.3 deg + r39, same detector):
+
+- completeness_*: recovered fraction; pair_completeness_*: the same among true components with another
+  of the same detector closer than 2 PSF68 (the detector's median over analysis bins);
+- false_per_100deg2_*: catalogue components with TS >= 37 and no true counterpart;
+- fits_*, wall_s_*: likelihood fits and wall time per ROI (mean over fields);
+- coverage68: fraction of the matched truths inside the network's 68 % intervals, averaged over
+  position (2D), r39 and log10 counts (each also printed);
+- prior_on_off_max_sigma: for isolated bright components (TS > 100, nothing within 1.5 deg) of the first
+  field, the largest |difference| between the fits with the network's priors on and off, in units of
+  the fit's error (position, r39, amplitude).
+The last line is a JSON object of the figures.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from catalog_quality import evaluate, sep_deg, true_components
+
+from skyfit.catalog import CatalogConfig, Region, run
+from skyfit.catalog._pipeline import _simulated_region
+from skyfit.detect._skies import counts_per_amplitude, psf68
+from skyfit.detect.prior import CHI2_2D_68
+
+FIELD_L = {"synthetic": (20.0, 50.0), "wide": (55.0, 25.0), "1lhaaso": (35.0,)}
+
+
+def region_of(population: str, k: int) -> str:
+    starts = FIELD_L[population]
+    l0 = starts[k % len(starts)] + 10.0 * (k // len(starts))
+    return f"{l0:g},{l0 + 10:g},-3,3"
+
+
+def pair_flags(truth, psf68_deg: dict) -> list[bool]:
+    out = []
+    for t in truth:
+        others = [u for u in truth if u is not t and u["dataset"] == t["dataset"]]
+        out.append(any(sep_deg(t["ra"], t["dec"], u["ra"], u["dec"]) < 2 * psf68_deg[t["dataset"]] for u in others))
+    return out
+
+
+def nn_coverage(truth, proposals, datasets, ts_keep=37.0) -> list[dict]:
+    """Standardised errors of the network's proposals for the true components they match."""
+    by_name = {d.name: d for d in datasets}
+    rows = []
+    for t in truth:
+        if not t["inside"] or t["ts_true"] < ts_keep:
+            continue
+        cands = [p for p in proposals if p["detector"] == t["dataset"]]
+        cands = [(sep_deg(t["ra"], t["dec"], p["ra"], p["dec"]), p) for p in cands]
+        cands = [(s, p) for s, p in cands if s < 0.3 + t["r39"]]
+        if not cands:
+            continue
+        s, p = min(cands, key=lambda x: x[0])
+        ds = by_name[t["dataset"]]
+        counts = t["amplitude"] * np.sum(counts_per_amplitude(ds.response, t["dec"], t["index"], t["reference"]))
+        dc = abs(p["log10_counts"] - np.log10(max(counts, 1.0)))
+        rows.append({"pos": (s / p["sigma_pos"]) ** 2 <= CHI2_2D_68, "r39": abs(p["r39"] - t["r39"]) <= p["sigma_r39"],
+                     "counts": dc <= p["sigma_log10_counts"]})  # fmt: skip
+    return rows
+
+
+def on_off(out_on: str, out_off: str) -> list[float]:
+    """|on - off| / error for isolated bright components present in both runs."""
+    a = json.loads(Path(out_on, "rois", "roi_000.json").read_text())["components"]
+    b = json.loads(Path(out_off, "rois", "roi_000.json").read_text())["components"]
+    diffs = []
+    for c in a:
+        if c["ts"] < 100 or any(o is not c and sep_deg(c["ra"], c["dec"], o["ra"], o["dec"]) < 1.5 for o in a):
+            continue
+        match = [o for o in b if o["dataset"] == c["dataset"] and sep_deg(c["ra"], c["dec"], o["ra"], o["dec"]) < 0.2]
+        if not match:
+            continue
+        o = match[0]
+        sig_pos = c["pos_err95"] / np.sqrt(-2 * np.log(0.05))
+        diffs.append(sep_deg(c["ra"], c["dec"], o["ra"], o["dec"]) / sig_pos)
+        diffs.append(abs(c["amplitude"] - o["amplitude"]) / c["amplitude_err"])
+        if np.isfinite(c["r39_err"]) and c["r39_err"] > 0:
+            diffs.append(abs(c["r39"] - o["r39"]) / c["r39_err"])
+    return diffs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fields", nargs="+", default=["synthetic:0", "synthetic:1", "wide:0", "wide:1", "1lhaaso:0"])
+    parser.add_argument("--outdir", default="/tmp/skyfit-prior-bench")
+    parser.add_argument("--both", action="store_true", help="also proposer='both' (network, then TS maps)")
+    args = parser.parse_args()
+    proposers = ("tsmap", "nn", "both") if args.both else ("tsmap", "nn")
+    t_start = time.perf_counter()
+    stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "wall": []}
+             for p in proposers}  # fmt: skip
+    cover, area, on_off_diffs = [], 0.0, None
+    for field in args.fields:
+        population, k = field.split(":")
+        k = int(k)
+        region = region_of(population, k)
+        area += Region.parse(region).area_deg2
+        for proposer in proposers:
+            cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer=proposer)
+            out_dir = f"{args.outdir}/{population}_{k}_{proposer}"
+            summary = run(cfg, out_dir=out_dir, progress=False, plots=False, log=lambda *a: None)
+            truth = true_components(cfg)
+            datasets, truth_model = _simulated_region(cfg, Region.parse(region))
+            spectra = {s.name: {q.name: q.value for q in s.spectral.parameters} for s in truth_model.sources}
+            for t in truth:
+                t["index"], t["reference"] = spectra[t["name"]]["index"], spectra[t["name"]]["reference"]
+            psf = {d.name: psf68(d.response) for d in datasets}
+            ev = evaluate(truth, summary["components"], Region.parse(region), cfg.ts_keep)
+            inside = [t for t in truth if t["inside"] and t["ts_true"] >= cfg.ts_keep]
+            flags = pair_flags(truth, psf)
+            pairs = [t for t, f in zip(truth, flags, strict=True) if f and t in inside]
+            pair_ev = evaluate(pairs, summary["components"], Region.parse(region), cfg.ts_keep)
+            st = stats[proposer]
+            st["n"] += ev["n_true_ts37"]
+            st["rec"] += ev["n_recovered"]
+            st["pair_n"] += pair_ev["n_true_ts37"]
+            st["pair_rec"] += pair_ev["n_recovered"]
+            st["false"] += ev["n_false"]
+            st["fits"].append(summary["fits"])
+            st["wall"].append(summary["wall_s"])
+            if proposer == "nn":
+                rec = json.loads(Path(out_dir, "rois", "roi_000.json").read_text())
+                proposals = [h for h in rec["history"] if h.get("proposer") == "nn"]
+                cover += nn_coverage(truth, proposals, datasets, cfg.ts_keep)
+            print(f"{field} {proposer:5s}: {ev['n_recovered']}/{ev['n_true_ts37']} recovered (pairs "
+                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}), {ev['n_false']} false, {summary['fits']} fits, "
+                  f"{summary['wall_s']:.0f} s", flush=True)  # fmt: skip
+        if on_off_diffs is None:  # the first field again, the network's priors off
+            cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
+                                detection={"prior_terms": False})  # fmt: skip
+            run(cfg, out_dir=f"{args.outdir}/{population}_{k}_nn_noprior", progress=False, plots=False,
+                log=lambda *a: None)  # fmt: skip
+            on_off_diffs = on_off(f"{args.outdir}/{population}_{k}_nn", f"{args.outdir}/{population}_{k}_nn_noprior")
+            worst = max(on_off_diffs, default=float("nan"))
+            print(f"{field}: prior on vs off, isolated bright components: max |diff| / sigma {worst:.3f} over "
+                  f"{len(on_off_diffs)} parameters", flush=True)  # fmt: skip
+
+    def frac(a, b):
+        return round(a / b, 3) if b else None
+
+    cov = {k: round(float(np.mean([r[k] for r in cover])), 3) if cover else None for k in ("pos", "r39", "counts")}
+    figures = {
+        "pair_completeness_nn": frac(stats["nn"]["pair_rec"], stats["nn"]["pair_n"]),
+        "pair_completeness_tsmap": frac(stats["tsmap"]["pair_rec"], stats["tsmap"]["pair_n"]),
+        "completeness_nn": frac(stats["nn"]["rec"], stats["nn"]["n"]),
+        "completeness_tsmap": frac(stats["tsmap"]["rec"], stats["tsmap"]["n"]),
+        "false_per_100deg2_nn": round(100 * stats["nn"]["false"] / area, 3),
+        "false_per_100deg2_tsmap": round(100 * stats["tsmap"]["false"] / area, 3),
+        "fits_nn": round(float(np.mean(stats["nn"]["fits"])), 1),
+        "fits_tsmap": round(float(np.mean(stats["tsmap"]["fits"])), 1),
+        "wall_s_nn": round(float(np.mean(stats["nn"]["wall"])), 1),
+        "wall_s_tsmap": round(float(np.mean(stats["tsmap"]["wall"])), 1),
+        **(
+            {
+                "completeness_both": frac(stats["both"]["rec"], stats["both"]["n"]),
+                "pair_completeness_both": frac(stats["both"]["pair_rec"], stats["both"]["pair_n"]),
+                "false_per_100deg2_both": round(100 * stats["both"]["false"] / area, 3),
+                "fits_both": round(float(np.mean(stats["both"]["fits"])), 1),
+                "wall_s_both": round(float(np.mean(stats["both"]["wall"])), 1),
+            }
+            if args.both
+            else {}
+        ),
+        "coverage68": round(float(np.mean(list(cov.values()))), 3) if cover else None,
+        "coverage68_pos": cov["pos"],
+        "coverage68_r39": cov["r39"],
+        "coverage68_counts": cov["counts"],
+        "n_coverage": len(cover),
+        "n_true_ts37": stats["nn"]["n"],
+        "n_pairs": stats["nn"]["pair_n"],
+        "prior_on_off_max_sigma": round(max(on_off_diffs), 4) if on_off_diffs else None,
+        "fields": args.fields,
+        "total_s": round(time.perf_counter() - t_start, 1),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
