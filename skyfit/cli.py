@@ -436,6 +436,8 @@ def cmd_catalog(args) -> int:
         settings["proposer"] = args.proposer
     if args.prior_weights is not None:
         settings["prior_weights"] = args.prior_weights
+    if args.no_prior_terms:
+        settings["detection"] = {**settings.get("detection", {}), "prior_terms": False}
     try:
         cfg = CatalogConfig(**settings)
         summary = run(cfg, out_dir=args.outdir, scheduler=args.scheduler, plots=not args.no_plots)
@@ -663,6 +665,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="what seeds the components: TS-map peaks (default), the neural-network prior, or both",
     )
     c.add_argument("--prior-weights", default=None, help="the prior network's file (default: the shipped one)")
+    c.add_argument(
+        "--no-prior-terms",
+        action="store_true",
+        help="with --proposer nn/both: seed from the network but fit without its Gaussian priors",
+    )
     c.set_defaults(func=cmd_catalog)
 
     pr = sub.add_parser("prior", help="the neural-network prior: `prior train` reproduces the shipped network")

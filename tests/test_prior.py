@@ -15,7 +15,6 @@ from skyfit.detect.prior import (
     load_prior,
     make_fields,
     match_proposals,
-    train_prior,
 )
 from skyfit.models import ModelError
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
@@ -93,14 +92,18 @@ def test_shipped_weights_are_small_and_carry_their_model_card():
 
 
 @needs_data
-def test_training_is_reproducible_from_its_seed(tmp_path):
-    a = train_prior(seed=3, n_fields=2, n_validation=1, steps=6, batch=2, log=lambda *x: None)
-    b = train_prior(seed=3, n_fields=2, n_validation=1, steps=6, batch=2, log=lambda *x: None)
-    a.save(tmp_path / "a.npz")
-    b.save(tmp_path / "b.npz")
+def test_prior_train_command_is_reproducible_from_its_seed(tmp_path):
+    from skyfit.cli import main
+
+    for name in ("a", "b"):
+        args = ["prior", "train", "--seed", "3", "--n-fields", "2", "--n-validation", "1", "--steps", "4"]
+        assert main([*args, "--out", str(tmp_path / f"{name}.npz")]) == 0
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert record["seed"] == 3 and record["n_fields"] == 2 and record["steps"] == 4
     with np.load(tmp_path / "a.npz") as za, np.load(tmp_path / "b.npz") as zb:
         leaves = [k for k in za.files if k.startswith("leaf_")]
         assert leaves and all(np.array_equal(za[k], zb[k]) for k in leaves)
+    load_prior(tmp_path / "a.npz")  # and it loads
 
 
 @needs_data

@@ -16,6 +16,12 @@ The procedure follows 1LHAASO (Cao et al. 2024, ApJS 271 25, section 3):
 5. Extension: TS_ext = the fit with r39 fixed to zero against the Gaussian fit; below ``ts_ext`` the
    component is a point source.
 
+With ``proposer="nn"`` step 2 is replaced by the neural-network prior (:mod:`skyfit.detect.prior`):
+its confident proposals are fitted together, then the others where the residual TS exceeds ``ts_add``,
+with the network's position and r39 uncertainties as Gaussian priors; steps 3-5 are the same.
+Before step 4, components whose TS with their neighbours frozen (an upper bound of the refitted TS) is
+below ``ts_add`` are dropped without a fit each.
+
 Fixing a parameter instead of removing a component keeps the model's structure, so the jitted
 likelihood is compiled once per structure, not once per test.
 """
@@ -57,7 +63,11 @@ class DetectionConfig:
     proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     prior_terms: bool = True  # the network's uncertainties as Gaussian priors in the fit (position, r39)
+    # the network reads the same counts as the fit, so its estimate is no independent measurement: its
+    # widths enter the fit multiplied by this, a weak prior that guides without counting the data twice
+    prior_scale: float = 5.0
     nn_threshold: float | None = None  # heat-map threshold of a proposal (None: the network's own)
+    nn_confident: float = 0.5  # proposals at least this sure seed the first fit; the others need TS > ts_add
     progress: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -297,11 +307,74 @@ def _nn_seeds(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
         r39 = float(np.clip(pr["r39"], cfg.min_r39_deg, 1.5))
         seed = _seed(f"n{k + 1:03d}_{ds.name}", pr["ra"], pr["dec"], ds.name, inst, amplitude, cfg, r39)
         cos_dec = max(np.cos(np.radians(pr["dec"])), 0.05)
-        priors[f"{seed.name}.lon_0"] = (pr["ra"], pr["sigma_pos"] / cos_dec)
-        priors[f"{seed.name}.lat_0"] = (pr["dec"], pr["sigma_pos"])
-        priors[f"{seed.name}.sigma"] = (pr["r39"], pr["sigma_r39"])
+        w = cfg.prior_scale
+        priors[f"{seed.name}.lon_0"] = (pr["ra"], w * pr["sigma_pos"] / cos_dec)
+        priors[f"{seed.name}.lat_0"] = (pr["dec"], w * pr["sigma_pos"])
+        priors[f"{seed.name}.sigma"] = (pr["r39"], w * pr["sigma_r39"])
         seeds.append((seed, pr))
     return seeds, priors
+
+
+def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: DetectionConfig, names: dict, log):
+    """Seed the network's proposals in two fits. The confident ones (score >= ``nn_confident``) are
+    fitted first; each other proposal is then added only where the residual TS of a test source at its
+    position (point or Gaussian kernel, the larger, within a pixel) exceeds ``ts_add``, the seeding rule
+    of the TS-map finder: a second guess at a source already fitted is not added and never costs the
+    fits of its TS test. Returns (result, fitter, priors, history rows, fits run)."""
+    seeds, priors = _nn_seeds(datasets, fitter, result, prior_model, cfg, names)
+    use_priors = priors if cfg.prior_terms else {}
+    confident = [(sd, pr) for sd, pr in seeds if pr["score"] >= cfg.nn_confident]
+    unsure = [(sd, pr) for sd, pr in seeds if pr["score"] < cfg.nn_confident]
+    log(f"  network: {len(seeds)} proposal(s), {len(confident)} confident")
+    fits = 0
+
+    def add(result, fitter, new):
+        nonlocal fits
+        model = SkyModel(result.model.sources + tuple(sd for sd, _ in new), result.model.backgrounds)
+        fitter = _Fitter(model, datasets, use_priors)
+        result = fitter.run(model)
+        fits += 1
+        cleaned, dropped = _cleanup(result.model, cfg, datasets)
+        if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
+            fitter = _Fitter(cleaned, datasets, use_priors)
+            result = fitter.run(cleaned)
+            fits += 1
+        return result, fitter
+
+    if confident:
+        result, fitter = add(result, fitter, confident)
+    kept = []
+    if unsure:
+        import healpy as hp
+
+        from ..maps import HealpixROI
+
+        npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
+        for ds, npred in zip(datasets, npreds, strict=True):
+            mine = [(sd, pr) for sd, pr in unsure if sd.applies_to(ds.name)]
+            if not mine:
+                continue
+            roi = ds.roi
+            pix = [hp.ang2pix(roi.nside, pr["ra"], pr["dec"], nest=roi.nest, lonlat=True) for _, pr in mine]
+            near = [np.concatenate([[p], hp.get_all_neighbours(roi.nside, p, nest=roi.nest)]) for p in pix]
+            cand = np.unique(np.concatenate(near))
+            cand = cand[(cand >= 0) & (roi.index_of(cand) >= 0)]
+            test_roi = HealpixROI(roi.nside, roi.nest, cand)
+            best = np.zeros(len(cand))
+            for kernel, sigma in (("point", 0.0), ("gaussian", cfg.extended_kernel_deg)):
+                tsm = ts_map(ds, npred, kernel, sigma_deg=sigma if sigma > 0 else 0.2, test_roi=test_roi)
+                best = np.maximum(best, tsm.ts)
+            for (sd, pr), nb in zip(mine, near, strict=True):
+                ts_here = float(np.max(best[np.isin(test_roi.pixels, nb)], initial=0.0))
+                if ts_here > cfg.ts_add:
+                    kept.append((sd, pr))
+        log(f"  {len(kept)} of {len(unsure)} other proposal(s) with residual TS > {cfg.ts_add:g}")
+        if kept:
+            result, fitter = add(result, fitter, kept)
+    used = confident + kept
+    history = [{"iteration": 0, "component": sd.name, "proposer": "nn", "seeded": (sd, pr) in used, **pr}
+               for sd, pr in seeds]  # fmt: skip
+    return result, fitter, use_priors, history, fits
 
 
 def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print) -> dict:
@@ -333,22 +406,10 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
     counter = 0
     history = []
     if prior_model is not None:
-        seeds, priors = _nn_seeds(datasets, fitter, result, prior_model, cfg, names)
-        counter = len(seeds)
-        history += [{"iteration": 0, "component": sd.name, "proposer": "nn", **pr} for sd, pr in seeds]
-        log(f"  network: {len(seeds)} proposal(s)")
-        if seeds:
-            model = SkyModel(result.model.sources + tuple(sd for sd, _ in seeds), result.model.backgrounds)
-            fitter = _Fitter(model, datasets, priors if cfg.prior_terms else {})
-            result = fitter.run(model)
-            n_fits += 1
-            cleaned, dropped = _cleanup(result.model, cfg, datasets)
-            if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
-                fitter = _Fitter(cleaned, datasets, priors if cfg.prior_terms else {})
-                result = fitter.run(cleaned)
-                n_fits += 1
-        if not cfg.prior_terms:
-            priors = {}
+        result, fitter, priors, added, fits = _nn_stage(datasets, fitter, result, prior_model, cfg, names, log)
+        n_fits += fits
+        counter = len(added)
+        history += added
     for iteration in range(cfg.max_iterations if cfg.proposer != "nn" else 0):
         npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
         seeds = []
@@ -452,10 +513,10 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         fitter = _Fitter(model, datasets, priors)
         result = fitter.run(model)
         n_fits += 1
-        # components near a dropped one are retested unless they were strong (TS >= 2 ts_add: losing a
-        # neighbour that could absorb their counts only raises their TS, so theirs stays a lower bound);
-        # the others keep their TS (their neighbourhood is unchanged)
-        retest = {k for k in near if ts.get(k, 0.0) < 2 * cfg.ts_add} | {k for k in weak if k not in drop}
+        # components near a dropped one are retested (their TS can change by far: a component that shared
+        # a source with the dropped one gets all of it); the others keep their TS (their neighbourhood is
+        # unchanged) unless the list of weak ones says otherwise
+        retest = near | {k for k in weak if k not in drop}
         ts = {k: v for k, v in ts.items() if k not in drop}
         ts.update(component_ts(result, fitter, only=retest))
         n_fits += len(retest)

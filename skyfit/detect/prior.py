@@ -104,6 +104,8 @@ class PriorModel:
         """Components found in ``image`` (on ``grid``): per heat-map peak above ``threshold`` a dict with
         detector, l, b, ra, dec, sigma_pos (deg), r39, sigma_r39, log10_counts, sigma_log10_counts, score.
         ``inside`` (nb, nl) bool restricts the peaks to those cells."""
+        from scipy.special import expit
+
         from ._skies import _icrs
 
         out = self.predict_maps(image)
@@ -111,7 +113,7 @@ class PriorModel:
         rows = []
         for k, det in enumerate(DETECTORS):
             o = out[k * N_OUT : (k + 1) * N_OUT]
-            p = 1.0 / (1.0 + np.exp(-o[0]))
+            p = expit(o[0].astype(float))
             pad = np.pad(p, 1, constant_values=-1.0)
             neigh = np.max([pad[1 + a : 1 + a + p.shape[0], 1 + b : 1 + b + p.shape[1]]
                             for a in (-1, 0, 1) for b in (-1, 0, 1)], axis=0)  # fmt: skip
@@ -119,7 +121,14 @@ class PriorModel:
             if inside is not None:
                 peak &= inside
             cal = self.calibration[det]
-            for j, i in zip(*np.nonzero(peak), strict=True):
+            # an extended component makes a broad heat map with several local maxima: a peak within the
+            # predicted r39 of a stronger one is that component again, not another
+            cells = sorted(zip(*np.nonzero(peak), strict=True), key=lambda c: -p[c])
+            kept_cells = []
+            for j, i in cells:
+                if all(np.hypot(i - b, j - a) * grid.step > max(o[4, a, b], 0.0) for a, b in kept_cells):
+                    kept_cells.append((j, i))
+            for j, i in kept_cells:
                 lon = grid.l0 + (i + o[1, j, i]) * grid.step
                 lat = grid.b0 + (j + o[2, j, i]) * grid.step
                 ra, dec = (float(v) for v in _icrs(lon, lat))
