@@ -315,30 +315,43 @@ def _nn_seeds(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
     return seeds, priors
 
 
+def _add_and_fit(result: FitResult, seeds, datasets, priors: dict, cfg: DetectionConfig):
+    """The model of ``result`` with ``seeds`` added, fitted, cleaned up (and refitted if that changed
+    it). Returns (result, fitter, fits run)."""
+    model = SkyModel(result.model.sources + tuple(seeds), result.model.backgrounds)
+    fitter = _Fitter(model, datasets, priors)
+    result = fitter.run(model)
+    cleaned, dropped = _cleanup(result.model, cfg, datasets)
+    if not dropped and cleaned.parameters().keys() == result.model.parameters().keys():
+        return result, fitter, 1
+    fitter = _Fitter(cleaned, datasets, priors)
+    return fitter.run(cleaned), fitter, 2
+
+
 def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: DetectionConfig, names: dict, log):
-    """Seed the network's proposals in two fits. The confident ones (score >= ``nn_confident``) are
-    fitted first; each other proposal is then added only where the residual TS of a test source at its
-    position (point or Gaussian kernel, the larger, within a pixel) exceeds ``ts_add``, the seeding rule
+    """Seed the network's proposals in two fits. The confident ones (score >= ``nn_confident``, none
+    within ``min_separation_deg`` of a surer one) are fitted first; each other proposal is then added
+    only where the residual TS of a test source at its position (point or Gaussian kernel, the larger,
+    within a pixel) exceeds ``ts_add``, the seeding rule
     of the TS-map finder: a second guess at a source already fitted is not added and never costs the
     fits of its TS test. Returns (result, fitter, priors, history rows, fits run)."""
     seeds, priors = _nn_seeds(datasets, fitter, result, prior_model, cfg, names)
     use_priors = priors if cfg.prior_terms else {}
-    confident = [(sd, pr) for sd, pr in seeds if pr["score"] >= cfg.nn_confident]
-    unsure = [(sd, pr) for sd, pr in seeds if pr["score"] < cfg.nn_confident]
+    # confident: sure enough, and not within min_separation_deg of a surer one of the same detector (the
+    # network can split a bright or extended source into several sure peaks; like the TS-map finder's
+    # peaks of one iteration, close ones wait); the others are tested on the residuals of the first fit
+    confident, unsure = [], []
+    for sd, pr in seeds:  # by decreasing score
+        close = any(pr["detector"] == q["detector"] and _separation_deg(sd, c) < cfg.min_separation_deg
+                    for c, q in confident)  # fmt: skip
+        (confident if pr["score"] >= cfg.nn_confident and not close else unsure).append((sd, pr))
     log(f"  network: {len(seeds)} proposal(s), {len(confident)} confident")
     fits = 0
 
     def add(result, fitter, new):
         nonlocal fits
-        model = SkyModel(result.model.sources + tuple(sd for sd, _ in new), result.model.backgrounds)
-        fitter = _Fitter(model, datasets, use_priors)
-        result = fitter.run(model)
-        fits += 1
-        cleaned, dropped = _cleanup(result.model, cfg, datasets)
-        if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
-            fitter = _Fitter(cleaned, datasets, use_priors)
-            result = fitter.run(cleaned)
-            fits += 1
+        result, fitter, n = _add_and_fit(result, [sd for sd, _ in new], datasets, use_priors, cfg)
+        fits += n
         return result, fitter
 
     if confident:
@@ -440,15 +453,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             break
         log(f"  iteration {iteration + 1}: {len(seeds)} new component(s), {len(_components(result.model)) + len(seeds)}"
             " in the model")  # fmt: skip
-        model = SkyModel(result.model.sources + tuple(seeds), result.model.backgrounds)
-        fitter = _Fitter(model, datasets, priors)
-        result = fitter.run(model)
-        n_fits += 1
-        cleaned, dropped = _cleanup(result.model, cfg, datasets)
-        if dropped or cleaned.parameters().keys() != result.model.parameters().keys():
-            fitter = _Fitter(cleaned, datasets, priors)
-            result = fitter.run(cleaned)
-            n_fits += 1
+        result, fitter, n = _add_and_fit(result, seeds, datasets, priors, cfg)
+        n_fits += n
 
     if cfg.proposer != "nn":  # the network proposes close pairs itself
         result, fitter, n_split = _split_test(result, fitter, datasets, cfg, log)
