@@ -384,8 +384,8 @@ def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
         log(f"  {len(kept)} of {len(unsure)} other proposal(s) with residual TS > {cfg.ts_add:g}")
         if kept:
             result, fitter = add(result, fitter, kept)
-    used = confident + kept
-    history = [{"iteration": 0, "component": sd.name, "proposer": "nn", "seeded": (sd, pr) in used, **pr}
+    used = {sd.name for sd, _ in confident + kept}
+    history = [{"iteration": 0, "component": sd.name, "proposer": "nn", "seeded": sd.name in used, **pr}
                for sd, pr in seeds]  # fmt: skip
     return result, fitter, use_priors, history, fits
 
