@@ -14,7 +14,9 @@ catalog_quality.py's (TS_true >= 37 inside the region; a match within 0.3 deg + 
 - completeness_*: recovered fraction; pair_completeness_*: the same among true components with another
   of the same detector closer than 2 PSF68 (the detector's median over analysis bins);
 - false_per_100deg2_*: catalogue components with TS >= 37 and no true counterpart;
-- fits_*, wall_s_*: likelihood fits and wall time per ROI (mean over fields);
+- fits_*, wall_s_*: likelihood fits and wall time per ROI (mean over fields); fits_detect_*: of those
+  fits, the ones that built the model (seeding and refits), before the per-component TS and extension
+  tests, which are the same for both proposers (one fit per component and per Gaussian);
 - coverage68: fraction of the matched truths inside the network's 68 % intervals, averaged over
   position (2D), r39 and log10 counts (each also printed);
 - prior_on_off_max_sigma: for isolated bright components (TS > 100, nothing within 1.5 deg) of the first
@@ -175,7 +177,8 @@ def main():
                 proposals = [h for h in rec["history"] if h.get("proposer") == "nn"]
                 cover += nn_coverage(truth, proposals, datasets, cfg.ts_keep)
             print(f"{field} {proposer:5s}: {ev['n_recovered']}/{ev['n_true_ts37']} recovered (pairs "
-                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}), {ev['n_false']} false, {summary['fits']} fits, "
+                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}), {ev['n_false']} false, {summary['fits']} fits "
+                  f"({summary['fits_detect']} building the model), "
                   f"{summary['wall_s']:.0f} s", flush=True)  # fmt: skip
         if on_off_diffs is None:  # the first field again, the network's priors off
             cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
@@ -200,6 +203,8 @@ def main():
         "false_per_100deg2_tsmap": round(100 * stats["tsmap"]["false"] / area, 3),
         "fits_nn": round(float(np.mean(stats["nn"]["fits"])), 1),
         "fits_tsmap": round(float(np.mean(stats["tsmap"]["fits"])), 1),
+        "fits_detect_nn": round(float(np.mean(stats["nn"]["fits_detect"])), 1),
+        "fits_detect_tsmap": round(float(np.mean(stats["tsmap"]["fits_detect"])), 1),
         "wall_s_nn": round(float(np.mean(stats["nn"]["wall"])), 1),
         "wall_s_tsmap": round(float(np.mean(stats["tsmap"]["wall"])), 1),
         **(

@@ -180,6 +180,7 @@ def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
         "components": rows,
         "diffuse_amplitude": {q.name: q.value for q in diffuse.spectral.parameters}["amplitude"],
         "fits": out["fits"],
+        "fits_detect": out["fits_detect"],
         "stat": out["result"].stat,
         "valid": out["result"].valid,
         "messages": list(out["result"].messages),
@@ -292,6 +293,13 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
         "n_components": len(components),
         "n_sources": len(table),
         "fits": int(sum(r["fits"] for r in records.values())),
+        # fits that built the models (the rest are the per-component TS and extension tests); a record
+        # written by an older skyfit has no count: then None
+        "fits_detect": (
+            int(sum(r["fits_detect"] for r in records.values()))
+            if all("fits_detect" in r for r in records.values())
+            else None
+        ),  # fmt: skip
         "wall_s": wall,
         "roi_wall_s": [records[i]["wall_s"] for i in sorted(records)],
         "invalid_rois": [i for i in sorted(records) if not records[i]["valid"]],

@@ -16,7 +16,8 @@ The procedure follows 1LHAASO (Cao et al. 2024, ApJS 271 25, section 3):
 5. Extension: TS_ext = the fit with r39 fixed to zero against the Gaussian fit; below ``ts_ext`` the
    component is a point source.
 
-With ``proposer="nn"`` step 2 is replaced by the neural-network prior (:mod:`skyfit.detect.prior`):
+With ``proposer="nn"`` step 2 is replaced by the neural-network prior (:mod:`skyfit.detect.prior`),
+which reads the residuals of step 1's model before its fit (background and diffuse template as given):
 its confident proposals are fitted together, then the others where the residual TS exceeds ``ts_add``,
 with the network's position and r39 uncertainties as Gaussian priors; steps 3-5 are the same.
 Before step 4, components whose TS with their neighbours frozen (an upper bound of the refitted TS) is
@@ -114,6 +115,25 @@ class _Fitter:
         if hesse:
             res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True, migrad=False)
         return res
+
+    def data_stat(self, model: SkyModel, stat: float) -> float:
+        """``stat`` (of ``model``'s values) without the Gaussian prior terms: the likelihood alone, which
+        the TS tests compare. With the prior in it, fixing r39 at 0 in the extension test would add the
+        prior's penalty of r39 = 0 to TS_ext (the prior on a tested parameter must not vote)."""
+        priors = self.lk.priors or {}
+        if not priors:
+            return stat
+        values = model.values()
+        return stat - sum(((values[k] - mu) / sigma) ** 2 for k, (mu, sigma) in priors.items())
+
+    def stat_of(self, model: SkyModel) -> float:
+        """The likelihood alone (no prior terms) of ``model``'s values, no fit."""
+        return self.data_stat(model, self.lk.stat(self.lk.vector(model.values())))
+
+    def fit_stat(self, model: SkyModel) -> float:
+        """The likelihood alone (no prior terms) at the fit of ``model`` (priors in the fit)."""
+        res = self.run(model)
+        return self.data_stat(res.model, res.stat)
 
 
 def _components(model: SkyModel):
@@ -235,7 +255,7 @@ def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConf
         split_fitter = _Fitter(trial, datasets, fitter.lk.priors)
         res2 = split_fitter.run(local)
         fits += 1
-        gain = result.stat - res2.stat
+        gain = fitter.data_stat(result.model, result.stat) - split_fitter.data_stat(res2.model, res2.stat)
         log(f"  split test {s.name} (r39 {r39:.2f}, elongation {ratio:.1f}): delta TS {gain:.1f}")
         if gain > cfg.ts_add:
             was_free = {k for k, q in trial.parameters().items() if not q.frozen}
@@ -286,13 +306,13 @@ def _screen(result: FitResult, fitter: _Fitter, cfg: DetectionConfig) -> tuple[l
     return drop, ts0
 
 
-def _nn_seeds(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: DetectionConfig, names: dict):
-    """Components proposed by the network on the residuals of ``result`` (one per proposal and detector),
+def _nn_seeds(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict):
+    """Components proposed by the network on the residuals of ``model`` (one per proposal and detector),
     with their Gaussian priors {key: (mean, sigma)} on position and r39."""
     from ..detect._skies import counts_per_amplitude
     from ..detect.prior import propose
 
-    npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
+    npreds = fitter.lk.npred(fitter.lk.vector(model.values()))
     proposals = propose(datasets, npreds, prior_model, cfg.nn_threshold, edge_deg=cfg.edge_deg)
     by_inst = {names[d.name]: d for d in datasets}
     seeds, priors = [], {}
@@ -315,10 +335,10 @@ def _nn_seeds(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
     return seeds, priors
 
 
-def _add_and_fit(result: FitResult, seeds, datasets, priors: dict, cfg: DetectionConfig):
-    """The model of ``result`` with ``seeds`` added, fitted, cleaned up (and refitted if that changed
-    it). Returns (result, fitter, fits run)."""
-    model = SkyModel(result.model.sources + tuple(seeds), result.model.backgrounds)
+def _add_and_fit(model: SkyModel, seeds, datasets, priors: dict, cfg: DetectionConfig):
+    """``model`` with ``seeds`` added, fitted, cleaned up (and refitted if that changed it).
+    Returns (result, fitter, fits run)."""
+    model = SkyModel(model.sources + tuple(seeds), model.backgrounds)
     fitter = _Fitter(model, datasets, priors)
     result = fitter.run(model)
     cleaned, dropped = _cleanup(result.model, cfg, datasets)
@@ -328,14 +348,18 @@ def _add_and_fit(result: FitResult, seeds, datasets, priors: dict, cfg: Detectio
     return fitter.run(cleaned), fitter, 2
 
 
-def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: DetectionConfig, names: dict, log):
-    """Seed the network's proposals in two fits. The confident ones (score >= ``nn_confident``, none
-    within ``min_separation_deg`` of a surer one) are fitted first; each other proposal is then added
-    only where the residual TS of a test source at its position (point or Gaussian kernel, the larger,
-    within a pixel) exceeds ``ts_add``, the seeding rule
-    of the TS-map finder: a second guess at a source already fitted is not added and never costs the
-    fits of its TS test. Returns (result, fitter, priors, history rows, fits run)."""
-    seeds, priors = _nn_seeds(datasets, fitter, result, prior_model, cfg, names)
+def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict, log):
+    """Seed the network's proposals in two fits. The network reads the residuals of ``model`` (background
+    and diffuse emission at their given values) *before* any fit: a fit of the diffuse band alone would
+    absorb the sources (on a bright field its normalisation grows 100-fold) and leave residuals, negative
+    along the plane, that the network never saw in training; its proposals were then useless (issue #6).
+    The confident proposals (score >= ``nn_confident``, none within ``min_separation_deg`` of a surer
+    one) are fitted first, with the diffuse normalisation; each other proposal is then added only where
+    the residual TS of a test source at its position (point or Gaussian kernel, the larger, within a
+    pixel) exceeds ``ts_add``, the seeding rule of the TS-map finder: a second guess at a source already
+    fitted is not added and never costs the fits of its TS test.
+    Returns (result, fitter, priors, history rows, fits run)."""
+    seeds, priors = _nn_seeds(datasets, fitter, model, prior_model, cfg, names)
     use_priors = priors if cfg.prior_terms else {}
     # confident: sure enough, and not within min_separation_deg of a surer one of the same detector (the
     # network can split a bright or extended source into several sure peaks; like the TS-map finder's
@@ -348,14 +372,17 @@ def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
     log(f"  network: {len(seeds)} proposal(s), {len(confident)} confident")
     fits = 0
 
-    def add(result, fitter, new):
+    def add(model, new):
         nonlocal fits
-        result, fitter, n = _add_and_fit(result, [sd for sd, _ in new], datasets, use_priors, cfg)
+        result, fitter, n = _add_and_fit(model, [sd for sd, _ in new], datasets, use_priors, cfg)
         fits += n
         return result, fitter
 
     if confident:
-        result, fitter = add(result, fitter, confident)
+        result, fitter = add(model, confident)
+    else:
+        result = fitter.run(model)
+        fits += 1
     kept = []
     if unsure:
         import healpy as hp
@@ -383,7 +410,7 @@ def _nn_stage(datasets, fitter: _Fitter, result: FitResult, prior_model, cfg: De
                     kept.append((sd, pr))
         log(f"  {len(kept)} of {len(unsure)} other proposal(s) with residual TS > {cfg.ts_add:g}")
         if kept:
-            result, fitter = add(result, fitter, kept)
+            result, fitter = add(result.model, kept)
     used = {sd.name for sd, _ in confident + kept}
     history = [{"iteration": 0, "component": sd.name, "proposer": "nn", "seeded": sd.name in used, **pr}
                for sd, pr in seeds]  # fmt: skip
@@ -395,12 +422,15 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
 
     ``cfg.proposer`` chooses what seeds the components: ``"tsmap"`` the iterative TS-map peaks above,
     ``"nn"`` the neural-network prior (:mod:`skyfit.detect.prior`) in one pass on the residuals of the
-    diffuse-only fit, its position and r39 uncertainties entering the fit as Gaussian priors (unless
-    ``cfg.prior_terms`` is off), and ``"both"`` the network's proposals, then TS-map iterations on what
-    they leave. Every component must then pass the same test (TS > ``ts_add``).
+    background and the diffuse template (not fitted: see :func:`_nn_stage`), its position and r39
+    uncertainties entering the fit as Gaussian priors (unless ``cfg.prior_terms`` is off), and ``"both"``
+    the network's proposals, then TS-map iterations on what they leave. Every component must then pass
+    the same tests (TS > ``ts_add``, and TS_ext > ``ts_ext`` for an extension), which compare the
+    likelihood alone: the prior terms guide the fits but never enter a TS.
 
     Returns a dict with the final ``result`` (FitResult with HESSE errors), per-component ``ts`` and
-    ``ts_ext``, the number of likelihood ``fits`` run, and the ``history`` of additions.
+    ``ts_ext``, the number of likelihood ``fits`` run (``fits_detect`` of them before the TS tests: the
+    ones that built the model), and the ``history`` of additions.
     """
     if cfg.proposer not in ("tsmap", "nn", "both"):
         raise ValueError(f"proposer must be 'tsmap', 'nn' or 'both', got {cfg.proposer!r}")
@@ -414,15 +444,17 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
     diffuse = galactic_diffuse()
     model = SkyModel([diffuse])
     fitter = _Fitter(model, datasets, priors)
-    result = fitter.run(model)
-    n_fits = 1
+    n_fits = 0
     counter = 0
     history = []
     if prior_model is not None:
-        result, fitter, priors, added, fits = _nn_stage(datasets, fitter, result, prior_model, cfg, names, log)
+        result, fitter, priors, added, fits = _nn_stage(datasets, fitter, model, prior_model, cfg, names, log)
         n_fits += fits
         counter = len(added)
         history += added
+    else:
+        result = fitter.run(model)
+        n_fits += 1
     for iteration in range(cfg.max_iterations if cfg.proposer != "nn" else 0):
         npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
         seeds = []
@@ -453,7 +485,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             break
         log(f"  iteration {iteration + 1}: {len(seeds)} new component(s), {len(_components(result.model)) + len(seeds)}"
             " in the model")  # fmt: skip
-        result, fitter, n = _add_and_fit(result, seeds, datasets, priors, cfg)
+        result, fitter, n = _add_and_fit(result.model, seeds, datasets, priors, cfg)
         n_fits += n
 
     if cfg.proposer != "nn":  # the network proposes close pairs itself
@@ -474,6 +506,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
 
     def component_ts(res: FitResult, fitter: _Fitter, only=None):
         out, stat0 = {}, {}
+        full = fitter.data_stat(res.model, res.stat)
         for s in _components(res.model):
             if only is not None and s.name not in only:
                 continue
@@ -481,28 +514,30 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             local = _freeze_far(res.model, s, cfg.local_radius_deg)
             null = local.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters])
             free = [k for k, q in null.parameters().items() if not q.frozen]
-            stat0[s.name] = fitter.run(null).stat if free else fitter.lk.stat(fitter.lk.vector(null.values()))
-            out[s.name] = max(stat0[s.name] - res.stat, 0.0)
+            stat0[s.name] = fitter.fit_stat(null) if free else fitter.stat_of(null)
+            out[s.name] = max(stat0[s.name] - full, 0.0)
         weak = [k for k, v in out.items() if v < cfg.ts_add]
         if weak:
             # about to be pruned: check that the full fit is at its minimum (a many-source MIGRAD can
             # stop short, and a null fit would then gain what the full one left, hiding a real source);
             # one refit of the whole model from its minimum serves every weak component
-            stat1 = fitter.run(res.model).stat
+            stat1 = fitter.fit_stat(res.model)
             extra_fits[0] += 1
-            if stat1 < res.stat - 0.1:
-                log(f"  a refit lowers the full fit by {res.stat - stat1:.2f}")
+            if stat1 < full - 0.1:
+                log(f"  a refit lowers the full fit by {full - stat1:.2f}")
                 for k in weak:
                     out[k] = max(stat0[k] - stat1, 0.0)
         return out
 
     log(f"  full fit: stat {result.stat:.2f}, valid {result.valid}, {list(result.messages)}")
+    n_detect = n_fits  # the fits that built the model; the tests below are the same for every proposer
     ts = component_ts(result, fitter)
     n_fits += len(ts)
     log("  component TS: " + ", ".join(f"{k} {v:.1f}" for k, v in ts.items()))
     # backward elimination: weak components that are neighbours can each stand in for the other, so
     # each looks unnecessary while the others are there; drop the weakest of each such group only,
     # refit, and test its neighbours again
+    stale = set()
     for _ in range(cfg.max_prune_rounds):
         weak = sorted((k for k, v in ts.items() if v < cfg.ts_add), key=ts.get)
         if not weak:
@@ -521,12 +556,29 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         n_fits += 1
         # components near a dropped one are retested (their TS can change by far: a component that shared
         # a source with the dropped one gets all of it); the others keep their TS (their neighbourhood is
-        # unchanged) unless the list of weak ones says otherwise
-        retest = near | {k for k in weak if k not in drop}
+        # unchanged) unless the list of weak ones says otherwise. Dropping D lowers a neighbour X's TS
+        # by at most TS_D: the new full fit is at most TS_D worse than before (the fit without D was
+        # tried in D's test), and the null of X without D cannot be better than with D. So X, whose TS
+        # minus what its dropped neighbours had still exceeds ts_add, passes for sure: it keeps that
+        # lower bound as its TS until the refresh after pruning, one fit instead of one per round.
+        sure = set()
+        for k in near:
+            lost = sum(ts[d] for d in drop if _separation_deg(comps[k], comps[d]) <= cfg.local_radius_deg)
+            if ts[k] - lost >= cfg.ts_add:
+                ts[k] -= lost
+                sure.add(k)
+        stale |= sure
+        retest = (near - sure) | {k for k in weak if k not in drop}
+        stale -= retest
         ts = {k: v for k, v in ts.items() if k not in drop}
         ts.update(component_ts(result, fitter, only=retest))
         n_fits += len(retest)
-        log("  retested: " + ", ".join(f"{k} {ts[k]:.1f}" for k in sorted(retest) if k in ts))
+        log("  retested: " + ", ".join(f"{k} {ts[k]:.1f}" for k in sorted(retest) if k in ts)
+            + (f"; {len(sure)} pass for sure (retested once, after pruning)" if sure else ""))  # fmt: skip
+    if stale:  # the components that kept a lower bound: their TS now, with the final neighbourhood
+        ts.update(component_ts(result, fitter, only=stale))
+        n_fits += len(stale)
+        log("  after pruning: " + ", ".join(f"{k} {ts[k]:.1f}" for k in sorted(stale)))
 
     # extension: r39 fixed to zero (the Gaussian kernel then equals the point kernel)
     ts_ext = {}
@@ -537,7 +589,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             continue
         key = f"{s.name}.sigma"
         pt = _freeze_far(result.model, s, cfg.local_radius_deg).with_values({key: 0.0}).with_frozen([key])
-        ts_ext[s.name] = max(fitter.run(pt).stat - result.stat, 0.0)
+        ts_ext[s.name] = max(fitter.fit_stat(pt) - fitter.data_stat(result.model, result.stat), 0.0)
         n_fits += 1
         if ts_ext[s.name] < cfg.ts_ext:
             to_point.append(s.name)
@@ -558,7 +610,7 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
     if to_point:  # TS of the point-like components at their refitted values
         ts.update({k: v for k, v in component_ts(final, fitter).items() if k in to_point})
         n_fits += len(to_point)
-    return {"result": final, "ts": ts, "ts_ext": ts_ext, "fits": n_fits, "history": history}
+    return {"result": final, "ts": ts, "ts_ext": ts_ext, "fits": n_fits, "fits_detect": n_detect, "history": history}
 
 
 def component_table(out: dict) -> list[dict]:
