@@ -18,10 +18,11 @@ catalog_quality.py's (TS_true >= 37 inside the region; a match within 0.3 deg + 
   fits, the ones that built the model (seeding and refits), before the per-component TS and extension
   tests, which are the same for both proposers (one fit per component and per Gaussian);
 - coverage68: fraction of the matched truths inside the network's 68 % intervals, averaged over
-  position (2D), r39 and log10 counts (each also printed);
+  position (2D), r39 and log10 counts (each also printed, and the mean per population);
 - prior_on_off_max_sigma: for isolated bright components (TS > 100, nothing within 1.5 deg) of the first
   field, the largest |difference| between the fits with the network's priors on and off, in units of
   the fit's error (position, r39, amplitude).
+A rerun with the same ``--outdir`` resumes: finished catalogues are read back, not redone.
 The last line is a JSON object of the figures.
 """
 
@@ -141,7 +142,7 @@ def main():
         return proposals_only(args.proposals_only)
     proposers = ("tsmap", "nn", "both") if args.both else ("tsmap", "nn")
     t_start = time.perf_counter()
-    stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "wall": []}
+    stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "fits_detect": [], "wall": []}
              for p in proposers}  # fmt: skip
     cover, area, on_off_diffs = [], 0.0, None
     for field in args.fields:
@@ -170,16 +171,21 @@ def main():
             st["pair_n"] += pair_ev["n_true_ts37"]
             st["pair_rec"] += pair_ev["n_recovered"]
             st["false"] += ev["n_false"]
+            # per ROI, from its record: a rerun with the same --outdir resumes finished catalogues
+            # (skyfit.catalog.run's checkpoints) and still reports the time they took
+            wall = float(sum(summary["roi_wall_s"]))
             st["fits"].append(summary["fits"])
-            st["wall"].append(summary["wall_s"])
+            st["fits_detect"].append(summary["fits_detect"])
+            st["wall"].append(wall)
             if proposer == "nn":
                 rec = json.loads(Path(out_dir, "rois", "roi_000.json").read_text())
                 proposals = [h for h in rec["history"] if h.get("proposer") == "nn"]
-                cover += nn_coverage(truth, proposals, datasets, cfg.ts_keep)
+                cover += [{**r, "population": population}
+                          for r in nn_coverage(truth, proposals, datasets, cfg.ts_keep)]  # fmt: skip
             print(f"{field} {proposer:5s}: {ev['n_recovered']}/{ev['n_true_ts37']} recovered (pairs "
                   f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}), {ev['n_false']} false, {summary['fits']} fits "
                   f"({summary['fits_detect']} building the model), "
-                  f"{summary['wall_s']:.0f} s", flush=True)  # fmt: skip
+                  f"{wall:.0f} s", flush=True)  # fmt: skip
         if on_off_diffs is None:  # the first field again, the network's priors off
             cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
                                 detection={"prior_terms": False})  # fmt: skip
@@ -223,6 +229,12 @@ def main():
         "coverage68_r39": cov["r39"],
         "coverage68_counts": cov["counts"],
         "n_coverage": len(cover),
+        **{
+            f"coverage68_{pop}": round(
+                float(np.mean([r[k] for r in cover if r["population"] == pop for k in ("pos", "r39", "counts")])), 3
+            )
+            for pop in sorted({r["population"] for r in cover})
+        },  # fmt: skip
         "n_true_ts37": stats["nn"]["n"],
         "n_pairs": stats["nn"]["pair_n"],
         "prior_on_off_max_sigma": round(max(on_off_diffs), 4) if on_off_diffs else None,
