@@ -88,7 +88,7 @@ def test_shipped_weights_are_small_and_carry_their_model_card():
     assert card["seed"] == model.meta["seed"] and card["steps"] == model.meta["steps"]
     assert SHIPPED_WEIGHTS.with_name("MODEL_CARD.md").is_file()
     for det in ("WCDA", "KM2A"):
-        assert set(model.calibration[det]) == {"pos", "r39", "counts"}
+        assert set(model.calibration[det]) == {"pos", "r39", "counts", "r39_floor"}
 
 
 @needs_data

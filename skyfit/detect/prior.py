@@ -40,6 +40,10 @@ N_OUT = 8  # per detector: heat, dl, db, log sigma pos, r39, log sigma r39, log1
 CHI2_2D_68 = 2.2788  # 68 % quantile of chi^2 with 2 degrees of freedom
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # heat-map thresholds tried on the validation fields
 RECALL_GOAL = 0.85  # a missed component is lost for good; each false one costs fits (it is dropped by TS)
+# r39 below this is a point source for both detectors (PSF68 0.3-0.45 deg; the catalogue's min_r39): the
+# network cannot know r39 better, and without a floor a point source predicted 0.001 +- 0.001 deg
+# misses the truth (0) by a hair
+R39_FLOOR_DEG = 0.02
 
 
 class PriorError(ValueError):
@@ -135,7 +139,8 @@ class PriorModel:
                 rows.append({
                     "detector": det, "l": float(lon % 360.0), "b": float(lat), "ra": ra, "dec": dec,
                     "sigma_pos": float(np.exp(o[3, j, i]) * grid.step * cal["pos"]),
-                    "r39": float(max(o[4, j, i], 0.0)), "sigma_r39": float(np.exp(o[5, j, i]) * cal["r39"]),
+                    "r39": float(max(o[4, j, i], 0.0)),
+                    "sigma_r39": float(np.hypot(np.exp(o[5, j, i]) * cal["r39"], cal.get("r39_floor", 0.0))),
                     "log10_counts": float(o[6, j, i]), "sigma_log10_counts": float(np.exp(o[7, j, i]) * cal["counts"]),
                     "score": float(p[j, i]),
                 })  # fmt: skip
@@ -338,6 +343,50 @@ def coverage(pairs) -> dict:
             "counts": float(np.mean([v["counts"] <= 1.0 for v in z])), "n": len(z)}  # fmt: skip
 
 
+def calibrate(pairs) -> dict:
+    """Per detector, the scales of the network's widths that make 68 % of the validation truths fall
+    inside the intervals, from (proposal, target) ``pairs`` proposed with unit scales. The r39 width is
+    sqrt((scale sigma)^2 + R39_FLOOR_DEG^2): the scale is the 68 % quantile of what each truth needs."""
+    cal = {}
+    for det in DETECTORS:
+        mine = [(p, t) for p, t in pairs if p["detector"] == det]
+        if len(mine) < 10:
+            cal[det] = {"pos": 1.0, "r39": 1.0, "counts": 1.0, "r39_floor": R39_FLOOR_DEG}
+            continue
+        z = [interval_z(p, t) for p, t in mine]
+        need_r39 = [np.sqrt(max((p["r39"] - t["r39"]) ** 2 - R39_FLOOR_DEG**2, 0.0)) / p["sigma_r39"] for p, t in mine]
+        cal[det] = {"pos": float(np.sqrt(np.quantile([v["pos2"] for v in z], 0.68) / CHI2_2D_68)),
+                    "r39": float(np.quantile(need_r39, 0.68)),
+                    "counts": float(np.quantile([v["counts"] for v in z], 0.68)),
+                    "r39_floor": R39_FLOOR_DEG}  # fmt: skip
+    return cal
+
+
+def finish_prior(model: PriorModel, val: list[dict], log=print) -> tuple[dict, dict]:
+    """The steps after training, on the validation fields ``val``: the heat-map threshold (the highest
+    whose proposals recover RECALL_GOAL of the components with expected TS >= 37: a missed component is
+    lost, a false one costs fits before the TS test drops it) and the widths' calibration. Sets
+    ``model.threshold`` and ``model.calibration``; returns (recall per threshold, raw coverage)."""
+    model.calibration = {d: {"pos": 1.0, "r39": 1.0, "counts": 1.0} for d in DETECTORS}
+    n_bright = sum(t["ts"] >= 37 for f in val for d in DETECTORS for t in f["targets"][d])
+    recall = {}
+    for thr in THRESHOLDS:
+        found = 0
+        for f in val:
+            found += sum(t["ts"] >= 37 for _, t in match_proposals(model.propose(f["image"], f["grid"], thr),
+                                                                    f["targets"]))  # fmt: skip
+        recall[thr] = found / max(n_bright, 1)
+    model.threshold = max([t for t in THRESHOLDS if recall[t] >= RECALL_GOAL] or [min(THRESHOLDS)])
+    log(f"  validation recall of TS >= 37 components per threshold: {recall}; threshold {model.threshold}")
+    pairs = []
+    for f in val:
+        pairs += match_proposals(model.propose(f["image"], f["grid"]), f["targets"])
+    raw = coverage(pairs)
+    model.calibration = calibrate(pairs)
+    log(f"  validation coverage before calibration {raw}; scales {model.calibration}")
+    return recall, raw
+
+
 def train_prior(
     seed: int = 0,
     n_fields: int = 200,
@@ -398,43 +447,17 @@ def train_prior(
     t_train = time.perf_counter() - t1
 
     model = PriorModel(net=net, hyper=hyper)
-    # the threshold: the highest whose proposals recover RECALL_GOAL of the validation components with
-    # expected TS >= 37 (a missed component is lost; a false one costs one fit, then the TS test drops it)
-    n_bright = sum(t["ts"] >= 37 for f in val for d in DETECTORS for t in f["targets"][d])
-    recall = {}
-    for thr in THRESHOLDS:
-        found = 0
-        for f in val:
-            found += sum(t["ts"] >= 37 for _, t in match_proposals(model.propose(f["image"], f["grid"], thr),
-                                                                    f["targets"]))  # fmt: skip
-        recall[thr] = found / max(n_bright, 1)
-    model.threshold = max([t for t in THRESHOLDS if recall[t] >= RECALL_GOAL] or [min(THRESHOLDS)])
-    log(f"  validation recall of TS >= 37 components per threshold: {recall}; threshold {model.threshold}")
-    # calibration on the validation fields: scale each width so that 68 % of truths fall inside
-    pairs = []
-    for f in val:
-        pairs += match_proposals(model.propose(f["image"], f["grid"]), f["targets"])
-    raw = coverage(pairs)
-    cal = {}
-    for det in DETECTORS:
-        z = [interval_z(p, t) for p, t in pairs if p["detector"] == det]
-        if len(z) < 10:
-            cal[det] = {"pos": 1.0, "r39": 1.0, "counts": 1.0}
-            continue
-        cal[det] = {"pos": float(np.sqrt(np.quantile([v["pos2"] for v in z], 0.68) / CHI2_2D_68)),
-                    "r39": float(np.quantile([v["r39"] for v in z], 0.68)),
-                    "counts": float(np.quantile([v["counts"] for v in z], 0.68))}  # fmt: skip
-    model.calibration = cal
+    recall, raw = finish_prior(model, val, log)
     model.meta = {
         "seed": seed, "n_fields": n_fields, "n_validation": n_validation, "steps": steps, "batch": batch,
         "crop": crop, "learning_rate": learning_rate, "population": "1lhaaso",
-        "training_components": n_targets, "validation_matched": len(pairs),
+        "training_components": n_targets, "validation_matched": raw["n"],
         "validation_recall_ts37": {str(k): round(v, 4) for k, v in recall.items()},
         "validation_coverage_before_calibration": raw, "loss_history": history,
         "simulation_s": round(t_sim, 1), "training_s": round(t_train, 1),
         "jax": jax.__version__, "equinox": eqx.__version__, "optax": optax.__version__,
     }  # fmt: skip
-    log(f"  trained in {t_train:.0f} s; validation coverage before calibration {raw}; scales {cal}")
+    log(f"  trained in {t_train:.0f} s")
     return model
 
 
