@@ -307,6 +307,15 @@ class Likelihood:
         """-2 ln L (deviance form) at ``vector`` (default: the model's values)."""
         return float(self._stat_jit(self.vector() if vector is None else jnp.asarray(vector), self.arrays))
 
+    def prior_stat(self, vector=None) -> float:
+        """The Gaussian prior terms alone in :meth:`stat` at ``vector`` (0 without priors): subtracted,
+        they leave the likelihood, which likelihood-ratio tests compare."""
+        idx, mu, sigma = self._prior_arrays
+        if not idx.size:
+            return 0.0
+        x = np.asarray(self.vector() if vector is None else vector, dtype=float)
+        return float(np.sum(((x[idx] - mu) / sigma) ** 2))
+
     def value_and_grad(self, vector):
         return self._vg_jit(jnp.asarray(vector, dtype=float), self.arrays)
 

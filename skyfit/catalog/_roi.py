@@ -120,11 +120,9 @@ class _Fitter:
         """``stat`` (of ``model``'s values) without the Gaussian prior terms: the likelihood alone, which
         the TS tests compare. With the prior in it, fixing r39 at 0 in the extension test would add the
         prior's penalty of r39 = 0 to TS_ext (the prior on a tested parameter must not vote)."""
-        priors = self.lk.priors or {}
-        if not priors:
+        if not self.lk.priors:
             return stat
-        values = model.values()
-        return stat - sum(((values[k] - mu) / sigma) ** 2 for k, (mu, sigma) in priors.items())
+        return stat - self.lk.prior_stat(self.lk.vector(model.values()))
 
     def stat_of(self, model: SkyModel) -> float:
         """The likelihood alone (no prior terms) of ``model``'s values, no fit."""
@@ -351,7 +349,7 @@ def _add_and_fit(model: SkyModel, seeds, datasets, priors: dict, cfg: DetectionC
 def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict, log):
     """Seed the network's proposals in two fits. The network reads the residuals of ``model`` (background
     and diffuse emission at their given values) *before* any fit: a fit of the diffuse band alone would
-    absorb the sources (on a bright field its normalisation grows 100-fold) and leave residuals, negative
+    absorb the sources (on a bright field its normalisation grew 180-fold) and leave residuals, negative
     along the plane, that the network never saw in training; its proposals were then useless (issue #6).
     The confident proposals (score >= ``nn_confident``, none within ``min_separation_deg`` of a surer
     one) are fitted first, with the diffuse normalisation; each other proposal is then added only where
