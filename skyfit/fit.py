@@ -176,14 +176,16 @@ class Fit:
             return value_and_grad(x)[1]
 
         hessian_cache = {}
+        forced = {"last": False}  # was the last Hessian handed to Minuit made positive definite?
 
         def hessian(x):
             x = np.asarray(x, dtype=float)
             key = tuple(x)
             if key not in hessian_cache:  # iminuit may ask twice at one point (HESSE, then the minimum)
                 hessian_cache.clear()
-                hessian_cache[key] = _hessian(x)
-            return hessian_cache[key]
+                hessian_cache[key] = _positive_definite(_hessian(x))
+            h, forced["last"] = hessian_cache[key]
+            return h
 
         def _hessian(x):
             if self.hessian == "exact":
@@ -199,7 +201,7 @@ class Fit:
             h = np.array(rows)
             return 0.5 * (h + h.T)
 
-        return free, free_idx, scales, base, fcn, grad, hessian
+        return free, free_idx, scales, base, fcn, grad, hessian, forced
 
     def run(self, model: SkyModel | None = None, minos=(), hesse: bool = True, migrad: bool = True) -> FitResult:
         """Fit ``model`` (default: the likelihood's) and return a :class:`FitResult`.
@@ -210,7 +212,7 @@ class Fit:
         model = model or self.likelihood.model
         if [k for k in model.parameters()] != list(self.likelihood.keys):
             raise FitError("the model's parameters differ from the likelihood's; build a new Likelihood")
-        free, free_idx, scales, base, fcn, grad, hessian = self._setup(model)
+        free, free_idx, scales, base, fcn, grad, hessian, forced = self._setup(model)
         params = model.parameters()
         t0 = time.perf_counter()
         m = Minuit(
@@ -252,6 +254,10 @@ class Fit:
                 + (" (call limit reached)" if fmin.has_reached_call_limit else "")
                 + (" (EDM above maximum)" if fmin.is_above_max_edm else "")
             )
+        # HESSE's Hessian (the last one asked for) had a negative eigenvalue: a saddle, not a minimum
+        saddle = self.hessian != "minuit" and (hesse or not migrad) and forced["last"]
+        if saddle:
+            messages.append("the Hessian at the result is not positive definite: not a minimum (covariance forced)")
         if not fmin.has_accurate_covar:
             messages.append(
                 "covariance matrix is not accurate"
@@ -273,7 +279,7 @@ class Fit:
             else np.full((len(free), len(free)), np.nan)
         )
         errors = {k: float(m.errors[i] * scales[i]) for i, k in enumerate(free)}
-        valid = bool(fmin.is_valid and fmin.has_accurate_covar and not at_limit)
+        valid = bool(fmin.is_valid and fmin.has_accurate_covar and not at_limit and not saddle)
         return FitResult(
             best,
             float(fmin.fval),
@@ -287,6 +293,20 @@ class Fit:
             int(m.ngrad),
             elapsed,
         )
+
+
+def _positive_definite(h: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(h, False)`` for a positive-definite ``h``; otherwise ``h`` with its eigenvalues replaced by
+    their absolute values (floored at 1e-8 of the largest) and ``True``. iminuit (2.33) given a Hessian
+    that is not positive definite fails with "'NoneType' object is not callable" instead of forcing it
+    as it does its own; away from a minimum (a new seed, a saddle) the exact Hessian is such a matrix."""
+    try:
+        np.linalg.cholesky(h)
+        return h, False
+    except np.linalg.LinAlgError:
+        lam, vec = np.linalg.eigh(0.5 * (h + h.T))
+        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+        return (vec * lam) @ vec.T, True
 
 
 def fit(model: SkyModel, datasets, **kwargs) -> FitResult:

@@ -180,3 +180,26 @@ def test_hessian_options_agree_with_the_exact_jax_hessian(km2a):
             assert other.errors[k] == pytest.approx(exact.errors[k], rel=rel), (option, k)
     with pytest.raises(ValueError, match="hessian must be"):
         Fit(lk, hessian="numeric")
+
+
+def test_a_saddle_is_reported_not_a_crash(km2a):
+    """Between two equal sources a one-source model's position is a saddle: the likelihood falls along
+    the line joining them. Handed that Hessian (not positive definite), iminuit 2.33 raised "'NoneType'
+    object is not callable" (it broke the catalogue on a 94-parameter ROI); now HESSE there reports that
+    the point is not a minimum, and MIGRAD from it goes on to one of the sources."""
+    from skyfit.fit import Fit
+
+    def point(name, ra, amplitude=2e-14):
+        return Source(name, PointSpatialModel.create(ra, DEC), PowerLaw.create(amplitude, 2.6, 10.0))
+
+    pair = SkyModel([point("a", RA - 1.0), point("b", RA + 1.0)])
+    ds = simulate_dataset(pair, km2a, seed=11)
+    one = SkyModel([point("m", RA, 1e-14)]).with_frozen(["m.index"])
+    lk = Likelihood(one, [ds])
+    for option in ("fd", "exact"):
+        at_saddle = Fit(lk, hessian=option).run(one, migrad=False)
+        assert not at_saddle.valid
+        assert any("not positive definite" in m for m in at_saddle.messages), at_saddle.messages
+        best = Fit(lk, hessian=option).run(one)
+        assert best.valid, (option, best.messages)
+        assert min(abs(best.value("m.lon_0") - (RA + d)) for d in (-1.0, 1.0)) < 0.1

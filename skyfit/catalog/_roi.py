@@ -114,6 +114,11 @@ class _Fitter:
             res = Fit(self.lk, strategy=1, hessian="minuit").run(res.model, hesse=False)
         if hesse:
             res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True, migrad=False)
+            if any("not positive definite" in m for m in res.messages):
+                # a saddle that strategy 0 took for the minimum (seen on a 94-parameter ROI): continue
+                # more carefully from there, then the errors again
+                res = Fit(self.lk, strategy=1, hessian="minuit").run(res.model, hesse=False)
+                res = Fit(self.lk, strategy=0, hessian="fd").run(res.model, hesse=True, migrad=False)
         return res
 
     def data_stat(self, model: SkyModel, stat: float) -> float:
