@@ -230,9 +230,11 @@ class Fit:
                 lo / scales[i] if np.isfinite(lo) else -np.inf,
                 hi / scales[i] if np.isfinite(hi) else np.inf,
             )
+        ran_hesse = not migrad
         if migrad:
             m.migrad()
-            if hesse and m.valid:
+            ran_hesse = hesse and m.valid
+            if ran_hesse:
                 m.hesse()
         else:
             m.hesse()
@@ -255,7 +257,7 @@ class Fit:
                 + (" (EDM above maximum)" if fmin.is_above_max_edm else "")
             )
         # HESSE's Hessian (the last one asked for) had a negative eigenvalue: a saddle, not a minimum
-        saddle = self.hessian != "minuit" and (hesse or not migrad) and forced["last"]
+        saddle = self.hessian != "minuit" and ran_hesse and forced["last"]
         if saddle:
             messages.append("the Hessian at the result is not positive definite: not a minimum (covariance forced)")
         if not fmin.has_accurate_covar:
