@@ -195,3 +195,25 @@ def test_network_proposals_survive_a_field_whose_sources_outshine_the_diffuse_em
         assert any(c["dataset"] == det and sep_deg(c["ra"], c["dec"], ra, dec) < 0.3 for c in comps), det
     for c in comps:  # and nothing where there is no source
         assert any(det == c["dataset"] and sep_deg(c["ra"], c["dec"], ra, dec) < 0.6 for det, ra, dec in true_pos), c
+
+
+def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
+    # Two point sources 1.2 deg apart, and three unsure proposals: one on each source and a second guess
+    # 0.1 deg from the first. Each has residual TS > 25 on its own; taken greedily (the strongest first,
+    # its excess then explained), the second guess is left out and the other source is still added.
+    from skyfit.catalog._roi import _accept_unsure, _seed
+
+    ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=2.5, nside=128, livetime_days=60, name="WCDA")
+    pos = {"a": (83.0, 22.0), "b": (84.2, 22.3)}
+    truth = SkyModel([Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(1e-12, 2.6, 3.0), datasets=("WCDA",))
+                      for k, (ra, dec) in pos.items()])  # fmt: skip
+    ds = simulate_dataset(truth, ds, 21)
+    cfg = DetectionConfig()
+    guesses = {"n1": (83.0, 22.0), "n2": (84.2, 22.3), "n3": (83.1, 22.0)}
+    unsure = []
+    for name, (ra, dec) in guesses.items():
+        sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 5e-13, cfg, 0.0)
+        unsure.append((sd, {"ra": ra, "dec": dec, "detector": "WCDA", "score": 0.3}))
+    kept = [sd.name for sd, _ in _accept_unsure([ds], SkyModel([]), unsure, cfg)]
+    assert "n2_WCDA" in kept
+    assert len([k for k in kept if k in ("n1_WCDA", "n3_WCDA")]) == 1, kept
