@@ -200,7 +200,8 @@ def test_network_proposals_survive_a_field_whose_sources_outshine_the_diffuse_em
 def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
     # Two point sources 1.2 deg apart, and three unsure proposals: one on each source and a second guess
     # 0.1 deg from the first. Each has residual TS > 25 on its own; taken greedily (the strongest first,
-    # its excess then explained), the second guess is left out and the other source is still added.
+    # its excess then explained with the network's counts, here the true ones), the second guess is left
+    # out and the other source is still added.
     from skyfit.catalog._roi import _accept_unsure, _seed
 
     ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=2.5, nside=128, livetime_days=60, name="WCDA")
@@ -212,7 +213,7 @@ def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
     guesses = {"n1": (83.0, 22.0), "n2": (84.2, 22.3), "n3": (83.1, 22.0)}
     unsure = []
     for name, (ra, dec) in guesses.items():
-        sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 5e-13, cfg, 0.0)
+        sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 1e-12, cfg, 0.0)
         unsure.append((sd, {"ra": ra, "dec": dec, "detector": "WCDA", "score": 0.3}))
     kept = [sd.name for sd, _ in _accept_unsure([ds], SkyModel([]), unsure, cfg)]
     assert "n2_WCDA" in kept
