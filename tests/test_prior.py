@@ -215,6 +215,6 @@ def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
     for name, (ra, dec) in guesses.items():
         sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 1e-12, cfg, 0.0)
         unsure.append((sd, {"ra": ra, "dec": dec, "detector": "WCDA", "score": 0.3}))
-    kept = [sd.name for sd, _ in _accept_unsure([ds], SkyModel([]), unsure, cfg)]
+    kept = [sd.name for sd, _ in _accept_unsure([ds], [ds.background_filled()], unsure, cfg)]
     assert "n2_WCDA" in kept
     assert len([k for k in kept if k in ("n1_WCDA", "n3_WCDA")]) == 1, kept

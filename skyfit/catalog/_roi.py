@@ -395,23 +395,24 @@ def _residual_ts(ds, baseline, proposals, cfg: DetectionConfig) -> list[float]:
     return [float(np.max(best[np.isin(test_roi.pixels, nb)], initial=0.0)) for nb in near]
 
 
-def _accept_unsure(datasets, model: SkyModel, unsure, cfg: DetectionConfig) -> list:
+def _accept_unsure(datasets, npreds, unsure, cfg: DetectionConfig) -> list:
     """The unsure proposals worth a component, chosen greedily without fits, as the TS-map finder's
-    iterations choose peaks: per detector, the one with the largest residual TS (above ``ts_add``) is
-    accepted, its component (the network's position, r39 and counts) is added to the baseline, and the
-    residual TS of the proposals near it is measured
-    again. A second proposal on an excess that an accepted one already explains is then not added; on
-    crowded fields such extra components cost pruning rounds of fits each (issue #6)."""
+    iterations choose peaks: per detector, the one with the largest residual TS (above ``ts_add``) over
+    the current model's predicted counts ``npreds`` (one array per dataset) is accepted, its component
+    (the network's position, r39 and counts) is added to the baseline, and the residual TS of the
+    proposals near it is measured again. A second proposal on an excess that an accepted one already
+    explains is then not added; on crowded fields such extra components cost pruning rounds of fits
+    each (issue #6)."""
     seeds = tuple(sd for sd, _ in unsure)
-    lk = Likelihood(SkyModel(model.sources + seeds, model.backgrounds), datasets, cutout_margin_deg=1.0)
-    values = {**model.values(), **{f"{sd.name}.amplitude": 0.0 for sd in seeds}}
-    npreds = [np.asarray(n, float) for n in lk.npred(lk.vector(values))]
+    lk = Likelihood(SkyModel(seeds), datasets, cutout_margin_deg=1.0)  # the seeds' counts alone
+    values = {f"{sd.name}.amplitude": 0.0 for sd in seeds}
+    zero = lk.npred(lk.vector(values))
     kept = []
     for i, ds in enumerate(datasets):
         mine = [(sd, pr) for sd, pr in unsure if sd.applies_to(ds.name)]
         if not mine:
             continue
-        base = npreds[i]
+        base = np.asarray(npreds[i], float)
         on = np.asarray(ds.mask, bool)
         ts_now = dict(enumerate(_residual_ts(ds, base, mine, cfg)))
         while ts_now:
@@ -425,7 +426,7 @@ def _accept_unsure(datasets, model: SkyModel, unsure, cfg: DetectionConfig) -> l
             # real sources next to it (seen on 'wide' field 2: a 0.58 deg Gaussian's fit hid a
             # component of TS 7300 0.5 deg away)
             amp = {q.name: q.value for q in sd.spectral.parameters}["amplitude"]
-            shape = np.asarray(lk.npred(lk.vector({**values, f"{sd.name}.amplitude": amp}))[i], float) - npreds[i]
+            shape = np.asarray(lk.npred(lk.vector({**values, f"{sd.name}.amplitude": amp}))[i], float) - zero[i]
             base = base + np.where(on, np.clip(shape, 0.0, None), 0.0)
             near = [k for k in ts_now if _separation_deg(mine[k][0], sd) <= cfg.local_radius_deg]
             if near:
@@ -471,7 +472,8 @@ def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: Dete
         fits += 1
     kept = []
     if unsure:
-        kept = _accept_unsure(datasets, result.model, unsure, cfg)
+        npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
+        kept = _accept_unsure(datasets, npreds, unsure, cfg)
         log(f"  {len(kept)} of {len(unsure)} other proposal(s) with residual TS > {cfg.ts_add:g}")
         if kept:
             result, fitter = add(result.model, kept)
