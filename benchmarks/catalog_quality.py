@@ -58,17 +58,37 @@ def true_components(cfg: CatalogConfig):
     return out
 
 
-def evaluate(truth, components, region: Region, ts_keep=37.0):
+def evaluate(truth, components, region: Region, ts_keep=37.0, one_to_one: bool = False):
+    """Match catalogue components to the true components (TS_true >= ts_keep, inside the region).
+
+    By default any component within 0.3 deg + r39 (same detector) recovers a truth, so one component
+    between two true ones recovers both. ``one_to_one=True`` pairs them instead (scipy's assignment:
+    the most matches, then the least summed separation): a merged pair recovers one truth, not two.
+    ``recovered`` lists the names of the recovered truths.
+    """
+    from scipy.optimize import linear_sum_assignment
+
     detected = [c for c in components]
-    matched, offsets, fluxes = [], [], []
-    for t in truth:
-        if not t["inside"] or t["ts_true"] < ts_keep:
-            continue
-        cands = [(sep_deg(t["ra"], t["dec"], c["ra"], c["dec"]), c) for c in detected if c["dataset"] == t["dataset"]]
-        cands = [(s, c) for s, c in cands if s < 0.3 + t["r39"]]
-        matched.append(bool(cands))
-        if cands:
-            s, c = min(cands, key=lambda x: x[0])
+    evaluated = [t for t in truth if t["inside"] and t["ts_true"] >= ts_keep]
+    allowed = np.full((len(evaluated), len(detected)), np.inf)
+    for i, t in enumerate(evaluated):
+        for j, c in enumerate(detected):
+            if c["dataset"] == t["dataset"]:
+                s = sep_deg(t["ra"], t["dec"], c["ra"], c["dec"])
+                if s < 0.3 + t["r39"]:
+                    allowed[i, j] = s
+    if one_to_one and allowed.size:
+        # a disallowed pair costs more than any set of allowed ones: the most matches first
+        rows, cols = linear_sum_assignment(np.where(np.isfinite(allowed), allowed, 1e6))
+        best = {i: j for i, j in zip(rows, cols, strict=True) if np.isfinite(allowed[i, j])}
+    else:
+        best = {i: int(np.argmin(allowed[i])) for i in range(len(evaluated)) if np.isfinite(allowed[i]).any()}
+    matched, offsets, fluxes, recovered = [], [], [], []
+    for i, t in enumerate(evaluated):
+        matched.append(i in best)
+        if i in best:
+            c, s = detected[best[i]], allowed[i, best[i]]
+            recovered.append(t["name"])
             if np.isfinite(c["pos_err95"]) and c["pos_err95"] > 0:
                 offsets.append((s, s / (c["pos_err95"] / np.sqrt(-2 * np.log(0.05))), s / c["pos_err95"]))
             fluxes.append((c["amplitude"] - t["amplitude"]) / t["amplitude"])
@@ -84,6 +104,7 @@ def evaluate(truth, components, region: Region, ts_keep=37.0):
         "n_false": false,
         "offsets": offsets,
         "flux_rel": fluxes,
+        "recovered": recovered,
     }
 
 

@@ -13,6 +13,8 @@ catalog_quality.py's (TS_true >= 37 inside the region; a match within 0.3 deg + 
 
 - completeness_*: recovered fraction; pair_completeness_*: the same among true components with another
   of the same detector closer than 2 PSF68 (the detector's median over analysis bins);
+  close_pair_completeness_*: closer than 1 PSF68; *_1to1: each catalogue component recovers at most one
+  true component (an assignment), so a pair merged into one component counts one member, not two;
 - false_per_100deg2_*: catalogue components with TS >= 37 and no true counterpart;
 - fits_*, wall_s_*: likelihood fits and wall time per ROI (mean over fields); fits_detect_*: of those
   fits, the ones that built the model (seeding and refits), before the per-component TS and extension
@@ -51,11 +53,13 @@ def region_of(population: str, k: int) -> str:
     return f"{l0:g},{l0 + 10:g},-3,3"
 
 
-def pair_flags(truth, psf68_deg: dict) -> list[bool]:
+def pair_flags(truth, psf68_deg: dict, within: float = 2.0) -> list[bool]:
+    """Whether each true component has another of its detector closer than ``within`` PSF68."""
     out = []
     for t in truth:
         others = [u for u in truth if u is not t and u["dataset"] == t["dataset"]]
-        out.append(any(sep_deg(t["ra"], t["dec"], u["ra"], u["dec"]) < 2 * psf68_deg[t["dataset"]] for u in others))
+        out.append(any(sep_deg(t["ra"], t["dec"], u["ra"], u["dec"]) < within * psf68_deg[t["dataset"]]
+                       for u in others))  # fmt: skip
     return out
 
 
@@ -145,7 +149,8 @@ def main():
         return proposals_only(args.proposals_only)
     proposers = ("tsmap", "nn", "both") if args.both else ("tsmap", "nn")
     t_start = time.perf_counter()
-    stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "fits_detect": [], "wall": []}
+    stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "fits_detect": [], "wall": [],
+                 "rec_1to1": 0, "pair_rec_1to1": 0, "close_n": 0, "close_rec": 0, "close_rec_1to1": 0}
              for p in proposers}  # fmt: skip
     cover, area, on_off_diffs = [], 0.0, None
     for field in args.fields:
@@ -165,15 +170,22 @@ def main():
             psf = {d.name: psf68(d.response) for d in datasets}
             ev = evaluate(truth, summary["components"], Region.parse(region), cfg.ts_keep)
             inside = [t for t in truth if t["inside"] and t["ts_true"] >= cfg.ts_keep]
-            flags = pair_flags(truth, psf)
-            pairs = [t for t, f in zip(truth, flags, strict=True) if f and t in inside]
-            pair_ev = evaluate(pairs, summary["components"], Region.parse(region), cfg.ts_keep)
+            one = evaluate(truth, summary["components"], Region.parse(region), cfg.ts_keep, one_to_one=True)
+            pairs = [t for t, f in zip(truth, pair_flags(truth, psf), strict=True) if f and t in inside]
+            close = [t for t, f in zip(truth, pair_flags(truth, psf, 1.0), strict=True) if f and t in inside]
+            pair_ev = {"n_true_ts37": len(pairs), "n_recovered": sum(t["name"] in ev["recovered"] for t in pairs)}
             st = stats[proposer]
             st["n"] += ev["n_true_ts37"]
             st["rec"] += ev["n_recovered"]
             st["pair_n"] += pair_ev["n_true_ts37"]
             st["pair_rec"] += pair_ev["n_recovered"]
             st["false"] += ev["n_false"]
+            # one catalogue component per truth: a merged pair recovers one of its members, not both
+            st["rec_1to1"] += one["n_recovered"]
+            st["pair_rec_1to1"] += sum(t["name"] in one["recovered"] for t in pairs)
+            st["close_n"] += len(close)
+            st["close_rec"] += sum(t["name"] in ev["recovered"] for t in close)
+            st["close_rec_1to1"] += sum(t["name"] in one["recovered"] for t in close)
             # per ROI, from its record: a rerun with the same --outdir resumes finished catalogues
             # (skyfit.catalog.run's checkpoints) and still reports the time they took
             wall = float(sum(summary["roi_wall_s"]))
@@ -186,7 +198,10 @@ def main():
                 cover += [{**r, "population": population}
                           for r in nn_coverage(truth, proposals, datasets, cfg.ts_keep)]  # fmt: skip
             print(f"{field} {proposer:5s}: {ev['n_recovered']}/{ev['n_true_ts37']} recovered (pairs "
-                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}), {ev['n_false']} false, {summary['fits']} fits "
+                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}; one-to-one {one['n_recovered']}, pairs "
+                  f"{sum(t['name'] in one['recovered'] for t in pairs)}; closer than 1 PSF68 "
+                  f"{sum(t['name'] in one['recovered'] for t in close)}/{len(close)}), {ev['n_false']} false, "
+                  f"{summary['fits']} fits "
                   f"({summary['fits_detect']} building the model), "
                   f"{wall:.0f} s", flush=True)  # fmt: skip
         if on_off_diffs is None:  # the first field again, the network's priors off
@@ -238,8 +253,19 @@ def main():
             )
             for pop in sorted({r["population"] for r in cover})
         },  # fmt: skip
+        **{
+            f"{key}_{p}": frac(stats[p][num], stats[p][den])
+            for key, num, den in (
+                ("completeness_1to1", "rec_1to1", "n"),
+                ("pair_completeness_1to1", "pair_rec_1to1", "pair_n"),
+                ("close_pair_completeness", "close_rec", "close_n"),
+                ("close_pair_completeness_1to1", "close_rec_1to1", "close_n"),
+            )
+            for p in proposers
+        },  # fmt: skip
         "n_true_ts37": stats["nn"]["n"],
         "n_pairs": stats["nn"]["pair_n"],
+        "n_close_pairs": stats["nn"]["close_n"],
         "prior_on_off_max_sigma": round(max(on_off_diffs), 4) if on_off_diffs else None,
         "fields": args.fields,
         "total_s": round(time.perf_counter() - t_start, 1),
