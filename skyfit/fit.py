@@ -170,7 +170,12 @@ class Fit:
             return cache[key]
 
         def fcn(x):
-            return value_and_grad(x)[0]
+            # the value alone where no gradient is cached: most of MIGRAD's calls (its seed's finite
+            # differences and line searches) want no gradient, which costs about 1.6x the value
+            key = tuple(np.asarray(x, float))
+            if key in cache:
+                return cache[key][0]
+            return lk.stat(full_vector(x))
 
         def grad(x):
             return value_and_grad(x)[1]
