@@ -63,6 +63,11 @@ def pair_flags(truth, psf68_deg: dict, within: float = 2.0) -> list[bool]:
     return out
 
 
+def n_found(group, names) -> int:
+    """How many true components of ``group`` are among the recovered ``names``."""
+    return sum(t["name"] in names for t in group)
+
+
 def nn_coverage(truth, proposals, datasets, ts_keep=37.0) -> list[dict]:
     """Standardised errors of the network's proposals for the true components they match."""
     by_name = {d.name: d for d in datasets}
@@ -173,19 +178,15 @@ def main():
             one = evaluate(truth, summary["components"], Region.parse(region), cfg.ts_keep, one_to_one=True)
             pairs = [t for t, f in zip(truth, pair_flags(truth, psf), strict=True) if f and t in inside]
             close = [t for t, f in zip(truth, pair_flags(truth, psf, 1.0), strict=True) if f and t in inside]
-            pair_ev = {"n_true_ts37": len(pairs), "n_recovered": sum(t["name"] in ev["recovered"] for t in pairs)}
+            found, found_1to1 = set(ev["recovered"]), set(one["recovered"])
+            # one catalogue component per truth (1to1): a merged pair recovers one of its members, not both
+            counts = {"n": ev["n_true_ts37"], "rec": ev["n_recovered"], "pair_n": len(pairs),
+                      "pair_rec": n_found(pairs, found), "false": ev["n_false"], "rec_1to1": one["n_recovered"],
+                      "pair_rec_1to1": n_found(pairs, found_1to1), "close_n": len(close),
+                      "close_rec": n_found(close, found), "close_rec_1to1": n_found(close, found_1to1)}  # fmt: skip
             st = stats[proposer]
-            st["n"] += ev["n_true_ts37"]
-            st["rec"] += ev["n_recovered"]
-            st["pair_n"] += pair_ev["n_true_ts37"]
-            st["pair_rec"] += pair_ev["n_recovered"]
-            st["false"] += ev["n_false"]
-            # one catalogue component per truth: a merged pair recovers one of its members, not both
-            st["rec_1to1"] += one["n_recovered"]
-            st["pair_rec_1to1"] += sum(t["name"] in one["recovered"] for t in pairs)
-            st["close_n"] += len(close)
-            st["close_rec"] += sum(t["name"] in ev["recovered"] for t in close)
-            st["close_rec_1to1"] += sum(t["name"] in one["recovered"] for t in close)
+            for key, value in counts.items():
+                st[key] += value
             # per ROI, from its record: a rerun with the same --outdir resumes finished catalogues
             # (skyfit.catalog.run's checkpoints) and still reports the time they took
             wall = float(sum(summary["roi_wall_s"]))
@@ -197,10 +198,10 @@ def main():
                 proposals = [h for h in rec["history"] if h.get("proposer") == "nn"]
                 cover += [{**r, "population": population}
                           for r in nn_coverage(truth, proposals, datasets, cfg.ts_keep)]  # fmt: skip
-            print(f"{field} {proposer:5s}: {ev['n_recovered']}/{ev['n_true_ts37']} recovered (pairs "
-                  f"{pair_ev['n_recovered']}/{pair_ev['n_true_ts37']}; one-to-one {one['n_recovered']}, pairs "
-                  f"{sum(t['name'] in one['recovered'] for t in pairs)}; closer than 1 PSF68 "
-                  f"{sum(t['name'] in one['recovered'] for t in close)}/{len(close)}), {ev['n_false']} false, "
+            print(f"{field} {proposer:5s}: {counts['rec']}/{counts['n']} recovered (pairs "
+                  f"{counts['pair_rec']}/{counts['pair_n']}; one-to-one {counts['rec_1to1']}, pairs "
+                  f"{counts['pair_rec_1to1']}; closer than 1 PSF68 "
+                  f"{counts['close_rec_1to1']}/{counts['close_n']}), {counts['false']} false, "
                   f"{summary['fits']} fits "
                   f"({summary['fits_detect']} building the model), "
                   f"{wall:.0f} s", flush=True)  # fmt: skip
