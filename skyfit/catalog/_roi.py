@@ -19,7 +19,9 @@ The procedure follows 1LHAASO (Cao et al. 2024, ApJS 271 25, section 3):
 With ``proposer="nn"`` step 2 is replaced by the neural-network prior (:mod:`skyfit.detect.prior`),
 which reads the residuals of step 1's model before its fit (background and diffuse template as given):
 its confident proposals are fitted together, then the others where the residual TS exceeds ``ts_add``,
-with the network's position and r39 uncertainties as Gaussian priors; steps 3-5 are the same.
+with the network's position and r39 uncertainties as Gaussian priors; then, in one more joint fit,
+the turned-down proposals beside a fitted component whose residual TS over the fit exceeds
+``nn_pair_ts`` (9): the other members of close pairs; steps 3-5 are the same.
 Before step 4, components whose TS with their neighbours frozen (an upper bound of the refitted TS) is
 below ``ts_add`` are dropped without a fit each.
 
@@ -69,6 +71,9 @@ class DetectionConfig:
     prior_scale: float = 5.0
     nn_threshold: float | None = None  # heat-map threshold of a proposal (None: the network's own)
     nn_confident: float = 0.5  # proposals at least this sure seed the first fit; the others need TS > ts_add
+    # turned-down proposals within 2 PSF68 of a fitted component with a residual TS above this over the
+    # fitted model go into one more joint fit (None: not tried); the TS tests decide whether they stay
+    nn_pair_ts: float | None = 9.0
     progress: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -434,6 +439,33 @@ def _accept_unsure(datasets, npreds, unsure, cfg: DetectionConfig) -> list:
     return kept
 
 
+def _pair_members(datasets, npreds, model: SkyModel, turned, cfg: DetectionConfig) -> list:
+    """The turned-down proposals (``turned``) that may be the other member of a pair: within 2 PSF68 of
+    a fitted component of their detector, and with a residual TS above ``cfg.nn_pair_ts`` over the fitted
+    model (``npreds``), chosen greedily as :func:`_accept_unsure` does (each chosen one's counts added to
+    the baseline before its neighbours are measured again) and none within ``min_separation_deg`` of
+    a stronger one, so that two guesses at one excess give one component.
+
+    Why: the greedy acceptance adds the network's first proposal of a pair as the network drew it,
+    which then explains part of its neighbour's excess, and the neighbour's residual TS falls below
+    ``ts_add`` although a joint fit keeps both (issue #6). The ones chosen here go into one more joint
+    fit; the TS tests decide."""
+    from ..detect._skies import psf68
+
+    comps = _components(model)
+    beside = []
+    for ds in datasets:
+        radius = 2.0 * psf68(ds.response)
+        beside += [(sd, pr) for sd, pr in turned if sd.applies_to(ds.name)
+                   and any(c.applies_to(ds.name) and _separation_deg(c, sd) < radius for c in comps)]  # fmt: skip
+    chosen = []
+    for sd, pr in _accept_unsure(datasets, npreds, beside, replace(cfg, ts_add=cfg.nn_pair_ts)) if beside else []:
+        # in the order accepted (the strongest first): none within min_separation_deg of another new one
+        if all(not _share_data(sd, c) or _separation_deg(sd, c) >= cfg.min_separation_deg for c, _ in chosen):
+            chosen.append((sd, pr))
+    return chosen
+
+
 def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict, log):
     """Seed the network's proposals in two fits. The network reads the residuals of ``model`` (background
     and diffuse emission at their given values) *before* any fit: a fit of the diffuse band alone would
@@ -444,7 +476,10 @@ def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: Dete
     the residual TS of a test source at its position (point or Gaussian kernel, the larger, within a
     pixel) exceeds ``ts_add``, the seeding rule of the TS-map finder, taken greedily (strongest first,
     each accepted one explaining its excess for the next: :func:`_accept_unsure`): a second guess at a
-    source already fitted or accepted is not added and never costs the fits of its TS test.
+    source already fitted or accepted is not added and never costs the fits of its TS test. The
+    greedy rule also turns down the second member of a close pair (the first, as the network drew it,
+    explains part of its excess): the turned-down proposals that :func:`_pair_members` picks go into a
+    third joint fit, unless ``cfg.nn_pair_ts`` is None.
     Returns (result, fitter, priors, history rows, fits run)."""
     seeds, priors = _nn_seeds(datasets, fitter, model, prior_model, cfg, names)
     use_priors = priors if cfg.prior_terms else {}
@@ -477,6 +512,15 @@ def _nn_stage(datasets, fitter: _Fitter, model: SkyModel, prior_model, cfg: Dete
         log(f"  {len(kept)} of {len(unsure)} other proposal(s) with residual TS > {cfg.ts_add:g}")
         if kept:
             result, fitter = add(result.model, kept)
+    pair = []
+    if unsure and cfg.nn_pair_ts is not None:
+        taken = {sd.name for sd, _ in kept}
+        npreds = fitter.lk.npred(fitter.lk.vector(result.model.values()))
+        pair = _pair_members(datasets, npreds, result.model, [u for u in unsure if u[0].name not in taken], cfg)
+        log(f"  {len(pair)} turned-down proposal(s) beside a component with residual TS > {cfg.nn_pair_ts:g}")
+        if pair:
+            result, fitter = add(result.model, pair)
+    kept = kept + pair
     used = {sd.name for sd, _ in confident + kept}
     history = [{"iteration": 0, "component": sd.name, "proposer": "nn", "seeded": sd.name in used, **pr}
                for sd, pr in seeds]  # fmt: skip
