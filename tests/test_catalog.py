@@ -238,3 +238,40 @@ def test_backward_elimination_drops_one_weak_component_per_neighbourhood_and_det
                                  comp("w3", 45.0, "WCDA"))}  # fmt: skip
     # w1 and w2 may stand in for each other: only the weaker goes; k1 (another detector) and w3 (far) go too
     assert _to_drop(["w1", "k1", "w2", "w3"], comps, 2.0) == ["w1", "k1", "w3"]
+
+
+def test_a_null_fit_that_migrad_left_short_is_continued_to_its_minimum(monkeypatch):
+    # strategy-0 MIGRAD can stop short of a many-parameter minimum and say it converged (J1908+0615's
+    # KM2A null fit on the built-in ROI: 45.96 short, TS 703 instead of 657); the TS null fits are checked
+    from dataclasses import replace
+
+    from skyfit.catalog._roi import _Fitter
+
+    centre = (287.05, 6.26)
+    ds = lhaaso_dataset("WCDA", centre, 1.5, nside=128, livetime_days=200.0)
+    b = PointSpatialModel.create(centre[0] + 0.4, centre[1])
+    truth = SkyModel([Source("a", PointSpatialModel.create(*centre), PowerLaw.create(1.2e-13, 2.6, 3.0)),
+                      Source("b", b, PowerLaw.create(8e-14, 2.6, 3.0))])  # fmt: skip
+    ds = simulate_dataset(truth, ds, 4)
+    fitter = _Fitter(truth, [ds])
+    best = fitter.run(truth, hesse=True)
+    assert best.valid, best.messages
+    off = best.model.with_values({"a.amplitude": 1.6 * best.model.values()["a.amplitude"], "b.lon_0": centre[0] + 0.5})
+    short = replace(best, model=off, stat=float(fitter.lk.stat(fitter.lk.vector(off.values()))))
+    assert short.stat > best.stat + 10
+    settled = fitter.settle(short)
+    assert settled.stat == pytest.approx(best.stat, abs=0.05)
+    assert fitter.settled == 1
+    # at the minimum the check changes nothing and continues nothing
+    assert fitter.settle(best).stat == pytest.approx(best.stat, abs=0.05)
+    assert fitter.settled == 1
+    # the TS null fits use it: a MIGRAD that stops where it starts still yields the minimum
+    monkeypatch.setattr(
+        fitter,
+        "run",
+        lambda model, hesse=False: replace(
+            short, model=model, stat=float(fitter.lk.stat(fitter.lk.vector(model.values())))
+        ),
+    )
+    assert fitter.fit_stat(off) == pytest.approx(best.stat, abs=0.05)
+    assert fitter.settled == 2
