@@ -142,9 +142,10 @@ class _Fitter:
     def settle(self, res: FitResult, gain: float = 0.1) -> FitResult:
         """``res`` continued to its minimum where MIGRAD (strategy 0) stopped short of it without saying so.
 
-        A second strategy-0 MIGRAD from ``res`` costs little where ``res`` is at the minimum (about a
-        tenth of a fit on the built-in ROI); where it still lowers -2 ln L by more than ``gain``, the
-        first one had stopped short and a strategy-1 MIGRAD continues from there. A null fit left short
+        A second strategy-0 MIGRAD from ``res`` costs less than the first where ``res`` is at the minimum
+        (45.8 s over the built-in ROI's 38 null fits and refits, whose catalogue took 273 s); where it
+        still lowers -2 ln L by more than ``gain``, the first one had stopped short and a strategy-1
+        MIGRAD continues from there (a strategy-1 continuation of every fit took 175 s). A null fit left short
         inflates the TS it enters: on the built-in ROI one of 38 (J1908+0615's KM2A component) stopped
         45.96 short, so its TS read 703 instead of 657; the second MIGRAD found 38.5 of it, strategy 1
         the rest. Minuit's EDM does not show it (strategy 0's approximate covariance), nor does one
