@@ -19,6 +19,7 @@ catalog_quality.py's (TS_true >= 37 inside the region; a match within 0.3 deg + 
 - fits_*, wall_s_*: likelihood fits and wall time per ROI (mean over fields); fits_detect_*: of those
   fits, the ones that built the model (seeding and refits), before the per-component TS and extension
   tests, which are the same for both proposers (one fit per component and per Gaussian);
+- invalid_rois_*: ROIs whose final fit (with errors) is not valid (its messages say why);
 - coverage68: fraction of the matched truths inside the network's 68 % intervals, averaged over
   position (2D), r39 and log10 counts (each also printed, and the mean per population);
 - prior_on_off_max_sigma: for isolated bright components (TS > 100, nothing within 1.5 deg) of the first
@@ -155,7 +156,7 @@ def main():
     proposers = ("tsmap", "nn", "both") if args.both else ("tsmap", "nn")
     t_start = time.perf_counter()
     stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "fits_detect": [], "wall": [],
-                 "rec_1to1": 0, "pair_rec_1to1": 0, "close_n": 0, "close_rec": 0, "close_rec_1to1": 0}
+                 "invalid": 0, "rec_1to1": 0, "pair_rec_1to1": 0, "close_n": 0, "close_rec": 0, "close_rec_1to1": 0}
              for p in proposers}  # fmt: skip
     cover, area, on_off_diffs = [], 0.0, None
     for field in args.fields:
@@ -193,6 +194,7 @@ def main():
             st["fits"].append(summary["fits"])
             st["fits_detect"].append(summary["fits_detect"])
             st["wall"].append(wall)
+            st["invalid"] += len(summary["invalid_rois"])
             if proposer == "nn":
                 rec = json.loads(Path(out_dir, "rois", "roi_000.json").read_text())
                 proposals = [h for h in rec["history"] if h.get("proposer") == "nn"]
@@ -204,7 +206,8 @@ def main():
                   f"{counts['close_rec_1to1']}/{counts['close_n']}), {counts['false']} false, "
                   f"{summary['fits']} fits "
                   f"({summary['fits_detect']} building the model), "
-                  f"{wall:.0f} s", flush=True)  # fmt: skip
+                  f"{wall:.0f} s{'' if not summary['invalid_rois'] else ', final fit not valid'}",
+                  flush=True)  # fmt: skip
         if on_off_diffs is None:  # the first field again, the network's priors off
             cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
                                 detection={"prior_terms": False})  # fmt: skip
@@ -232,6 +235,8 @@ def main():
         "fits_detect_tsmap": round(float(np.mean(stats["tsmap"]["fits_detect"])), 1),
         "wall_s_nn": round(float(np.mean(stats["nn"]["wall"])), 1),
         "wall_s_tsmap": round(float(np.mean(stats["tsmap"]["wall"])), 1),
+        "invalid_rois_nn": stats["nn"]["invalid"],
+        "invalid_rois_tsmap": stats["tsmap"]["invalid"],
         **(
             {
                 "completeness_both": frac(stats["both"]["rec"], stats["both"]["n"]),

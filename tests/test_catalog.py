@@ -275,3 +275,35 @@ def test_a_null_fit_that_migrad_left_short_is_continued_to_its_minimum(monkeypat
     )
     assert fitter.fit_stat(off) == pytest.approx(best.stat, abs=0.05)
     assert fitter.settled == 2
+
+
+def test_a_component_stopped_at_its_position_bounds_is_released_and_reaches_its_source():
+    # the bounds keep a component within max_shift_deg of its seed in one fit; one seeded 0.7 deg from
+    # its source stops at them (the built-in ROI's c003_WCDA did, 0.5 deg from its seed in RA and Dec)
+    from skyfit.catalog._roi import DetectionConfig, _Fitter, _pinned, _seed
+
+    centre = (287.05, 6.26)
+    ds = lhaaso_dataset("WCDA", centre, 1.5, nside=128, livetime_days=200.0)
+    truth = SkyModel([Source("a", PointSpatialModel.create(*centre), PowerLaw.create(4e-13, 2.6, 3.0))])
+    ds = simulate_dataset(truth, ds, 5)
+    cfg = DetectionConfig()
+    seed = _seed("c001", centre[0], centre[1] + 0.7, ds.name, "WCDA", 1e-13, cfg, r39=0.1)
+    model = SkyModel([seed])
+    fitter = _Fitter(model, [ds])
+    stuck = fitter.run(model)
+    assert _pinned(stuck.model) == ["c001"]
+    assert any("at a limit" in m for m in stuck.messages)
+    free, n = fitter.release(stuck, cfg)
+    assert n >= 1 and _pinned(free.model) == []
+    assert free.stat < stuck.stat - 25
+    # the same minimum as a fit started at the source, and a valid one
+    best = fitter.run(free.model.with_values({"c001.lon_0": centre[0], "c001.lat_0": centre[1]}), hesse=True)
+    final = fitter.run(free.model, hesse=True)
+    assert final.valid, final.messages
+    assert final.stat == pytest.approx(best.stat, abs=0.05)
+    sep = np.degrees(np.arccos(unit_vectors(*final.model.source("c001").spatial.position())
+                               @ unit_vectors(*best.model.source("c001").spatial.position())))  # fmt: skip
+    assert sep < 0.01
+    # never released: the fit stays where the bounds stopped it
+    kept, n0 = fitter.release(stuck, DetectionConfig(max_releases=0))
+    assert n0 == 0 and kept is stuck
