@@ -186,6 +186,11 @@ class _Fitter:
             n += 1
         return res, n
 
+    def run_released(self, model: SkyModel, cfg: DetectionConfig) -> tuple[FitResult, int]:
+        """A full-model fit: :meth:`run`, then :meth:`release`. Returns (result, fits run)."""
+        res, n = self.release(self.run(model), cfg)
+        return res, 1 + n
+
     def fit_stat(self, model: SkyModel) -> float:
         """The likelihood alone (no prior terms) at the fit of ``model`` (priors in the fit), checked by
         :meth:`settle`: the null fits of the TS tests."""
@@ -365,8 +370,8 @@ def _split_test(result: FitResult, fitter: _Fitter, datasets, cfg: DetectionConf
             refreeze = [k for k, q in res2.model.parameters().items() if q.frozen and k in was_free]
             thawed = res2.model.with_frozen(refreeze, frozen=False)
             fitter = split_fitter
-            result, n = fitter.release(fitter.run(thawed), cfg)
-            fits += 1 + n
+            result, n = fitter.run_released(thawed, cfg)
+            fits += n
     return result, fitter, fits
 
 
@@ -443,13 +448,13 @@ def _add_and_fit(model: SkyModel, seeds, datasets, priors: dict, cfg: DetectionC
     Returns (result, fitter, fits run)."""
     model = SkyModel(model.sources + tuple(seeds), model.backgrounds)
     fitter = _Fitter(model, datasets, priors)
-    result, n = fitter.release(fitter.run(model), cfg)
+    result, n = fitter.run_released(model, cfg)
     cleaned, dropped = _cleanup(result.model, cfg, datasets)
     if not dropped and cleaned.parameters().keys() == result.model.parameters().keys():
-        return result, fitter, 1 + n
+        return result, fitter, n
     fitter = _Fitter(cleaned, datasets, priors)
-    result, m = fitter.release(fitter.run(cleaned), cfg)
-    return result, fitter, 2 + n + m
+    result, m = fitter.run_released(cleaned, cfg)
+    return result, fitter, n + m
 
 
 def _residual_ts(ds, baseline, proposals, cfg: DetectionConfig) -> list[float]:
@@ -683,8 +688,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         log(f"  screened out {len(drop)} component(s) (no-refit TS < {cfg.ts_add:g}): {drop}")
         model = SkyModel([s for s in result.model.sources if s.name not in drop], result.model.backgrounds)
         fitter = _Fitter(model, datasets, priors)
-        result, n = fitter.release(fitter.run(model), cfg)
-        n_fits += 1 + n
+        result, n = fitter.run_released(model, cfg)
+        n_fits += n
 
     # per-component TS: amplitude fixed at zero, neighbours refitted
     extra_fits = [0]
@@ -737,8 +742,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
                 and any(_neighbours(comps[s], comps[d], cfg.local_radius_deg) for d in drop)}  # fmt: skip
         model = SkyModel([s for s in result.model.sources if s.name not in drop], result.model.backgrounds)
         fitter = _Fitter(model, datasets, priors)
-        result, n = fitter.release(fitter.run(model), cfg)
-        n_fits += 1 + n
+        result, n = fitter.run_released(model, cfg)
+        n_fits += n
         # components near a dropped one are retested (their TS can change by far: a component that shared
         # a source with the dropped one gets all of it); the others keep their TS (their neighbourhood is
         # unchanged) unless the list of weak ones says otherwise. Dropping D lowers a neighbour X's TS
@@ -788,8 +793,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
             sources.append(s)
         model = SkyModel(sources, result.model.backgrounds)
         fitter = _Fitter(model, datasets, priors)
-        result, n = fitter.release(fitter.run(model), cfg)
-        n_fits += 1 + n
+        result, n = fitter.run_released(model, cfg)
+        n_fits += n
     final = fitter.run(result.model, hesse=True)
     n_fits += 1 + extra_fits[0]
     if to_point:  # TS of the point-like components at their refitted values
