@@ -307,3 +307,9 @@ def test_a_component_stopped_at_its_position_bounds_is_released_and_reaches_its_
     # never released: the fit stays where the bounds stopped it
     kept, n0 = fitter.release(stuck, DetectionConfig(max_releases=0))
     assert n0 == 0 and kept is stuck
+    # run_released, which the catalogue's full-model fits use: the same fit and release, its fits counted
+    via, n_via = fitter.run_released(model, cfg)
+    assert n_via == 1 + n and _pinned(via.model) == []
+    assert via.stat == pytest.approx(free.stat, abs=1e-6)
+    held, n_held = fitter.run_released(model, DetectionConfig(max_releases=0))
+    assert n_held == 1 and _pinned(held.model) == ["c001"]
