@@ -3,8 +3,8 @@
 Each sample is drawn from an E^-2 spectrum (enough events at high energy) and weighted back:
 
 - gammas to the Crab's spectrum (HAWC's log-parabola, Abeysekara et al. 2019, ApJ 881 134);
-- protons to 9.5e-5 (E/TeV)^-2.7 per GeV m^2 s sr (PDG); for WCDA a second proton sample above 5 TeV
-  fills the high nHit bins;
+- protons to 9.5e-5 (E/TeV)^-2.7 per GeV m^2 s sr (PDG); for WCDA two more proton samples (1-20 TeV,
+  5-150 TeV) fill the high nHit bins;
 - for WCDA, cosmic-ray electrons (gamma-like showers, part of any real residual background) to
   1.5e-7 (E/TeV)^-3.1 below 0.9 TeV and ^-3.9 above (H.E.S.S. 2008; DAMPE 2017).
 
@@ -32,7 +32,18 @@ TRADITIONAL = {"WCDA": ("COMPACTNESS", True, 0.5), "KM2A": ("MU_E_RATIO", False,
 
 _RANGES = {
     # instrument: [(particle, fraction of n_background, e_min, e_max)], gamma range
-    "WCDA": ([("proton", 0.6, 0.3, 100.0), ("proton", 0.3, 5.0, 150.0), ("electron", 0.1, 0.3, 30.0)], (0.3, 30.0)),
+    # WCDA: the 1-20 TeV protons are there for the high nHit bins, where the few background events that
+    # pass a cut are mostly 0.5-5 TeV gamma-like protons; drawn from the wide range alone, each weighs
+    # ten times a 5-150 TeV one and three or four of them made a bin's figure (Kish n_eff about 4)
+    "WCDA": (
+        [
+            ("proton", 0.45, 0.3, 100.0),
+            ("proton", 0.2, 1.0, 20.0),
+            ("proton", 0.25, 5.0, 150.0),
+            ("electron", 0.1, 0.3, 30.0),
+        ],
+        (0.3, 30.0),
+    ),
     "KM2A": ([("proton", 1.0, 20.0, 2000.0)], (10.0, 1000.0)),
 }
 
@@ -79,10 +90,13 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
     instrument = instrument.upper()
     cache = None
     if cache_dir is not None:  # a sample is a pure function of these arguments: reuse it
+        import hashlib
         from pathlib import Path
 
+        # the energy ranges drawn from are part of the key: a sample drawn from other ranges is redrawn
+        ranges = hashlib.sha256(repr(_RANGES.get(instrument)).encode()).hexdigest()[:8]
         cache = Path(cache_dir) / (f"{instrument}_g{n_gamma}_b{n_background}_s{seed}_h{int(hits)}{k_hits}"
-                                   f"_r{throw_radius_m}.npz")  # fmt: skip
+                                   f"_r{throw_radius_m}_{ranges}.npz")  # fmt: skip
         if cache.exists():
             return _load_cache(cache)
     if instrument not in _RANGES:
