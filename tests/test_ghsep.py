@@ -230,3 +230,62 @@ def test_hawc_weak_supervision_gain_is_quoted_with_its_interval(hawc_data):
     # or alpha (fixed before the cut) would be biased and the gain with it
     null = weak_supervision_gain(read_onoff(hawc_data, on_position=(80.6, 22.0145)), n_boot=10, epochs=5)
     assert abs(null["on_kept_over_off_kept"] - 1) < 4 * null["on_kept_over_off_kept_err"] + 0.02
+
+
+def test_weighted_auc_and_effective_count():
+    from skyfit.ghsep._cuts import effective_count, weighted_auc
+
+    rng = np.random.default_rng(3)
+    sg, sb = rng.normal(1.0, 1.0, 300), rng.normal(0.0, 1.0, 400)
+    # unit weights: the Mann-Whitney statistic; integer weights: the same as repeating the events
+    y = np.r_[np.ones(300), np.zeros(400)]
+    assert weighted_auc(sg, np.ones(300), sb, np.ones(400)) == pytest.approx(_auc(np.r_[sg, sb], y), rel=1e-12)
+    wg, wb = rng.integers(1, 4, 300), rng.integers(1, 4, 400)
+    rep = weighted_auc(np.repeat(sg, wg), np.ones(wg.sum()), np.repeat(sb, wb), np.ones(wb.sum()))
+    assert weighted_auc(sg, wg, sb, wb) == pytest.approx(rep, rel=1e-12)
+    # ties count one half; separated samples give 1
+    assert weighted_auc(np.zeros(5), np.ones(5), np.zeros(7), np.ones(7)) == 0.5
+    assert weighted_auc(sb + 100, np.ones(400), sb, np.ones(400)) == 1.0
+    assert effective_count(np.ones(50)) == pytest.approx(50)
+    assert effective_count(np.r_[1000.0, np.ones(50)]) < 1.2
+
+
+def _wcda_like(n, rng, hidden_gap):
+    """WCDA-like tables, one bin: a third of the background has the gammas' compactness, the rest a low
+    one that fails a compactness cut; PINCNESS separates gammas from background by ``hidden_gap`` (0:
+    nothing is left to separate among the events that pass the cut)."""
+    out = {}
+    for cls, y in (("gamma", 1), ("background", 0)):
+        like = (rng.uniform(size=n) < 1 / 3) | (y == 1)
+        comp = np.where(like, rng.normal(14.0, 3.0, n), rng.normal(5.0, 1.0, n))
+        t = {"BIN": np.zeros(n, int), "COMPACTNESS": comp, "NHIT": rng.integers(50, 80, n),
+             "PINCNESS": rng.normal(2.0 + hidden_gap * y, 0.5, n), "DISPERSION": rng.uniform(20, 60, n),
+             "CXPE40": rng.uniform(5, 20, n), "SUM_SIGNAL": rng.uniform(500, 900, n),
+             "REC_ZENITH": rng.uniform(0, 40, n), "REC_CORE_X": rng.normal(0, 50, n),
+             "REC_CORE_Y": rng.normal(0, 50, n), "WEIGHT": np.ones(n)}  # fmt: skip
+        out[cls] = t
+    return out
+
+
+@pytest.mark.parametrize("gap, auc_range", [(0.0, (0.4, 0.6)), (2.0, (0.95, 1.0))])
+def test_separability_after_cut_measures_what_is_left(gap, auc_range):
+    from skyfit.ghsep._pipeline import separability_after_cut
+
+    rng = np.random.default_rng(11)
+    tune, test = _wcda_like(3000, rng, gap), _wcda_like(3000, rng, gap)
+    feats = ("log10_compactness", "log10_nhit")  # the model under test does not read PINCNESS
+    x = np.concatenate([feature_matrix(tune[c], feats) for c in ("gamma", "background")])
+    y = np.r_[np.ones(3000), np.zeros(3000)]
+    model = train_classifier(x, y, np.ones(6000), feats, "WCDA", epochs=2, seed=0)
+    thr = float(np.quantile(tune["gamma"]["COMPACTNESS"], 0.5))
+    model.meta["traditional_cut"] = {"column": "COMPACTNESS", "gamma_efficiency": 0.5, "thresholds": {0: thr}}
+    sep = separability_after_cut(model, tune, test, extra_features=("pincness",), epochs=15)
+    assert sep["features"] == ["log10_compactness", "log10_nhit", "pincness"]
+    (row,) = sep["per_bin"]
+    assert row["n_bkg"] == int(np.sum(test["background"]["COMPACTNESS"] >= thr))
+    assert auc_range[0] <= row["auc"] <= auc_range[1]
+    assert row["gamma_kept"] == pytest.approx(0.9, abs=0.02)
+    if gap == 0.0:
+        assert row["further_reduction"] < 1.3
+    else:
+        assert row["further_reduction"] > 5

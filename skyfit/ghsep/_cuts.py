@@ -12,8 +12,8 @@ import numpy as np
 
 from ._features import GHSepError
 
-__all__ = ["weighted_efficiency", "threshold_at_efficiency", "efficiency_table", "compare_at_equal_efficiency",
-           "optimise_cuts", "roc_curve"]  # fmt: skip
+__all__ = ["weighted_efficiency", "effective_count", "weighted_auc", "threshold_at_efficiency", "efficiency_table",
+           "compare_at_equal_efficiency", "optimise_cuts", "roc_curve"]  # fmt: skip
 
 
 def weighted_efficiency(passed, w) -> tuple[float, float]:
@@ -28,6 +28,29 @@ def weighted_efficiency(passed, w) -> tuple[float, float]:
     if eff == 0.0:  # no event passed: the error of one event of the mean weight (an upper scale)
         err = float(np.mean(w) / tot)
     return eff, err
+
+
+def effective_count(w) -> float:
+    """Kish's effective number of events of a weighted sample, (sum w)^2 / sum w^2: how many unweighted
+    events the sample is worth. A few heavy events among many light ones make it small, and the
+    efficiency they measure uncertain whatever the raw count."""
+    w = np.asarray(w, float)
+    s2 = float(np.sum(w**2))
+    return float(np.sum(w) ** 2 / s2) if s2 > 0 else 0.0
+
+
+def weighted_auc(score_g, w_g, score_b, w_b) -> float:
+    """Area under the ROC curve with weights: the weighted probability that a gamma scores above a
+    background event, ties counted one half (0.5: the score carries no information)."""
+    score_g, w_g = np.asarray(score_g, float), np.asarray(w_g, float)
+    score_b, w_b = np.asarray(score_b, float), np.asarray(w_b, float)
+    if not (w_g.sum() > 0 and w_b.sum() > 0):
+        return float("nan")
+    o = np.argsort(score_b)
+    sb, cw = score_b[o], np.concatenate([[0.0], np.cumsum(w_b[o])])
+    below = cw[np.searchsorted(sb, score_g, side="left")]
+    tied = cw[np.searchsorted(sb, score_g, side="right")] - below
+    return float(np.sum(w_g * (below + 0.5 * tied)) / (w_g.sum() * w_b.sum()))
 
 
 def threshold_at_efficiency(score, w, efficiency: float) -> float:
@@ -86,7 +109,8 @@ def compare_at_equal_efficiency(trad_g, trad_b, ml_g, ml_b, w_g, w_b, bin_g, bin
         row = {"bin": int(b), "gamma_eff_trad": eff_t, "gamma_eff_ml": eff_m, "bkg_eff_trad": bt,
                "bkg_eff_trad_err": dbt, "bkg_eff_ml": bm, "bkg_eff_ml_err": dbm, "n_bkg": int(sb.sum()),
                "n_bkg_pass_trad": n_t, "n_bkg_pass_ml": n_m, "threshold_trad": t_thr,
-               "threshold_ml": m_thr}  # fmt: skip
+               "threshold_ml": m_thr, "n_eff_bkg_pass_trad": effective_count(w_b[sb][trad_b[sb] >= t_thr]),
+               "n_eff_bkg_pass_ml": effective_count(w_b[sb][ml_b[sb] >= m_thr])}  # fmt: skip
         # ties in the scores can make the efficiencies differ: then the comparison is not at equal efficiency
         row["efficiency_matched"] = bool(abs(eff_m - eff_t) < 0.02)
         if n_t == 0:  # nothing passes the traditional cut: no ratio to quote

@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cuts import compare_at_equal_efficiency, efficiency_table, optimise_cuts, threshold_at_efficiency
+from ._cuts import (
+    compare_at_equal_efficiency,
+    effective_count,
+    efficiency_table,
+    optimise_cuts,
+    threshold_at_efficiency,
+    weighted_auc,
+    weighted_efficiency,
+)
 from ._features import FEATURES, feature_matrix
-from ._network import GHModel, train_classifier
+from ._network import GHModel, _score_fn, train_classifier
 from ._samples import TRADITIONAL, analysis_bin, energy_calibration, labelled_sample, traditional_score
 
-__all__ = ["build_model", "evaluate", "balanced_weights"]
+__all__ = ["build_model", "evaluate", "balanced_weights", "separability_after_cut"]
+
+# reconstructed features a second classifier may use beyond the model's own, per instrument: for KM2A
+# the electromagnetic detectors' pattern (largest signal beyond 40 m, PINCness, total signal)
+PATTERN_FEATURES = {"KM2A": ("log10_compactness", "pincness", "log10_cxpe40", "log10_sum_signal"), "WCDA": ()}
 
 
 def balanced_weights(bins, labels, weights) -> np.ndarray:
@@ -87,8 +99,8 @@ def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "m
         q_t = t["gamma_eff"] / np.sqrt(t["bkg_eff"]) if t["bkg_eff"] > 0 else np.inf
         q_m = m["gamma_eff"] / np.sqrt(m["bkg_eff"]) if m is not None and m["bkg_eff"] > 0 else -np.inf
         if m is not None and not q_m > q_t:
-            log(f"bin {t['bin']}: the ML cut (Q {q_m:.2f}) does not beat the traditional one (Q {q_t:.2f}) on the "
-                "tuning sample; the traditional cut is kept there")  # fmt: skip
+            log(f"{instrument} bin {t['bin']}: the ML cut (Q {q_m:.2f}) does not beat the traditional one "
+                f"(Q {q_t:.2f}) on the tuning sample; the traditional cut is kept there")  # fmt: skip
             del model.cuts[t["bin"]]
     model.meta["traditional_cut"] = {"column": col, "gamma_efficiency": eff, "thresholds": trad}
     model.meta["samples"] = {"n_gamma_thrown": n_gamma, "n_background_thrown": n_background, "training_seed": seed,
@@ -140,3 +152,68 @@ def evaluate(model: GHModel, test: dict) -> dict:
         ratios[k]["q"] = ratios[k]["r_gamma"] / np.sqrt(ratios[k]["r_bkg"])
     return {"equal_efficiency": eq, "traditional": t_tab, "ml": m_tab, "ratios": ratios, "scores": s, "bins": bins,
             "traditional_scores": trad}  # fmt: skip
+
+
+def separability_after_cut(model: GHModel, tune: dict, test: dict, extra_features=None, keep: float = 0.9,
+                           epochs: int = 60, min_background: int = 5) -> dict:  # fmt: skip
+    """How much gamma/hadron information is left in the events that pass the traditional cut.
+
+    A fresh MLP is trained on the ``tune`` sample's events passing the traditional cut (the model's
+    thresholds, set on that sample), on the model's features and ``extra_features`` (default: the
+    instrument's :data:`PATTERN_FEATURES`), and scored on the ``test`` sample's passing events. Per bin:
+    the weighted AUC (0.5: nothing left to separate) and the further background reduction when keeping
+    ``keep`` of the passing gammas; bins with fewer than ``min_background`` passing background events in
+    either sample are reported without figures. The tuning sample trains here, so no test event is seen
+    in training."""
+    inst = model.instrument
+    calib = model.meta.get("energy_calibration", [])
+    thr = {int(k): float(v) for k, v in model.meta["traditional_cut"]["thresholds"].items()}
+    feats = tuple(model.features) + tuple(PATTERN_FEATURES.get(inst, ()) if extra_features is None else extra_features)
+
+    def passing(sample):
+        out = {}
+        for cls, t in sample.items():
+            b = analysis_bin(t, inst, calib)
+            cut = np.array([thr.get(int(k), np.inf) for k in b])
+            ok = (b >= 0) & (traditional_score(t, inst) >= cut)
+            out[cls] = (feature_matrix(t, feats, f"{cls} sample")[ok], np.asarray(t["WEIGHT"], float)[ok], b[ok])
+        return out
+
+    tr, te = passing(tune), passing(test)
+    rows = []
+    bins = sorted(set(np.unique(te["gamma"][2]).tolist()) & set(thr))
+    x = np.concatenate([tr["gamma"][0], tr["background"][0]])
+    y = np.concatenate([np.ones(len(tr["gamma"][1])), np.zeros(len(tr["background"][1]))])
+    w = np.concatenate([tr["gamma"][1], tr["background"][1]])
+    b = np.concatenate([tr["gamma"][2], tr["background"][2]])
+    if (y == 0).sum() < min_background:
+        return {"features": list(feats), "keep": keep, "per_bin": [], "n_background_train": int((y == 0).sum())}
+    net = train_classifier(x, y, balanced_weights(b, y, w), feats, inst, epochs=epochs, seed=0)
+
+    def score(xm):  # the network's logit on a feature matrix (a monotonic gamma-ness)
+        import jax.numpy as jnp
+
+        if len(xm) == 0:
+            return np.zeros(0)
+        z = ((xm - net.mean) / net.std).astype(np.float32)
+        return np.asarray(_score_fn(net.kind)(net.net, jnp.asarray(z), None), np.float64)
+
+    sg_all, sb_all = score(te["gamma"][0]), score(te["background"][0])
+    for k in bins:
+        mg, mb = te["gamma"][2] == k, te["background"][2] == k
+        n_train_b = int(np.sum((b == k) & (y == 0)))
+        row = {"bin": int(k), "n_gamma": int(mg.sum()), "n_bkg": int(mb.sum()), "n_bkg_train": n_train_b,
+               "n_eff_bkg": effective_count(te["background"][1][mb])}  # fmt: skip
+        if mb.sum() < min_background or n_train_b < min_background or mg.sum() < 20:
+            row.update(auc=None, further_reduction=None)
+            rows.append(row)
+            continue
+        wg, wb = te["gamma"][1][mg], te["background"][1][mb]
+        row["auc"] = weighted_auc(sg_all[mg], wg, sb_all[mb], wb)
+        t = threshold_at_efficiency(sg_all[mg], wg, keep)
+        left, err = weighted_efficiency(sb_all[mb] >= t, wb)
+        row["gamma_kept"] = weighted_efficiency(sg_all[mg] >= t, wg)[0]
+        row["bkg_left"], row["bkg_left_err"] = left, err
+        row["further_reduction"] = 1.0 / left if left > 0 else None
+        rows.append(row)
+    return {"features": list(feats), "keep": keep, "per_bin": rows, "n_background_train": int((y == 0).sum())}
