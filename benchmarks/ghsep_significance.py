@@ -66,9 +66,11 @@ def _print_separability(sep, label):
                 f"(train {r['n_bkg_train']}, test {r['n_bkg']})"
             )
         else:
+            red = f"{r['further_reduction']:.2f}" if r["further_reduction"] is not None else (
+                f"> {r['further_reduction_lo']:.1f} (none left)")  # fmt: skip
             print(
                 f"{r['bin']:4d} {r['n_gamma']:8d}/{r['n_bkg']:<9d} {r['n_eff_bkg']:9.1f}  {r['auc']:.3f}  "
-                f"{r['bkg_left']:.3f} ± {r['bkg_left_err']:.3f}                 {r['further_reduction']:.2f}"
+                f"{r['bkg_left']:.3f} ± {r['bkg_left_err']:.3f}                 {red}"
             )
 
 

@@ -3,21 +3,27 @@
 - :func:`labelled_sample`: gammas and cosmic rays from :mod:`skyfit.showers`, physically weighted;
 - :func:`train_classifier` / :class:`GHModel` / :func:`load_model`: networks (MLP on event features,
   deep-sets on hit patterns) in equinox, trained with optax; model files that refuse the wrong input;
-- :func:`compare_at_equal_efficiency`, :func:`optimise_cuts`, :func:`efficiency_table`: cuts per bin;
+- :func:`compare_at_equal_efficiency`, :func:`optimise_cuts`, :func:`efficiency_table`: cuts per bin,
+  with :func:`effective_count` and :func:`weighted_auc`;
+- :func:`build_model` / :func:`evaluate`: train, tune and test on independent samples;
+  :func:`separability_after_cut`: what is left to separate after the traditional cut;
 - :func:`significance_study`: a faint source's significance before and after a cut, fitted with iminuit;
 - :mod:`skyfit.ghsep.hawc`: the same, weakly supervised, on HAWC's public Crab events.
 """
 
 from ._cuts import (
     compare_at_equal_efficiency,
+    effective_count,
     efficiency_table,
     optimise_cuts,
     roc_curve,
     threshold_at_efficiency,
+    weighted_auc,
     weighted_efficiency,
 )
 from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, load_model, train_classifier
+from ._pipeline import build_model, evaluate, separability_after_cut
 from ._samples import TRADITIONAL, labelled_sample, traditional_score
 from ._significance import CRAB_LOGPARABOLA, plane_position, scaled_dataset, significance_study
 
@@ -25,5 +31,6 @@ __all__ = [
     "FEATURES", "GHSepError", "feature_matrix", "hit_cloud", "GHModel", "load_model", "train_classifier",
     "TRADITIONAL", "labelled_sample", "traditional_score", "compare_at_equal_efficiency", "efficiency_table",
     "optimise_cuts", "roc_curve", "threshold_at_efficiency", "weighted_efficiency", "CRAB_LOGPARABOLA",
-    "plane_position", "scaled_dataset", "significance_study",
+    "plane_position", "scaled_dataset", "significance_study", "effective_count", "weighted_auc", "build_model",
+    "evaluate", "separability_after_cut",
 ]  # fmt: skip

@@ -28,7 +28,7 @@ from ._samples import TRADITIONAL, analysis_bin, energy_calibration, labelled_sa
 __all__ = ["build_model", "evaluate", "balanced_weights", "separability_after_cut"]
 
 # reconstructed features a second classifier may use beyond the model's own, per instrument: for KM2A
-# the electromagnetic detectors' pattern (largest signal beyond 40 m, PINCness, total signal)
+# the electromagnetic detectors' pattern (compactness, PINCness, largest signal beyond 40 m, total signal)
 PATTERN_FEATURES = {"KM2A": ("log10_compactness", "pincness", "log10_cxpe40", "log10_sum_signal"), "WCDA": ()}
 
 
@@ -162,9 +162,10 @@ def separability_after_cut(model: GHModel, tune: dict, test: dict, extra_feature
     thresholds, set on that sample), on the model's features and ``extra_features`` (default: the
     instrument's :data:`PATTERN_FEATURES`), and scored on the ``test`` sample's passing events. Per bin:
     the weighted AUC (0.5: nothing left to separate) and the further background reduction when keeping
-    ``keep`` of the passing gammas; bins with fewer than ``min_background`` passing background events in
-    either sample are reported without figures. The tuning sample trains here, so no test event is seen
-    in training."""
+    ``keep`` of the passing gammas (where no background event is left, ``further_reduction_lo``: a lower
+    limit from the 90 % upper limit of 2.3 mean-weight events); bins with fewer than ``min_background``
+    passing background events in either sample are reported without figures. The tuning sample trains
+    here, so no test event is seen in training."""
     inst = model.instrument
     calib = model.meta.get("energy_calibration", [])
     thr = {int(k): float(v) for k, v in model.meta["traditional_cut"]["thresholds"].items()}
@@ -214,6 +215,10 @@ def separability_after_cut(model: GHModel, tune: dict, test: dict, extra_feature
         left, err = weighted_efficiency(sb_all[mb] >= t, wb)
         row["gamma_kept"] = weighted_efficiency(sg_all[mg] >= t, wg)[0]
         row["bkg_left"], row["bkg_left_err"] = left, err
-        row["further_reduction"] = 1.0 / left if left > 0 else None
+        if left > 0:
+            row["further_reduction"] = 1.0 / left
+        else:  # nothing left: a lower limit from the 90 % upper limit on the survival (2.3 mean-weight events)
+            row["further_reduction"] = None
+            row["further_reduction_lo"] = 1.0 / (2.3 * err)
         rows.append(row)
     return {"features": list(feats), "keep": keep, "per_bin": rows, "n_background_train": int((y == 0).sum())}
