@@ -70,6 +70,30 @@ def test_reconstruction_and_noise_filter_on_vertical_gammas():
     assert not h2.noise.any()
 
 
+def test_km2a_muon_detectors_see_the_electromagnetic_arrays_showers(monkeypatch):
+    # half the protons gamma-like (a leading neutral pion, muons x 0.1): their muon detectors must see
+    # that, for they watch the same shower as the electromagnetic detectors (they drew their own before)
+    from skyfit.showers import physics
+
+    monkeypatch.setattr(physics, "LEADING_PI0_PROBABILITY", 0.5)
+    ed, md = km2a_layouts()
+    rng = np.random.default_rng(8)
+    p = sample_primaries(200, "proton", 80.0, 120.0, 2.0, 20.0, 100.0, rng)
+    truth = {}
+    simulate_hits(p, ed, rng, truth)
+    shower = truth["SHOWER"]
+    lead = shower["LEADING_PI0"]
+    assert 60 < lead.sum() < 140
+    md_truth = {}
+    mh = simulate_hits(p, md, rng, md_truth, shower=shower)
+    for k in ("X1", "LEADING_PI0"):
+        np.testing.assert_array_equal(md_truth[k], truth[k])
+    n_mu = np.bincount(mh.shower[~mh.noise], minlength=200)  # muon detectors hit, per shower
+    assert np.median(n_mu[lead]) < 0.3 * np.median(n_mu[~lead])
+    with pytest.raises(ValueError, match="same primaries"):
+        simulate_hits({k: v[:10] for k, v in p.items()}, md, rng, shower=shower)
+
+
 def test_compactness_separates_gammas_from_protons():
     g = simulate_events("WCDA", "gamma", 3000, e_min_tev=1.0, e_max_tev=3.0, throw_radius_m=120, seed=1)
     p = simulate_events("WCDA", "proton", 3000, e_min_tev=2.5, e_max_tev=8.0, throw_radius_m=120, seed=2)

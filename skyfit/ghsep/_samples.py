@@ -46,6 +46,8 @@ _RANGES = {
     ),
     "KM2A": ([("proton", 1.0, 20.0, 2000.0)], (10.0, 1000.0)),
 }
+# changes to the shower simulation that alter an instrument's samples (for the cache key)
+_SIMULATION_REVISION = {"KM2A": "+muon detectors see the electromagnetic array's showers"}
 
 
 def traditional_score(table: dict, instrument: str) -> np.ndarray:
@@ -93,8 +95,10 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
         import hashlib
         from pathlib import Path
 
-        # the energy ranges drawn from are part of the key: a sample drawn from other ranges is redrawn
-        ranges = hashlib.sha256(repr(_RANGES.get(instrument)).encode()).hexdigest()[:8]
+        # the energy ranges drawn from and the simulation's revision are part of the key: a sample drawn
+        # from other ranges, or simulated before a change that alters it, is redrawn
+        key = repr(_RANGES.get(instrument)) + _SIMULATION_REVISION.get(instrument, "")
+        ranges = hashlib.sha256(key.encode()).hexdigest()[:8]
         cache = Path(cache_dir) / (f"{instrument}_g{n_gamma}_b{n_background}_s{seed}_h{int(hits)}{k_hits}"
                                    f"_r{throw_radius_m}_{ranges}.npz")  # fmt: skip
         if cache.exists():

@@ -83,7 +83,8 @@ def simulate_events(
         p = sample_primaries(m, particle, e_min_tev, e_max_tev, index, max_zenith_deg, throw, rng)
         truth: dict = {}
         hits = simulate_hits(p, layout, rng, truth)
-        mh = simulate_hits(p, muon_layout, rng) if muon_layout is not None else None
+        # the muon detectors see the same showers as the electromagnetic ones
+        mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"]) if muon_layout is not None else None
         rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
         kept = rec.pop("KEPT")
         if hits_out is not None:  # hit-level record for `skyfit showers reconstruct`

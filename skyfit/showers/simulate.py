@@ -82,27 +82,39 @@ def _axis(zen_deg, az_deg):
     return np.stack([np.sin(th) * np.sin(az), np.sin(th) * np.cos(az), np.cos(th)], axis=1)
 
 
-def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None) -> Hits:
+def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None, shower: dict | None = None) -> Hits:
     """Hits of ``primaries`` on ``layout``. ``truth`` (optional dict) receives per-shower truth
-    (first-interaction depth, size, age, muon number, sub-cascades)."""
+    (first-interaction depth, size, age, muon number, sub-cascades, and under ``"SHOWER"`` the drawn
+    shower itself). ``shower``: a ``truth["SHOWER"]`` from a call on another layout of the same array
+    (KM2A's muon detectors beside its electromagnetic ones), so that both layouts see the same showers:
+    the same first interaction, leading pion, size and muon fluctuations; without it they are drawn."""
     e = np.asarray(primaries["ENERGY"], float)
     z = np.asarray(primaries["Z"])
     n = e.size
     cos_t = np.cos(np.radians(primaries["ZENITH"]))
     nvec = _axis(primaries["ZENITH"], primaries["AZIMUTH"])
-    x1 = ph.first_interaction_depth(rng, z, e)
     slant = ph.SITE_DEPTH / cos_t
+    if shower is None:
+        x1 = ph.first_interaction_depth(rng, z, e)
+        # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
+        # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
+        lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
+        # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size and
+        # 10 % on the muon number
+        size_fluct = np.exp(rng.normal(0, 0.2, n))
+        mu_fluct = np.exp(rng.normal(0, 0.1, n))
+        shower = {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct}
+    elif len(shower["X1"]) != n:
+        raise ValueError(f"shower holds {len(shower['X1'])} showers, primaries {n}: pass the same primaries")
+    x1, lead = shower["X1"], shower["LEADING_PI0"]
     e_em = e * ph.em_energy_fraction(z, e)
-    # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
-    # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
-    lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
     e_em = np.where(lead, 0.9 * e, e_em)
     z_eff = np.where(lead, 0, z)  # develops like a photon shower of 0.9 E
-    # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size
     size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), np.maximum(z_eff, 0))
-    size = size * np.exp(rng.normal(0, 0.2, n))
+    size = size * shower["SIZE_FLUCT"]
+    # muons above this layout's threshold (the muon detectors' soil raises it)
     n_mu = ph.muon_number(z, e, ph.muon_threshold_fraction(layout.muon_threshold_gev))
-    n_mu = n_mu * np.exp(rng.normal(0, 0.1, n)) * np.where(lead, 0.1, 1.0)
+    n_mu = n_mu * shower["MU_FLUCT"] * np.where(lead, 0.1, 1.0)
     f32 = np.float32
     dx = (layout.x[None, :] - primaries["CORE_X"][:, None]).astype(f32)
     dy = (layout.y[None, :] - primaries["CORE_Y"][:, None]).astype(f32)
@@ -199,5 +211,5 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
         noise_flag = np.concatenate([noise_flag, np.ones(ns.size, bool)])
     order = np.lexsort((d_idx, s_idx))
     if truth is not None:
-        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead)
+        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead, SHOWER=shower)
     return Hits(s_idx[order], d_idx[order], sig[order], t[order], noise_flag[order], n)
