@@ -10,6 +10,7 @@ from skyfit.ghsep import (
     FEATURES,
     GHSepError,
     compare_at_equal_efficiency,
+    effective_count,
     feature_matrix,
     labelled_sample,
     load_model,
@@ -111,6 +112,20 @@ def test_q_optimised_cut_on_known_distributions():
                          min_bkg_events=5000, n_thresholds=901)  # fmt: skip
     assert np.sum(b >= cuts[0]) >= 5000
     assert abs((1 - cuts[0]) - 0.025 ** (1 / 3)) < 0.02
+
+
+def test_q_optimised_cut_is_not_tuned_on_a_few_heavy_background_events():
+    # above 0.6 the background is 37 light events and 3 heavy ones: 40 raw events, worth about 4; Q is
+    # highest there, but a cut tuned on four events' worth would be noise: the cut must stay below 0.6
+    rng = np.random.default_rng(5)
+    g = rng.uniform(size=20_000)
+    b = np.r_[rng.uniform(0, 0.6, 10_000), rng.uniform(0.6, 1.0, 40)]
+    wb = np.r_[np.ones(10_000), np.full(37, 0.01), np.ones(3)]
+    zg, zb = np.zeros(g.size, int), np.zeros(b.size, int)
+    assert np.sum(b >= 0.6) >= 20 and effective_count(wb[b >= 0.6]) < 5
+    cut = optimise_cuts(g, np.ones_like(g), zg, b, wb, zb, min_gamma_eff=0.2, min_bkg_events=20, n_thresholds=41)[0]
+    assert cut < 0.6
+    assert effective_count(wb[b >= cut]) >= 20
 
 
 def test_equal_efficiency_comparison():
@@ -233,7 +248,7 @@ def test_hawc_weak_supervision_gain_is_quoted_with_its_interval(hawc_data):
 
 
 def test_weighted_auc_and_effective_count():
-    from skyfit.ghsep._cuts import effective_count, weighted_auc
+    from skyfit.ghsep._cuts import weighted_auc
 
     rng = np.random.default_rng(3)
     sg, sb = rng.normal(1.0, 1.0, 300), rng.normal(0.0, 1.0, 400)

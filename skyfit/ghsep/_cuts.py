@@ -129,8 +129,9 @@ def optimise_cuts(score_g, w_g, bin_g, score_b, w_b, bin_b, min_gamma_eff: float
                   min_bkg_events: float = 20.0, n_thresholds: int = 17) -> dict:  # fmt: skip
     """Per bin, the threshold that maximises the quality factor Q = eps_gamma / sqrt(eps_bkg), the
     significance gain of a faint (background-dominated) source, with the gamma efficiency at least
-    ``min_gamma_eff`` and at least ``min_bkg_events`` simulated background events surviving, so that Q is
-    not tuned on a few simulated events. The thresholds tried keep ``n_thresholds`` gamma efficiencies
+    ``min_gamma_eff`` and the surviving simulated background worth at least ``min_bkg_events`` events
+    (Kish's effective number: a few heavy events among many light ones count as few), so that Q is not
+    tuned on a few simulated events. The thresholds tried keep ``n_thresholds`` gamma efficiencies
     evenly spaced from ``min_gamma_eff`` to 1 (a coarse grid: a fine one would tune on the fluctuations
     of the few weighted background events that pass). Returns {bin: threshold}."""
     cuts = {}
@@ -146,7 +147,7 @@ def optimise_cuts(score_g, w_g, bin_g, score_b, w_b, bin_b, min_gamma_eff: float
             pg = g >= t
             eg = np.sum(wg * pg) / np.sum(wg)
             ph = h >= t
-            if eg < min_gamma_eff or ph.sum() < min_bkg_events:
+            if eg < min_gamma_eff or effective_count(wh[ph]) < min_bkg_events:
                 continue
             q = eg / np.sqrt(np.sum(wh * ph) / np.sum(wh))
             if q > best_q:
