@@ -175,7 +175,9 @@ def separability_after_cut(model: GHModel, tune: dict, test: dict, extra_feature
         out = {}
         for cls, t in sample.items():
             b = analysis_bin(t, inst, calib)
-            cut = np.array([thr.get(int(k), np.inf) for k in b])
+            cut = np.full(b.size, np.inf)  # bins without a traditional threshold pass nothing
+            for k, v in thr.items():
+                cut[b == k] = v
             ok = (b >= 0) & (traditional_score(t, inst) >= cut)
             out[cls] = (feature_matrix(t, feats, f"{cls} sample")[ok], np.asarray(t["WEIGHT"], float)[ok], b[ok])
         return out

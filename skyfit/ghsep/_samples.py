@@ -98,9 +98,9 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
         # the energy ranges drawn from and the simulation's revision are part of the key: a sample drawn
         # from other ranges, or simulated before a change that alters it, is redrawn
         key = repr(_RANGES.get(instrument)) + _SIMULATION_REVISION.get(instrument, "")
-        ranges = hashlib.sha256(key.encode()).hexdigest()[:8]
+        tag = hashlib.sha256(key.encode()).hexdigest()[:8]
         cache = Path(cache_dir) / (f"{instrument}_g{n_gamma}_b{n_background}_s{seed}_h{int(hits)}{k_hits}"
-                                   f"_r{throw_radius_m}_{ranges}.npz")  # fmt: skip
+                                   f"_r{throw_radius_m}_{tag}.npz")  # fmt: skip
         if cache.exists():
             return _load_cache(cache)
     if instrument not in _RANGES:
