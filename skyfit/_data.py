@@ -22,14 +22,13 @@ class DataNotFoundError(FileNotFoundError):
 def data_dir(*parts: str, must_exist: bool = True) -> Path:
     """Path inside the reference data folder.
 
-    Looks at ``$SKYFIT_DATA`` first, then ``../shared/data`` relative to the repository that holds
-    this package, then ``../shared/data`` relative to the working directory.
+    When ``$SKYFIT_DATA`` is set, it alone is searched; otherwise ``../shared/data`` relative to the
+    repository that holds this package, then ``../shared/data`` relative to the working directory.
     """
-    candidates = []
     if os.environ.get("SKYFIT_DATA"):
-        candidates.append(Path(os.environ["SKYFIT_DATA"]).expanduser())
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
-    candidates.append(Path.cwd().parent / "shared" / "data")
+        candidates = [Path(os.environ["SKYFIT_DATA"]).expanduser()]
+    else:
+        candidates = [Path(__file__).resolve().parents[2] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for base in candidates:
         path = base.joinpath(*parts)
         if path.exists():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._data import data_dir
+from .._data import DataNotFoundError, data_dir
 from ..dataset import Dataset
 from ..maps import HealpixROI
 from ..models import GalacticDiffuseSpatialModel, GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
@@ -30,6 +30,8 @@ __all__ = [
     "galactic_diffuse",
     "simulate_plane",
     "LHAASO_COLUMNS",
+    "BUILTIN_COVERAGE",
+    "builtin_catalog_file",
 ]
 
 LHAASO_COLUMNS = ("Source_Name", "Model_a", "RAJ2000", "DECJ2000", "r39", "N0", "gamma", "E0", "TS",
@@ -38,6 +40,11 @@ LHAASO_COLUMNS = ("Source_Name", "Model_a", "RAJ2000", "DECJ2000", "r39", "N0", 
 # 1e-13 (E / 10 TeV)^-2.7 TeV^-1 cm^-2 s^-1 sr^-1, Gaussian in latitude with sigma_b = 1.5 deg. An
 # assumption of the order of magnitude measured (LHAASO WCDA/KM2A diffuse papers), not a fit to them.
 DIFFUSE_AMPLITUDE, DIFFUSE_INDEX, DIFFUSE_REFERENCE_TEV, DIFFUSE_SIGMA_B = 1e-13, 2.7, 10.0, 1.5
+
+
+# The published rows of 1LHAASO and 3HWC in this box ship inside the package (skyfit/catalog/data/), so the
+# built-in field (l 35-45 deg) is simulated and cross-matched with no reference data at all.
+_BUILTIN_FILES = {"1lhaaso": "1lhaaso_l20-60.ecsv", "3hwc": "3hwc_l20-60.ecsv"}
 
 
 class CatalogError(ValueError):
@@ -90,6 +97,12 @@ class Region:
         in_b = np.abs(b_deg - self.center[1]) <= self.height / 2 + margin_deg
         return (dl <= self.l_max - self.l_min + 2 * margin_deg) & in_b
 
+    def covers(self, other: Region) -> bool:
+        """Whether ``other`` lies wholly inside this region (longitudes compared modulo 360 deg)."""
+        start = (other.l_min - self.l_min) % 360.0
+        return bool(start + other.width <= self.width + 1e-9 and self.b_min <= other.b_min
+                    and other.b_max <= self.b_max)  # fmt: skip
+
     @property
     def center(self) -> tuple[float, float]:
         return ((self.l_min + self.l_max) / 2) % 360.0, (self.b_min + self.b_max) / 2
@@ -140,6 +153,28 @@ def _read_table(path, what: str, columns):
             f"(found {table.colnames[:12]}{' ...' if len(table.colnames) > 12 else ''})"
         )
     return table
+
+
+BUILTIN_COVERAGE = Region(20.0, 60.0, -10.0, 10.0)
+
+
+def builtin_catalog_file(name: str) -> Path:
+    """The shipped subset (sources in :data:`BUILTIN_COVERAGE`) of the catalogue ``"1lhaaso"`` or ``"3hwc"``."""
+    return Path(__file__).with_name("data") / _BUILTIN_FILES[name]
+
+
+def _sky_table(region: Region, margin_deg: float):
+    """The 1LHAASO rows a simulated sky of ``region`` needs: the shipped subset when it covers the region
+    grown by ``margin_deg``, else the whole catalogue from the reference data."""
+    if BUILTIN_COVERAGE.covers(region.grown(margin_deg)):
+        return read_1lhaaso(builtin_catalog_file("1lhaaso"))
+    try:
+        return read_1lhaaso()
+    except DataNotFoundError as exc:
+        raise CatalogError(
+            f"region {region} (+{margin_deg:g} deg) is outside the 1LHAASO subset shipped with skyfit "
+            f"({BUILTIN_COVERAGE}), and the whole catalogue was not found: {exc}"
+        ) from None
 
 
 def read_1lhaaso(path=None):
@@ -224,7 +259,7 @@ def simulate_plane(region: Region | str, livetime_days: float = 365.0, nside: in
         if isinstance(catalog, SkyModel):  # a sky drawn elsewhere (e.g. skyfit.detect._skies.draw_sky)
             truth_sources += [s for s in catalog.sources if any(s.applies_to(d) for d in detectors)]
         else:
-            table = read_1lhaaso() if catalog is None else catalog
+            table = _sky_table(region, margin_deg) if catalog is None else catalog
             truth_sources += list(catalog_sky(table, region, margin_deg, detectors).sources)
     if with_diffuse:
         truth_sources.append(galactic_diffuse())
