@@ -67,23 +67,70 @@ def _model_from(cfg):
     return SkyModel.from_dict(model)
 
 
-def _datasets_from(cfg, seed=None):
-    from .hawc import hawc_dataset
-    from .simulate import lhaaso_dataset
+def _config_path(cfg, value) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else cfg["_base"] / p
 
+
+def _maptree_roi(d: dict, where: str):
+    from .maps import HealpixROI
+
+    if "roi" not in d:
+        return None
+    roi = dict(d.pop("roi"))
+    try:
+        return HealpixROI.from_disc(tuple(roi["center"]), float(roi["radius"]), int(roi.get("nside", 1024)),
+                                    nest=bool(roi.get("nest", False)))  # fmt: skip
+    except KeyError as exc:
+        raise ConfigError(f"{where}: roi needs center: [ra, dec], radius (deg) and optionally nside, nest") from exc
+
+
+def _datasets_from(cfg, model=None, templates: bool = False):
+    """The config's datasets. Types: ``file`` (a dataset file), ``maptree`` (a HAL maptree + response),
+    ``hawc`` (the public HAWC Crab release), ``wcda``/``km2a`` (LHAASO-like templates: only with
+    ``simulate: true``, their counts drawn from the config's model with its ``seed``). ``templates``: the
+    datasets need no counts (``skyfit simulate`` draws events from their background and response)."""
+    from .dataset import Dataset, require_counts
+    from .hawc import hawc_dataset
+    from .simulate import lhaaso_dataset, simulate_dataset
+
+    if not isinstance(cfg["datasets"], list) or not cfg["datasets"]:
+        raise ConfigError("'datasets' must be a non-empty list of mappings, each with a 'type'")
     out = []
     for i, d in enumerate(cfg["datasets"]):
         d = dict(d)
         kind = d.pop("type", None)
+        where = f"datasets[{i}] ({kind})"
         try:
             if kind == "hawc":
-                out.append(hawc_dataset(**d))
+                ds = hawc_dataset(**d)
+            elif kind == "file":
+                if "path" not in d:
+                    raise ConfigError(f"{where}: needs 'path' (a dataset file from `skyfit bin` or Dataset.write)")
+                path = _config_path(cfg, d.pop("path"))
+                ds = Dataset.read(path, **d)
+                where = f"{where}: {path}"
+            elif kind == "maptree":
+                from .io.hal import maptree_dataset
+
+                for key in ("maptree", "response"):
+                    if key not in d:
+                        raise ConfigError(f"{where}: needs 'maptree' and 'response' (HAL ROOT or HDF5 files)")
+                roi = _maptree_roi(d, where)
+                ds = maptree_dataset(_config_path(cfg, d.pop("maptree")), _config_path(cfg, d.pop("response")),
+                                     roi=roi, **d)  # fmt: skip
             elif kind in ("wcda", "km2a"):
-                out.append(lhaaso_dataset(kind, **d))
+                simulate = bool(d.pop("simulate", False))
+                ds = lhaaso_dataset(kind, **d)
+                if simulate:
+                    ds = simulate_dataset(model, ds, seed=cfg.get("seed", 0) + i)
             else:
-                raise ConfigError(f"datasets[{i}]: type must be 'hawc', 'wcda' or 'km2a', got {kind!r}")
+                raise ConfigError(
+                    f"datasets[{i}]: type must be 'file', 'maptree', 'hawc', 'wcda' or 'km2a', got {kind!r}"
+                )
         except TypeError as exc:
-            raise ConfigError(f"datasets[{i}] ({kind}): {exc}") from None
+            raise ConfigError(f"{where}: {exc}") from None
+        out.append(ds if templates else require_counts(ds, where))
     return out
 
 
@@ -148,7 +195,7 @@ def cmd_demo(args) -> int:
 def cmd_fit(args) -> int:
     cfg = _load_config(args.config)
     model = _model_from(cfg)
-    datasets = _datasets_from(cfg)
+    datasets = _datasets_from(cfg, model)
     outdir = Path(args.outdir or cfg.get("output", "skyfit-fit"))
     result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []))
     return 0 if result.valid else 1
@@ -163,7 +210,7 @@ def cmd_simulate(args) -> int:
     model = _model_from(cfg)
     seed = cfg.get("seed", args.seed)
     tables = []
-    for ds in _datasets_from(cfg):
+    for ds in _datasets_from(cfg, model, templates=True):
         ev = simulate_events(model, ds, seed)
         t = Table({"RA": ev["RA"], "DEC": ev["DEC"], "BIN": ev["BIN"]})
         t.meta.update({"DATASET": ds.name, "NSIDE": ds.roi.nside, "SEED": seed})
@@ -258,7 +305,7 @@ def cmd_bin_stream(args, roi) -> int:
     config = DIConfig(window_hours=args.window_hours)
     excl = _exclusions_from(args)
     common = dict(
-        background=args.background,
+        background="di" if args.background == "di" else "none",  # other backgrounds join in _write_binned_dataset
         di_config=config,
         block_hours=args.block_hours,
         scheduler=args.scheduler,
@@ -273,9 +320,11 @@ def cmd_bin_stream(args, roi) -> int:
             ck = None if args.checkpoint is None else str(Path(args.checkpoint) / "iteration2")
             res = bin_event_files(args.events, roi, args.n_bins, exclusions=excl2, **{**common, "checkpoint_dir": ck})
     out = Path(args.output)
-    res.counts.write(out, overwrite=True)
     print(res.summary())
     print(json.dumps(res.report))
+    if args.response is not None:
+        return _write_binned_dataset(args, res.counts, res.background, how=f"skyfit bin {args.events} (stream)")
+    res.counts.write(out, overwrite=True)
     print(f"counts maps ({args.n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {out}")
     if res.background is not None:
         bkg_path = out.with_name(out.stem + "_background" + out.suffix)
@@ -383,6 +432,8 @@ def cmd_bin(args) -> int:
 
     roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
     path = Path(args.events)
+    if path.is_dir() and any((path / "events").glob("EventList_*fHitbin*.fits*")):
+        return _bin_hawc_release(args, path)
     if args.background == "di" or path.is_dir() or path.suffix == ".parquet" or args.n_bins is not None:
         if args.n_bins is None:
             raise ConfigError("streamed binning needs --n-bins (the number of analysis bins)")
@@ -408,9 +459,104 @@ def cmd_bin(args) -> int:
             names = [f"E{lo:.3g}-{hi:.3g}" for lo, hi in zip(edges[:-1], edges[1:], strict=False)]
     counts, report = bin_events(ra, dec, bins, roi, n_bins)
     names = names or [f"bin{i}" for i in range(n_bins)]
-    HealpixMaps(counts, roi, names).write(args.output, overwrite=True)
     print(json.dumps(report))
+    if args.response is not None:
+        return _write_binned_dataset(args, HealpixMaps(counts, roi, names), None, how=f"skyfit bin {path}")
+    HealpixMaps(counts, roi, names).write(args.output, overwrite=True)
     print(f"counts maps ({n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {args.output}")
+    return 0
+
+
+def _bin_hawc_release(args, path: Path) -> int:
+    """A HAWC pass-4 release folder (events/, background/, irfs/): events binned per fHit bin and energy
+    band, the release's background maps and DL3 IRFs, written as one dataset file."""
+    from .hawc import hawc_dataset
+
+    ds = hawc_dataset(estimator=args.estimator, fhit_bins=tuple(args.fhit), center=tuple(args.center),
+                      radius_deg=args.radius, nside=args.nside, nest=not args.ring, path=path)  # fmt: skip
+    for line in ds.meta.get("dropped", []):
+        print(f"not used: {line}")
+    ds.write(args.output, overwrite=True, how=f"skyfit bin {path} --estimator {args.estimator} (HAWC pass-4 release)")
+    print(ds.info())
+    print(f"dataset (counts, background, response; {ds.n_bins} bins x {ds.roi.n_pix} pixels) written to {args.output}")
+    return 0
+
+
+def _binned_response(args, roi, n_bins: int, livetime_days: float | None):
+    """``(response, background template or None)`` for ``--response``: wcda / km2a (the parametric
+    instrument), hal:PATH (a HAL detector response), dl3:PATH (GADF IRFs of a drift-scan array)."""
+    spec = args.response
+    kind, _, arg = spec.partition(":")
+    kind = kind.lower()
+    if kind in ("wcda", "km2a"):
+        from .simulate import lhaaso_dataset
+
+        if livetime_days is None:
+            raise ConfigError(f"--response {spec} needs --livetime-days (the exposure of the events)")
+        template = lhaaso_dataset(kind, roi=roi, livetime_days=livetime_days)
+        return template.response, template.background, {"instrument": kind.upper(), "livetime_days": livetime_days}
+    if kind == "hal":
+        from .io.hal import read_hal_response
+
+        ra, dec = roi.center()
+        response = read_hal_response(arg, dec_deg=dec, n_transits=args.transits or 1.0)
+        return response, None, {"instrument": response.meta.get("instrument", "HAWC")}
+    if kind == "dl3":
+        from .response.dl3 import dl3_response
+
+        if args.site_latitude is None or args.transits is None:
+            raise ConfigError(f"--response {spec} needs --site-latitude (deg) and --transits (the number of days)")
+        _, dec = roi.radec()
+        dec_nodes = np.arange(np.floor(dec.min()) - 1.0, dec.max() + 1.01, 0.5)
+        edges = np.asarray(args.energy_edges, float)
+        response = dl3_response(arg, site_latitude_deg=args.site_latitude, dec_nodes_deg=dec_nodes,
+                                analysis_bins=np.stack([edges[:-1], edges[1:]], axis=1),
+                                n_transits=args.transits)  # fmt: skip
+        return response, None, {"instrument": response.meta.get("instrument", "DL3")}
+    raise ConfigError(f"--response must be wcda, km2a, hal:PATH or dl3:PATH, got {spec!r}")
+
+
+def _write_binned_dataset(args, counts, background, how: str) -> int:
+    """Counts (+ a background: from direct integration, a map file or the instrument) + a response → one
+    dataset file (Dataset.write)."""
+    from .dataset import Dataset
+    from .maps import HealpixMaps
+
+    roi = counts.roi
+    response, template_bkg, meta = _binned_response(args, roi, counts.n_bins, args.livetime_days)
+    if response.n_bins != counts.n_bins:
+        raise ConfigError(
+            f"--response {args.response} has {response.n_bins} analysis bins ({list(response.bin_names)[:4]} ...) "
+            f"but the events fall in {counts.n_bins}: bin the events as the response does (--n-bins, "
+            "--energy-edges) or give the matching response"
+        )
+    names = response.bin_names
+    if background is None:
+        choice = args.background
+        if choice == "instrument":
+            if template_bkg is None:
+                raise ConfigError("--background instrument needs the parametric instrument (--response wcda|km2a)")
+            background = template_bkg
+        elif choice not in ("none", "di"):
+            bkg = HealpixMaps.read(choice, nside=roi.nside, nest=roi.nest)
+            idx = bkg.roi.index_of(roi.pixels)
+            if np.any(idx < 0) or bkg.n_bins != counts.n_bins:
+                raise ConfigError(
+                    f"background map {choice} does not cover the ROI ({int(np.sum(idx < 0))} of {roi.n_pix} pixels "
+                    f"missing) or has {bkg.n_bins} bins for {counts.n_bins}: make it on the same ROI and bins"
+                )
+            background = HealpixMaps(bkg.data[:, idx], roi, names)
+            meta["background_file"] = str(choice)
+        else:
+            raise ConfigError(
+                "a dataset needs a background: --background di (direct integration from the stream), "
+                "--background instrument (the parametric instrument's), or --background MAP.fits"
+            )
+    ds = Dataset(args.name or meta.get("instrument", "dataset"), HealpixMaps(counts.data, roi, names),
+                 HealpixMaps(background.data, roi, names), response, meta=meta)  # fmt: skip
+    ds.write(args.output, overwrite=True, how=how)
+    print(ds.info())
+    print(f"dataset (counts, background, response; {ds.n_bins} bins x {roi.n_pix} pixels) written to {args.output}")
     return 0
 
 
@@ -430,6 +576,8 @@ def cmd_catalog(args) -> int:
                      ("tile_deg", "tile_deg"), ("overlap_deg", "overlap_deg")):  # fmt: skip
         if getattr(args, opt) is not None:
             settings[key] = getattr(args, opt)
+    if args.datasets:
+        settings["datasets"] = tuple(args.datasets)
     if args.null:
         settings["simulate"] = "background"
     if args.proposer is not None:
@@ -584,7 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_simulate)
 
-    b = sub.add_parser("bin", help="bin an event list into HEALPix counts maps")
+    b = sub.add_parser("bin", help="bin events into HEALPix counts maps, or a complete dataset file (--response, or "
+                       "a HAWC pass-4 release folder)")
     b.add_argument("events")
     b.add_argument("--center", type=float, nargs=2, required=True, metavar=("RA", "DEC"))
     b.add_argument("--radius", type=float, default=3.0)
@@ -596,10 +745,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output", default="counts.fits")
     b.add_argument(
         "--background",
-        choices=["none", "di"],
         default="none",
-        help="di: direct-integration background from the event stream (needs TIME, AZ, ZEN)",
+        help="di: direct integration from the event stream (needs TIME, AZ, ZEN); instrument: the parametric "
+        "instrument's (with --response wcda|km2a); or a HEALPix map file of the expected background",
     )
+    b.add_argument("--response", default=None, metavar="SPEC",
+                   help="write a complete dataset file: wcda | km2a (parametric instrument), hal:PATH (HAL detector "
+                   "response, ROOT or HDF5), dl3:PATH (GADF IRFs of a drift-scan array)")  # fmt: skip
+    b.add_argument("--livetime-days", type=float, default=None, help="exposure of the events (parametric response)")
+    b.add_argument("--transits", type=float, default=None, help="number of transits (HAL and DL3 responses)")
+    b.add_argument("--site-latitude", type=float, default=None, help="array latitude, deg (DL3 responses)")
+    b.add_argument("--name", default=None, help="dataset name (default: the instrument)")
+    b.add_argument("--estimator", default="NN", choices=["NN", "GP"], help="HAWC release: energy estimator")
+    b.add_argument("--fhit", type=int, nargs="+", default=[5, 6, 7, 8, 9], help="HAWC release: fHit bins")
     b.add_argument("--n-bins", type=int, default=None, help="analysis bins (streamed files: Parquet, FITS, dirs)")
     b.add_argument("--window-hours", type=float, default=2.0, help="DI window (h)")
     b.add_argument("--block-hours", type=float, default=24.0, help="task length (h); a multiple of the window")
@@ -648,7 +806,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("catalog", help="make a source catalogue of a region (default: a built-in simulated field)")
     c.add_argument("--config", default=None, help="YAML with CatalogConfig fields (command-line options override)")
-    c.add_argument("--region", default=None, help="l_min,l_max,b_min,b_max in Galactic deg (default 35,45,-3,3)")
+    c.add_argument("--region", default=None, help="l_min,l_max,b_min,b_max in Galactic deg (default 35,45,-3,3; "
+                   "with --datasets: the data's footprint)")
+    c.add_argument("--datasets", nargs="+", default=None, metavar="FILE",
+                   help="catalogue these dataset files (`skyfit bin`, Dataset.write) instead of a simulated sky")
     c.add_argument("--livetime-days", type=float, default=None)
     c.add_argument("--nside", type=int, default=None)
     c.add_argument("--seed", type=int, default=None)

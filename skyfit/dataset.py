@@ -10,7 +10,7 @@ import numpy as np
 from .maps import HealpixMaps, MapFormatError
 from .response import Response
 
-__all__ = ["Dataset", "BadBackgroundError", "BackgroundNaNWarning"]
+__all__ = ["Dataset", "BadBackgroundError", "BackgroundNaNWarning", "EmptyCountsError", "require_counts"]
 
 
 class BadBackgroundError(ValueError):
@@ -19,6 +19,26 @@ class BadBackgroundError(ValueError):
 
 class BackgroundNaNWarning(UserWarning):
     """Some background pixels were not finite and have been masked."""
+
+
+class EmptyCountsError(ValueError):
+    """A dataset holds no counts at all: there is nothing to fit (an instrument template, not data)."""
+
+
+def require_counts(dataset: Dataset, origin: str | None = None) -> Dataset:
+    """``dataset`` if it holds counts; else :class:`EmptyCountsError` saying how to give it some.
+
+    ``lhaaso_dataset`` builds a WCDA/KM2A *template* (background and response, zero counts); fitting one
+    would report a meaningless TS, so every command refuses it.
+    """
+    if float(np.sum(dataset.counts.data[dataset.mask])) > 0:
+        return dataset
+    where = origin or f"dataset {dataset.name!r}"
+    raise EmptyCountsError(
+        f"{where}: the dataset has no counts (a {dataset.meta.get('instrument', dataset.name)} template holds only "
+        "background and response): simulate it (`skyfit simulate`, skyfit.simulate_dataset) or give data "
+        "(`type: file` with a dataset file from `skyfit bin`, or `type: maptree` with a response)"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +140,23 @@ class Dataset:
             self.mask,
             dict(self.meta),
         )
+
+    def write(self, path, overwrite: bool = False, how: str | None = None):
+        """Write counts, background, mask, response and provenance to one FITS file (see :mod:`skyfit.io`).
+
+        gammapy's ``Map.read(path, hdu="COUNTS")`` (or ``"BACKGROUND"``) opens the maps; ``how`` says in the
+        file's provenance how the dataset was made.
+        """
+        from .io import write_dataset
+
+        return write_dataset(self, path, overwrite=overwrite, how=how)
+
+    @classmethod
+    def read(cls, path, name: str | None = None) -> Dataset:
+        """Read a dataset file (:meth:`write`, ``skyfit bin``); ``name`` overrides the stored name."""
+        from .io import read_dataset
+
+        return read_dataset(path, name=name)
 
     def info(self) -> str:
         lines = [

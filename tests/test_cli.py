@@ -72,6 +72,6 @@ def test_bad_config_is_reported_with_the_file(tmp_path, capsys):
     assert "bad.yaml" in err and "bogus" in err
     cfg.write_text("datasets: [{type: hawk}]\nmodel: {components: []}\n")
     assert main(["fit", str(cfg)]) == 2
-    assert "type must be 'hawc', 'wcda' or 'km2a'" in capsys.readouterr().err
+    assert "type must be 'file', 'maptree', 'hawc', 'wcda' or 'km2a'" in capsys.readouterr().err
     assert main(["fit", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -37,7 +37,8 @@ BUILTIN_REGION = "35,45,-3,3"  # 10 x 6 deg around l = 40 deg: 13 1LHAASO compon
 class CatalogConfig:
     """Everything that determines a catalogue run (recorded beside the output)."""
 
-    region: str = BUILTIN_REGION
+    # the region to catalogue; None: the built-in field for simulated skies, the data's footprint for datasets
+    region: str | None = None
     livetime_days: float = 365.0
     nside: int = 512
     seed: int = 0
@@ -52,8 +53,15 @@ class CatalogConfig:
     detection: dict = field(default_factory=dict)  # DetectionConfig overrides
     proposer: str = "tsmap"  # what seeds components: "tsmap", "nn" (the neural-network prior) or "both"
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
+    # dataset files (Dataset.write, `skyfit bin`) to catalogue instead of a simulated sky
+    datasets: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "datasets", tuple(str(p) for p in self.datasets))
+        if self.datasets and self.simulate != "1lhaaso":
+            raise CatalogError(f"simulate={self.simulate!r} makes no sense with datasets: give one or the other")
+        if self.region is None:
+            object.__setattr__(self, "region", footprint(self) if self.datasets else BUILTIN_REGION)
         Region.parse(self.region)
         if self.simulate not in SIMULATIONS:
             raise CatalogError(f"simulate must be one of {SIMULATIONS}, got {self.simulate!r}")
@@ -77,6 +85,8 @@ class CatalogConfig:
         payload = json.dumps(asdict(self), sort_keys=True, default=str) + _code_fingerprint()
         if self.proposer != "tsmap":  # the network's weights decide the result too
             payload += _file_hash(self.prior_weights)
+        for path in self.datasets:  # and the data: another file under the same name is another catalogue
+            payload += _file_hash(path, missing_ok=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -87,11 +97,81 @@ _CODE_FILES = ("catalog/_roi.py", "catalog/_sky.py", "detect/tsmap.py", "likelih
 SIMULATIONS = ("1lhaaso", "background", "synthetic", "wide")
 
 
-def _file_hash(path) -> str:
+def _file_hash(path, missing_ok: bool = True) -> str:
     from ..detect.prior import SHIPPED_WEIGHTS
 
     p = Path(path) if path else SHIPPED_WEIGHTS
-    return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else "missing"
+    if not p.is_file():
+        if missing_ok:
+            return "missing"
+        raise CatalogError(f"dataset file {p} does not exist")
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def load_datasets(paths) -> list:
+    """The datasets of ``paths`` (dataset files), checked to be fit for a catalogue: distinct names, and
+    counts in each (a dataset with none is refused, never fitted)."""
+    from ..dataset import Dataset, require_counts
+
+    datasets = []
+    for p in paths:
+        ds = Dataset.read(p)
+        require_counts(ds, str(p))
+        datasets.append(ds)
+    names = [d.name for d in datasets]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CatalogError(f"datasets {list(paths)} share the names {dup}: each detector's file needs its own name "
+                           "(Dataset.read(path, name=...) and write it again)")  # fmt: skip
+    return datasets
+
+
+def footprint(cfg: CatalogConfig) -> str:
+    """The Galactic box (``"l_min,l_max,b_min,b_max"``) inside every dataset's pixels, shrunk by the ROI
+    margin ``overlap_deg`` so that the ROIs around its tiles stay on the data."""
+    from astropy.coordinates import SkyCoord
+
+    boxes = []
+    for ds in _file_datasets(cfg.datasets):
+        ra, dec = ds.roi.radec()
+        g = SkyCoord(ra, dec, unit="deg").galactic
+        l_deg, b_deg = g.l.deg, g.b.deg
+        centre = np.degrees(np.angle(np.mean(np.exp(1j * np.radians(l_deg)))))
+        l_deg = centre + (l_deg - centre + 180.0) % 360.0 - 180.0
+        boxes.append((l_deg.min(), l_deg.max(), b_deg.min(), b_deg.max()))
+    b = np.array(boxes)
+    # one longitude convention for all: shift each box next to the first
+    b[:, :2] += 360.0 * np.round((b[0, 0] - b[:, 0]) / 360.0)[:, None]
+    lo, hi = b[:, 0].max() + cfg.overlap_deg, b[:, 1].min() - cfg.overlap_deg
+    b_lo, b_hi = b[:, 2].max() + cfg.overlap_deg, b[:, 3].min() - cfg.overlap_deg
+    if not (hi > lo and b_hi > b_lo):
+        raise CatalogError(
+            f"the datasets {list(cfg.datasets)} have no common footprint wider than twice the ROI margin "
+            f"({cfg.overlap_deg:g} deg): give a --region inside the data or a smaller --overlap-deg"
+        )
+    return f"{lo:.4f},{hi:.4f},{b_lo:.4f},{b_hi:.4f}"
+
+
+_FILE_CACHE: dict = {}
+
+
+def _file_datasets(paths) -> list:
+    key = tuple(str(p) for p in paths)
+    if key not in _FILE_CACHE:
+        _FILE_CACHE.clear()
+        _FILE_CACHE[key] = load_datasets(key)
+    return _FILE_CACHE[key]
+
+
+def _region_datasets(cfg: CatalogConfig, region: Region) -> list:
+    """The whole region's datasets: the files of ``cfg.datasets``, or the simulated sky."""
+    if cfg.datasets:
+        return _file_datasets(cfg.datasets)
+    return _simulated_region(cfg, region)[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,10 +198,10 @@ def _datasets_for(cfg: CatalogConfig, roi_region: Region):
     from ..maps import HealpixMaps
 
     region = Region.parse(cfg.region)
-    full, _ = _simulated_region(cfg, region)
-    roi = roi_region.roi(cfg.nside)
+    full = _region_datasets(cfg, region)
     out = []
     for ds in full:
+        roi = roi_region.roi(ds.roi.nside, nest=ds.roi.nest)
         idx = ds.roi.index_of(roi.pixels)
         keep = idx >= 0
         if not keep.any():
@@ -448,17 +528,22 @@ def cross_match(table, radius_deg: float = 0.5, log=print) -> None:
     """Add the nearest 1LHAASO and 3HWC sources (gammapy's catalogue readers) within ``radius_deg`` plus
     the source's r39: columns ``assoc_1lhaaso``/``sep_1lhaaso`` and ``assoc_3hwc``/``sep_3hwc``."""
     from astropy.coordinates import SkyCoord
+    from gammapy.catalog import SourceCatalog1LHAASO, SourceCatalog3HWC
 
     from .._data import DataNotFoundError, data_dir
+    from ._sky import BUILTIN_COVERAGE, builtin_catalog_file
 
     readers = {}
-    try:
-        from gammapy.catalog import SourceCatalog1LHAASO, SourceCatalog3HWC
-
-        readers["1lhaaso"] = SourceCatalog1LHAASO(str(data_dir("catalogs", "1LHAASO_catalog.fits")))
-        readers["3hwc"] = SourceCatalog3HWC(str(data_dir("catalogs", "3HWC.ecsv")))
-    except (DataNotFoundError, ImportError, OSError) as exc:
-        log(f"cross-match skipped: {exc}")
+    files = {"1lhaaso": ("1LHAASO_catalog.fits", SourceCatalog1LHAASO), "3hwc": ("3HWC.ecsv", SourceCatalog3HWC)}
+    inside = len(table) == 0 or bool(np.all(BUILTIN_COVERAGE.contains(table["l"], table["b"], -radius_deg - 1.0)))
+    for key, (filename, reader) in files.items():
+        try:
+            readers[key] = reader(str(data_dir("catalogs", filename)))
+        except DataNotFoundError as exc:
+            if inside:  # the shipped subset holds every source that can match here
+                readers[key] = reader(str(builtin_catalog_file(key)))
+            else:
+                log(f"cross-match with {key} skipped (the shipped subset covers only {BUILTIN_COVERAGE}): {exc}")
     for key in ("1lhaaso", "3hwc"):
         names = np.full(len(table), "", dtype="U32")
         seps = np.full(len(table), np.nan)
@@ -518,7 +603,7 @@ def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: 
     from ..detect.tsmap import ts_map
 
     region = Region.parse(cfg.region)
-    datasets, truth = _simulated_region(cfg, region)
+    datasets = _region_datasets(cfg, region)
     written = []
     from ..likelihood import Likelihood
     from ..maps import disc_sums

@@ -155,6 +155,19 @@ class Response:
         t = (d - self.dec_nodes_deg[i]) / (self.dec_nodes_deg[i + 1] - self.dec_nodes_deg[i])
         return (1 - t) * self.counts_matrix[i] + t * self.counts_matrix[i + 1]
 
+    def write(self, path, overwrite: bool = False, how: str | None = None):
+        """Write this response alone to a FITS file (see :mod:`skyfit.io`)."""
+        from ..io import write_response
+
+        return write_response(self, path, overwrite=overwrite, how=how)
+
+    @classmethod
+    def read(cls, path) -> Response:
+        """Read the response of a response or dataset file."""
+        from ..io import read_response
+
+        return read_response(path)
+
     def select(self, bins) -> Response:
         """A response restricted to the analysis bins ``bins`` (indices or boolean mask)."""
         idx = np.arange(self.n_bins)[bins]

@@ -1,0 +1,15 @@
+"""Files at every stage: skyfit dataset and response files (FITS), and 3ML HAL maptrees and responses.
+
+Which reader to use:
+
+* a file ``skyfit bin`` or :meth:`skyfit.Dataset.write` made: :func:`read_dataset` (``Dataset.read``);
+* a response alone (``Response.write``): :func:`read_response`;
+* a HAWC/LHAASO maptree and detector response in 3ML's HAL layout (ROOT or HDF5):
+  :func:`maptree_dataset`, or :func:`read_maptree` and :func:`read_hal_response` separately.
+
+:func:`file_format` tells which of these a file is, from its content.
+"""
+
+from ._files import DatasetFileError, file_format, read_dataset, read_response, write_dataset, write_response
+
+__all__ = ["DatasetFileError", "file_format", "read_dataset", "read_response", "write_dataset", "write_response"]
