@@ -243,7 +243,8 @@ def test_catalog_of_dataset_files_equals_the_built_in_path(tmp_path, monkeypatch
     from skyfit.catalog._sky import Region
 
     monkeypatch.setenv("SKYFIT_DATA", str(tmp_path / "no-reference-data"))  # the shipped sky alone
-    settings = dict(region="40,42,-1.5,1.5", nside=128, tile_deg=2.0, overlap_deg=1.0, livetime_days=365.0, seed=1)
+    settings = dict(region="40,42,-1.5,1.5", nside=128, tile_deg=2.0, overlap_deg=1.0, livetime_days=365.0, seed=1,
+                    detectors=("KM2A",))
     quiet = dict(progress=False, plots=False, log=lambda *a: None)
     builtin = run(CatalogConfig(**settings), out_dir=tmp_path / "builtin", **quiet)
     paths = []
@@ -251,6 +252,7 @@ def test_catalog_of_dataset_files_equals_the_built_in_path(tmp_path, monkeypatch
         paths.append(str(ds.write(tmp_path / f"{ds.name}.fits")))
     cfg = CatalogConfig(**{k: v for k, v in settings.items() if k not in ("nside", "livetime_days", "seed")},
                         datasets=paths)  # fmt: skip
+    assert len(paths) == 1
     files = run(cfg, out_dir=tmp_path / "files", **quiet)
     assert len(builtin["table"]) >= 1
     cols = ["name", "ra", "dec", "ts", "r39", "components", "assoc_1lhaaso"]
@@ -264,7 +266,7 @@ def test_catalog_of_dataset_files_equals_the_built_in_path(tmp_path, monkeypatch
     ds.with_counts(ds.counts.data + 1).write(paths[0], overwrite=True)
     assert CatalogConfig(**{**settings, "region": settings["region"]}, datasets=paths).fingerprint() != before
     # no footprint given: the data's, shrunk by the ROI margin
-    assert CatalogConfig(datasets=paths, overlap_deg=1.0).region != settings["region"]
+    assert CatalogConfig(datasets=paths, overlap_deg=1.0, detectors=("KM2A",)).region != settings["region"]
 
 
 def test_the_built_in_field_needs_no_reference_data(tmp_path, monkeypatch):
