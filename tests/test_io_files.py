@@ -305,3 +305,13 @@ def test_the_shipped_catalogue_rows_are_the_published_ones(catalogs_dir):
             else:
                 assert [str(x).strip() for x in a] == [(x.decode() if isinstance(x, bytes) else str(x)).strip()
                                                        for x in b]  # fmt: skip
+
+
+def test_psf_containment_radius_ignores_a_wide_component_of_negligible_weight():
+    from skyfit.response import GaussianMixturePSF
+
+    sigma = 0.3
+    exact = sigma * np.sqrt(-2 * np.log(1 - 0.68))
+    psf = GaussianMixturePSF(np.array([[1 - 1e-9, 1e-9]]), np.array([[sigma, 3e4]]))
+    assert psf.containment_radius(0.68, 0) == pytest.approx(exact, rel=1e-6)
+    assert psf.containment(psf.containment_radius(0.95, 0), 0) == pytest.approx(0.95, abs=1e-9)

@@ -11,5 +11,30 @@ Which reader to use:
 """
 
 from ._files import DatasetFileError, file_format, read_dataset, read_response, write_dataset, write_response
+from .hal import (
+    HALFormatError,
+    HALPSFFallbackWarning,
+    hal_response_root_to_hdf5,
+    hal_response_table,
+    maptree_dataset,
+    read_hal_response,
+    read_maptree,
+    write_maptree,
+)
 
-__all__ = ["DatasetFileError", "file_format", "read_dataset", "read_response", "write_dataset", "write_response"]
+__all__ = [
+    "DatasetFileError",
+    "file_format",
+    "read_dataset",
+    "read_response",
+    "write_dataset",
+    "write_response",
+    "HALFormatError",
+    "HALPSFFallbackWarning",
+    "hal_response_root_to_hdf5",
+    "hal_response_table",
+    "maptree_dataset",
+    "read_hal_response",
+    "read_maptree",
+    "write_maptree",
+]

@@ -58,9 +58,18 @@ class GaussianMixturePSF:
         return np.sum(w * (1.0 - np.exp(-0.5 * (r / s) ** 2)), axis=-1)
 
     def containment_radius(self, fraction: float, bin_index: int) -> float:
-        """Radius (deg) containing ``fraction`` of a point source's events."""
-        grid = np.linspace(0.0, 10.0 * self.sigma_deg[bin_index].max(), 20001)
-        return float(np.interp(fraction, self.containment(grid, bin_index), grid))
+        """Radius (deg) containing ``fraction`` of a point source's events (root of the containment curve;
+        a very wide component of negligible weight does not coarsen it)."""
+        from scipy.optimize import brentq
+
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"containment fraction must be in [0, 1), got {fraction}")
+        if fraction == 0.0:
+            return 0.0
+        hi = float(self.sigma_deg[bin_index].min())
+        while self.containment(hi, bin_index) < fraction:
+            hi *= 2.0
+        return float(brentq(lambda r: self.containment(r, bin_index) - fraction, 0.0, hi, xtol=1e-12, rtol=1e-12))
 
     def select(self, bins) -> GaussianMixturePSF:
         return GaussianMixturePSF(self.weights[bins], self.sigma_deg[bins])
