@@ -315,3 +315,64 @@ def test_psf_containment_radius_ignores_a_wide_component_of_negligible_weight():
     psf = GaussianMixturePSF(np.array([[1 - 1e-9, 1e-9]]), np.array([[sigma, 3e4]]))
     assert psf.containment_radius(0.68, 0) == pytest.approx(exact, rel=1e-6)
     assert psf.containment(psf.containment_radius(0.95, 0), 0) == pytest.approx(0.95, abs=1e-9)
+
+
+@pytest.mark.data
+def test_a_maptree_and_hal_response_fit_through_the_command_line(tmp_path):
+    """Simulated HAWC-like counts written as a HAL maptree (ROOT) + the public HAL response -> `skyfit fit` with
+    type: maptree recovers the injected source; `skyfit bin --response hal:` builds the same response."""
+    from skyfit._data import data_dir
+    from skyfit.io import read_hal_response, write_maptree
+
+    response_path = data_dir("hawc_hal", "geminga_response.root", must_exist=False)
+    if not response_path.exists():
+        pytest.skip(f"hawc_hal/geminga_response.root not found ({response_path}): set SKYFIT_DATA or ../shared/data")
+    transits = 500.0
+    roi = HealpixROI.from_disc(CRAB, 3.0, 256, nest=False)
+    response = read_hal_response(response_path, dec_deg=CRAB[1], n_transits=transits)
+    bkg = np.outer(np.geomspace(40.0, 0.05, response.n_bins), np.ones(roi.n_pix))
+    empty = HealpixMaps(np.zeros_like(bkg), roi, response.bin_names)
+    template = Dataset("hawc", empty, HealpixMaps(bkg, roi, response.bin_names), response)
+    truth = _crab_model(2.3e-13)
+    sim = simulate_dataset(truth, template, seed=11)
+    maptree = write_maptree(tmp_path / "maptree.root", sim.counts, sim.background, n_transits=transits)
+    cfg = tmp_path / "fit.yaml"
+    cfg.write_text(f"""
+datasets:
+  - {{type: maptree, maptree: {maptree.name}, response: {response_path},
+     roi: {{center: [83.633, 22.0145], radius: 3.0, nside: 256}}}}
+model:
+  components:
+    - name: crab
+      spatial: {{type: PointSpatialModel, parameters: [{{name: lon_0, value: 83.633, frozen: true}},
+                {{name: lat_0, value: 22.0145, frozen: true}}]}}
+      spectral: {{type: LogParabolaSpectralModel, parameters: [{{name: amplitude, value: 1.0e-13, min: 0}},
+                 {{name: alpha, value: 2.5}}, {{name: beta, value: 0.1}},
+                 {{name: reference, value: 7.0, frozen: true}}]}}
+ts: [crab]
+""")
+    out = tmp_path / "fit"
+    assert main(["fit", str(cfg), "--outdir", str(out)]) == 0
+    result = json.loads((out / "fit_result.json").read_text())
+    assert result["valid"] and result["ts"]["crab"]["ts"] > 100
+    amp = result["parameters"]["crab.amplitude"]
+    assert abs(amp["value"] - 2.3e-13) < 3 * amp["error"]
+    # events binned by `skyfit bin --response hal:` with a background map: the dataset holds the events and the
+    # same response as read_hal_response
+    from skyfit.simulate import simulate_events
+
+    ev = simulate_events(truth, template, seed=12)
+    columns = [fits.Column("RA", "D", array=ev["RA"]), fits.Column("DEC", "D", array=ev["DEC"]),
+               fits.Column("BIN", "K", array=ev["BIN"])]  # fmt: skip
+    hdu = fits.BinTableHDU.from_columns(columns, name="EVENTS")
+    hdu.header["BINNAMES"] = ",".join(response.bin_names)
+    hdu.writeto(tmp_path / "events.fits")
+    sim.background.write(tmp_path / "bkg.fits")
+    path = tmp_path / "hawc.fits"
+    assert main(["bin", str(tmp_path / "events.fits"), "--center", "83.633", "22.0145", "--radius", "3", "--nside",
+                 "256", "--ring", "--response", f"hal:{response_path}", "--transits", str(transits), "--background",
+                 str(tmp_path / "bkg.fits"), "--output", str(path)]) == 0  # fmt: skip
+    binned = Dataset.read(path)
+    assert binned.counts.data.sum() == len(ev["RA"]) and binned.bin_names == response.bin_names
+    assert np.array_equal(binned.response.counts_matrix, response.counts_matrix)
+    assert np.array_equal(binned.background.data, sim.background.data)
