@@ -328,3 +328,35 @@ def test_hawc_map_irf_is_not_gadf(hawc_data):
     path = hawc_data / "irfs" / "EffectiveAreaMap_Crab_fHitbin5NN.fits.gz"
     with pytest.raises(DL3FileError, match=r"EffectiveAreaMap_Crab_fHitbin5NN.*hawc_response"):
         dl3_response(path, site_latitude_deg=LAT, dec_nodes_deg=[22.0], analysis_bins=BANDS, n_transits=1)
+
+
+def test_bin_with_a_dl3_response_writes_a_dataset(cos_file, tmp_path):
+    """`skyfit bin events.fits --response dl3:IRF` bins by the reconstructed energy and stores the response that
+    dl3_response gives for the ROI's declinations."""
+    from skyfit import Dataset
+    from skyfit.cli import main
+    from skyfit.maps import HealpixMaps, HealpixROI
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    ra, dec = 83.6 + rng.normal(0, 0.5, n), 22.0 + rng.normal(0, 0.5, n)
+    energy = 10 ** rng.uniform(0.0, 2.0, n)
+    cols = [fits.Column(k, "D", array=v) for k, v in (("RA", ra), ("DEC", dec), ("ENERGY", energy))]
+    fits.BinTableHDU.from_columns(cols, name="EVENTS").writeto(tmp_path / "events.fits")
+    roi = HealpixROI.from_disc((83.6, 22.0), 1.0, 64)
+    bkg = HealpixMaps(np.ones((len(BANDS) - 1, roi.n_pix)), roi, [f"b{i}" for i in range(len(BANDS) - 1)])
+    bkg.write(tmp_path / "bkg.fits")
+    out = tmp_path / "ds.fits"
+    args = ["bin", str(tmp_path / "events.fits"), "--center", "83.6", "22.0", "--radius", "1", "--nside", "64",
+            "--energy-edges", *map(str, BANDS), "--response", f"dl3:{cos_file}", "--site-latitude", str(LAT),
+            "--transits", "100", "--background", str(tmp_path / "bkg.fits"), "--output", str(out)]  # fmt: skip
+    assert main(args) == 0
+    ds = Dataset.read(out)
+    inside = roi.contains(ra, dec) & (energy >= BANDS[0]) & (energy < BANDS[-1])
+    assert ds.counts.data.sum() == inside.sum()
+    assert np.array_equal(ds.response.energy_reco_edges_tev, np.stack([BANDS[:-1], BANDS[1:]], axis=1))
+    direct = dl3_response(cos_file, site_latitude_deg=LAT, dec_nodes_deg=ds.response.dec_nodes_deg,
+                          analysis_bins=BANDS, n_transits=100.0)  # fmt: skip
+    np.testing.assert_array_equal(ds.response.counts_matrix, direct.counts_matrix)
+    # without the array's latitude the command says what it needs
+    assert main([a for a in args if a not in ("--site-latitude", str(LAT))]) == 2
