@@ -92,3 +92,15 @@ def catalogs_dir():
             "public catalogues (1LHAASO, 2HWC, 3HWC) not found: set SKYFIT_DATA to a folder holding catalogs/ "
             f"(or place it in ../shared/data); they are public but not shipped because of their licence. {exc}"
         )
+
+
+@pytest.fixture(scope="session")
+def hal_response():
+    """Path of ``hawc_hal/geminga_response.root`` (a real HAWC detector response in 3ML's HAL format), or skip."""
+    try:
+        return data_dir("hawc_hal", "geminga_response.root")
+    except DataNotFoundError as exc:
+        pytest.skip(
+            "HAWC HAL response not found: set SKYFIT_DATA to a folder holding hawc_hal/geminga_response.root "
+            f"(hawc_hal's test data, BSD-3; or place it in ../shared/data). {exc}"
+        )
