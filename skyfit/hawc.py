@@ -2,8 +2,11 @@
 
 The analysis bins are (fHit bin, reconstructed-energy band) pairs. Bins that the release leaves
 empty (no PSF or no exposure) and, by default, bands below the ``aeff-max`` safe threshold (exposure
-under 10 % of its maximum, gammapy's rule) are left out; every event they hold is counted in
-``dataset.meta["dropped"]`` and in the log, never dropped silently.
+under 10 % of its maximum, after gammapy's rule) are left out; every event they hold is counted in
+``dataset.meta["dropped"]`` and in the log, never dropped silently. The default threshold is the centre
+of the first true-energy bin above 10 %, which drops fHit7 5.62-10 TeV and fHit9 17.8-31.6 TeV of the
+Crab data that gammapy keeps; ``safe_mask="gammapy"`` applies gammapy's exact rules (TS 554 -> 634 vs
+gammapy's 644: ``benchmarks/crab_ts_vs_gammapy.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .maps import HealpixMaps, HealpixROI, bin_events
 from .response import GaussianMixturePSF, Response, TabulatedPSF
 from .response.hawc import HAWCFileError, car_pixel_solid_angle_sr, hawc_response, read_car_cube, sample_car
 
-__all__ = ["hawc_dataset", "read_hawc_events", "CRAB_RA_DEG", "CRAB_DEC_DEG"]
+__all__ = ["hawc_dataset", "read_hawc_events", "aeff_max_threshold_gammapy", "CRAB_RA_DEG", "CRAB_DEC_DEG"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,29 @@ def _background_on_roi(path, roi: HealpixROI, transits_file) -> tuple[np.ndarray
     return values, np.stack([bands["E_MIN"], bands["E_MAX"]], axis=1)
 
 
+def aeff_max_threshold_gammapy(aeff_path, ra_deg: float, dec_deg: float, percent: float = 10.0) -> float:
+    """Lower safe energy (TeV) by gammapy's ``aeff-max`` rule, as gammapy 2.1 computes it.
+
+    The exposure map (``EffectiveAreaMap``) is sampled at (``ra_deg``, ``dec_deg``) at the centres of its
+    true-energy bins; the threshold is the lowest energy where the log-log interpolation of these values
+    crosses ``percent`` % of their maximum (``SafeMaskMaker.make_mask_energy_aeff_max``:
+    ``TemplateSpectralModel.inverse``), or the first positive centre when it never does. A band passes
+    when its lower edge is at or above the threshold.
+    """
+    aeff, wcs, bands = read_car_cube(aeff_path, "AEFF", "AEFF_BANDS")
+    values = sample_car(aeff, wcs, ra_deg, dec_deg)[:, 0]
+    centres = np.sqrt(bands["ENERGY_TRUE_MIN"] * bands["ENERGY_TRUE_MAX"])
+    positive = values > 0
+    if not positive.any():
+        return np.inf
+    log_e, diff = np.log(centres[positive]), np.log(values[positive] / (percent / 100 * values.max()))
+    crossing = np.nonzero((diff[:-1] == 0) | (np.sign(diff[:-1]) != np.sign(diff[1:])))[0]
+    if not len(crossing):
+        return float(centres[positive][0])
+    k = crossing[0]
+    return float(np.exp(log_e[k] - diff[k] * (log_e[k + 1] - log_e[k]) / (diff[k + 1] - diff[k])))
+
+
 def hawc_dataset(
     estimator: str = "NN",
     fhit_bins=(5, 6, 7, 8, 9),
@@ -79,8 +105,9 @@ def hawc_dataset(
     radius_deg: float = 3.0,
     nside: int = 1024,
     nest: bool = True,
-    safe_mask: bool = True,
+    safe_mask: bool | str = True,
     path=None,
+    roi: HealpixROI | None = None,
 ) -> Dataset:
     """Bin the HAWC Crab events into a HEALPix :class:`Dataset` with background and response.
 
@@ -94,17 +121,34 @@ def hawc_dataset(
         Disc ROI.
     nside, nest : int, bool
         HEALPix pixelisation (nside 1024: 0.057 deg pixels).
-    safe_mask : bool
-        Drop bands below the 10 %-of-maximum exposure threshold (gammapy's ``aeff-max`` rule).
+    safe_mask : bool or "gammapy"
+        ``True``: drop bands whose lower edge is below the 10 %-of-maximum exposure threshold, taken
+        as the centre of the first true-energy bin above it. ``"gammapy"``: the two rules of gammapy's
+        ``SafeMaskMaker(methods=["aeff-max"])`` exactly: the threshold is where the log-log
+        interpolation of the exposure at the ROI centre (values at the true-bin centres) first crosses
+        10 % of its maximum (between bins, so a band can pass that the default drops), and pixels
+        whose background is zero are masked (gammapy's ``bkg-invalid`` rule). ``False``: keep all.
     path : path, optional
         The ``crab_events_pass4`` folder (default: ``$SKYFIT_DATA/hawc/crab_events_pass4``).
+    roi : HealpixROI, optional
+        Use these pixels instead of the disc (``center``, ``radius_deg``, ``nside`` and ``nest`` are then
+        ignored), e.g. the footprint of another tool's map geometry; the response is tabulated around
+        ``roi.center()`` over the ROI's declination range.
     """
+    if safe_mask not in (True, False, "gammapy"):
+        raise ValueError(f"safe_mask must be True, False or 'gammapy', got {safe_mask!r}")
     base = Path(path) if path is not None else data_dir("hawc", "crab_events_pass4")
-    roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
-    ra_c, dec_c = roi.center()
-    dec_nodes = np.arange(dec_c - radius_deg - 0.5, dec_c + radius_deg + 0.51, 0.5)
+    if roi is None:
+        roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
+        ra_c, dec_c = roi.center()
+        dec_nodes = np.arange(dec_c - radius_deg - 0.5, dec_c + radius_deg + 0.51, 0.5)
+    else:
+        ra_c, dec_c = roi.center()
+        dec = roi.radec()[1]
+        half = np.ceil(2 * max(dec_c - dec.min(), dec.max() - dec_c)) / 2  # node grid centred on dec_c
+        dec_nodes = np.arange(dec_c - half - 0.5, dec_c + half + 0.51, 0.5)
     transits_file = base / "irfs" / "TransitsMap_Crab.fits.gz"
-    counts, background, responses, keep, dropped, livetime = [], [], [], [], [], None
+    counts, background, masks, responses, keep, dropped, livetime = [], [], [], [], [], [], None
     for fhit in fhit_bins:
         tag = f"Crab_fHitbin{fhit}{estimator.upper()}"
         bkg, bands = _background_on_roi(base / "background" / f"BackgroundMap_{tag}.fits.gz", roi, transits_file)
@@ -119,6 +163,8 @@ def hawc_dataset(
             )
         response, threshold = hawc_response(base, fhit, estimator, ra_c, dec_nodes, transits_file, bands)
         ok = response.meta["valid_bins"].copy()
+        if safe_mask == "gammapy":
+            threshold = aeff_max_threshold_gammapy(base / "irfs" / f"EffectiveAreaMap_{tag}.fits.gz", ra_c, dec_c)
         if safe_mask:
             ok &= bands[:, 0] >= threshold * (1 - 1e-6)
         for i in np.nonzero(~ok)[0]:
@@ -126,8 +172,17 @@ def hawc_dataset(
             if n:
                 why = "below the safe threshold" if response.meta["valid_bins"][i] else "has no response"
                 dropped.append(f"{response.bin_names[i]}: {n} events (band {why})")
+        pix_ok = np.ones(bkg.shape, bool)
+        if safe_mask == "gammapy":
+            pix_ok = ~(np.isfinite(bkg) & (bkg <= 0))
+            zero = ~pix_ok & ok[:, None]
+            if zero.any():
+                dropped.append(
+                    f"fHit{fhit}: {int(zero.sum())} pixels with zero background ({int(cts[zero].sum())} events)"
+                )
         counts.append(cts[ok])
         background.append(bkg[ok])
+        masks.append(pix_ok[ok])
         responses.append(response.select(ok))
         keep.append(ok)
     for line in dropped:
@@ -142,11 +197,13 @@ def hawc_dataset(
             counts_map,
             bkg_map,
             response,
+            mask=np.concatenate(masks),
             meta={
                 "livetime_s": livetime,
                 "dropped": dropped,
                 "data": str(base),
                 "background_file": f"HAWC {estimator} background maps",
+                "safe_mask": safe_mask,
             },
         )
 

@@ -144,23 +144,28 @@ class Likelihood:
         return idx, mu, sigma
 
     def _check_sources_in_rois(self):
-        # pixel directions and sizes once per dataset, not once per source
-        rois = [(d.roi.unit_vectors(), np.degrees(np.sqrt(d.roi.pixel_area_sr))) for d in self.datasets]
+        """A source may lie outside an ROI (a neighbour whose emission spills in must be modelled, or the
+        background and diffuse terms absorb it) as long as its PSF-convolved emission reaches the ROI:
+        within three times the widest PSF component combined with its extent, plus the extent."""
+        # pixel directions, sizes and PSF widths once per dataset, not once per source
+        rois = [(d.roi.unit_vectors(), np.degrees(np.sqrt(d.roi.pixel_area_sr)),
+                 float(np.max(d.response.psf.sigma_deg))) for d in self.datasets]  # fmt: skip
         for s in self.model.sources:
             if s.spatial.per_pixel_exposure:  # a diffuse band: no position to check
                 continue
             ra, dec = s.spatial.position_icrs()
-            reach = 3 * s.spatial.extent_deg()
+            ext = s.spatial.extent_deg()
             source_vector = unit_vectors(ra, dec)
-            inside = any(
-                np.degrees(np.arccos(np.clip(vectors @ source_vector, -1, 1))).min() <= max(pix_size, reach)
-                for (vectors, pix_size), d in zip(rois, self.datasets, strict=True)
+            reaches = any(
+                np.degrees(np.arccos(np.clip(vectors @ source_vector, -1, 1))).min()
+                <= max(pix_size, 3 * np.hypot(psf_max, ext) + ext)
+                for (vectors, pix_size, psf_max), d in zip(rois, self.datasets, strict=True)
                 if s.applies_to(d.name)
             )
-            if not inside:
+            if not reaches:
                 raise ModelError(
-                    f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg lies outside every "
-                    "dataset's ROI: move it inside, enlarge the ROI, or remove the source"
+                    f"source {s.name!r} at (ra, dec) = ({ra:.3f}, {dec:.3f}) deg is too far from every "
+                    "dataset's ROI for its emission to reach it: move it closer, enlarge the ROI, or remove it"
                 )
 
     def _cutouts(self) -> dict:

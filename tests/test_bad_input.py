@@ -280,9 +280,18 @@ def test_source_outside_every_roi(small_dataset):
     inside = Source("crab", PointSpatialModel.create(*SMALL_CENTER), PowerLaw.create())
     Likelihood(SkyModel((inside,)), (small_dataset,))  # fine
     far = Source("far", PointSpatialModel.create(120.0, -10.0), PowerLaw.create())
-    message = r"source 'far' at \(ra, dec\) = \(120\.000, -10\.000\) deg lies outside every dataset's ROI"
+    message = r"source 'far' at \(ra, dec\) = \(120\.000, -10\.000\) deg is too far from every dataset's ROI"
     with pytest.raises(ModelError, match=message):
         Likelihood(SkyModel((inside, far)), (small_dataset,))
+    # just beyond the ROI's edge (2 deg disc; the widest PSF component is 0.8 deg): its emission reaches the ROI,
+    # so it is part of the model and adds counts at the edge
+    near = Source("near", PointSpatialModel.create(SMALL_CENTER[0], SMALL_CENTER[1] + 2.5), PowerLaw.create())
+    lk = Likelihood(SkyModel((inside, near)), (small_dataset,))
+    alone = Likelihood(SkyModel((inside,)), (small_dataset,))
+    assert float(np.sum(lk.npred()[0])) > float(np.sum(alone.npred()[0]))
+    beyond = Source("beyond", PointSpatialModel.create(SMALL_CENTER[0], SMALL_CENTER[1] + 5.0), PowerLaw.create())
+    with pytest.raises(ModelError, match="too far"):
+        Likelihood(SkyModel((inside, beyond)), (small_dataset,))
 
 
 GOOD_SOURCE = """\
