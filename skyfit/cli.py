@@ -578,6 +578,8 @@ def cmd_catalog(args) -> int:
             settings[key] = getattr(args, opt)
     if args.datasets:
         settings["datasets"] = tuple(args.datasets)
+    if args.simulate_sky:
+        settings["sky"] = args.simulate_sky
     if args.null:
         settings["simulate"] = "background"
     if args.proposer is not None:
@@ -810,6 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "with --datasets: the data's footprint)")
     c.add_argument("--datasets", nargs="+", default=None, metavar="FILE",
                    help="catalogue these dataset files (`skyfit bin`, Dataset.write) instead of a simulated sky")
+    c.add_argument("--simulate-sky", default=None, metavar="SKY.yaml",
+                   help="simulate this sky (a SkyModel YAML) instead of the 1LHAASO sources, then catalogue it")
     c.add_argument("--livetime-days", type=float, default=None)
     c.add_argument("--nside", type=int, default=None)
     c.add_argument("--seed", type=int, default=None)

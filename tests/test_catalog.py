@@ -9,6 +9,7 @@ from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source, fi
 from skyfit.catalog import CatalogConfig, CatalogError, Region, galactic_diffuse, read_1lhaaso, run
 from skyfit.catalog._pipeline import _load_checkpoint
 from skyfit.catalog._sky import catalog_sky, simulate_plane
+from skyfit.cli import main
 from skyfit.detect import ts_map
 from skyfit.maps import HealpixROI, unit_vectors
 from skyfit.simulate import lhaaso_dataset, npred, simulate_dataset
@@ -313,3 +314,38 @@ def test_a_component_stopped_at_its_position_bounds_is_released_and_reaches_its_
     assert via.stat == pytest.approx(free.stat, abs=1e-6)
     held, n_held = fitter.run_released(model, DetectionConfig(max_releases=0))
     assert n_held == 1 and _pinned(held.model) == ["c001"]
+
+
+SKY = """
+components:
+  - name: user_src
+    spatial: {type: PointSpatialModel, parameters: [{name: lon_0, value: 286.5}, {name: lat_0, value: 7.0}]}
+    spectral: {type: PowerLawSpectralModel, parameters: [{name: amplitude, value: 3.0e-15},
+               {name: index, value: 2.4}, {name: reference, value: 50.0, frozen: true}]}
+    datasets: [KM2A]
+"""
+
+
+def test_a_sky_of_the_users_is_simulated_and_catalogued(tmp_path, capsys):
+    """--simulate-sky: the user's source (and nothing of 1LHAASO) is found; the fingerprint covers the sky."""
+    from astropy.coordinates import SkyCoord
+
+    sky = tmp_path / "sky.yaml"
+    sky.write_text(SKY)
+    g = SkyCoord(286.5, 7.0, unit="deg").galactic
+    region = f"{g.l.deg - 1:.2f},{g.l.deg + 1:.2f},{g.b.deg - 1:.2f},{g.b.deg + 1:.2f}"
+    cfg = CatalogConfig(region=region, nside=128, tile_deg=2.0, overlap_deg=1.0, detectors=("KM2A",), sky=str(sky))
+    assert cfg.simulate == "sky"
+    out = run(cfg, out_dir=tmp_path / "cat", progress=False, plots=False, log=lambda *a: None)
+    table = out["table"]
+    assert len(table) == 1
+    assert SkyCoord(table["ra"][0], table["dec"][0], unit="deg").separation(SkyCoord(286.5, 7.0, unit="deg")).deg < 0.1
+    before = cfg.fingerprint()
+    sky.write_text(SKY.replace("3.0e-15", "2.0e-15"))
+    assert cfg.fingerprint() != before  # a rerun into the same folder does not reuse the other sky's ROIs
+    with pytest.raises(CatalogError, match="does not exist"):
+        CatalogConfig(sky=str(tmp_path / "missing.yaml"))
+    with pytest.raises(CatalogError, match="excludes datasets"):
+        CatalogConfig(sky=str(sky), simulate="background")
+    assert main(["catalog", "--simulate-sky", str(tmp_path / "missing.yaml"), "--outdir", str(tmp_path / "x")]) == 2
+    assert "missing.yaml does not exist" in capsys.readouterr().err

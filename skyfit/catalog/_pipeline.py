@@ -55,9 +55,22 @@ class CatalogConfig:
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     # dataset files (Dataset.write, `skyfit bin`) to catalogue instead of a simulated sky
     datasets: tuple = ()
+    # a sky of the user's (SkyModel YAML: sources with positions, shapes, spectra; a source restricted to
+    # one detector with `datasets: [WCDA]`) simulated with the diffuse band and the cosmic-ray background
+    sky: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(str(p) for p in self.datasets))
+        if self.sky is not None:
+            if self.simulate not in ("1lhaaso", "sky") or self.datasets:
+                raise CatalogError("a sky to simulate (sky=...) excludes datasets and other simulations: give one")
+            if not Path(self.sky).is_file():
+                raise CatalogError(f"sky model file {self.sky} does not exist (a SkyModel YAML, e.g. "
+                                   "best_fit_model.yaml of `skyfit fit`)")  # fmt: skip
+            object.__setattr__(self, "sky", str(self.sky))
+            object.__setattr__(self, "simulate", "sky")
+        elif self.simulate == "sky":
+            raise CatalogError("simulate='sky' needs the sky model file: sky=PATH (--simulate-sky PATH)")
         if self.datasets and self.simulate != "1lhaaso":
             raise CatalogError(f"simulate={self.simulate!r} makes no sense with datasets: give one or the other")
         if self.region is None:
@@ -85,8 +98,8 @@ class CatalogConfig:
         payload = json.dumps(asdict(self), sort_keys=True, default=str) + _code_fingerprint()
         if self.proposer != "tsmap":  # the network's weights decide the result too
             payload += _file_hash(self.prior_weights)
-        for path in self.datasets:  # and the data: another file under the same name is another catalogue
-            payload += _file_hash(path, missing_ok=False)
+        for path in self.datasets + ((self.sky,) if self.sky else ()):  # and the data or the sky: another
+            payload += _file_hash(path, missing_ok=False)  # file under the same name is another catalogue
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -94,7 +107,7 @@ class CatalogConfig:
 _CODE_FILES = ("catalog/_roi.py", "catalog/_sky.py", "detect/tsmap.py", "likelihood.py", "fit.py", "simulate.py",
                "response/lhaaso.py", "models/spatial.py", "models/spectral.py", "models/sky.py", "detect/prior.py",
                "detect/_skies.py")  # fmt: skip
-SIMULATIONS = ("1lhaaso", "background", "synthetic", "wide")
+SIMULATIONS = ("1lhaaso", "background", "synthetic", "wide", "sky")
 
 
 def _file_hash(path, missing_ok: bool = True) -> str:
@@ -218,10 +231,18 @@ _CACHE: dict = {}
 
 
 def _simulated_region(cfg: CatalogConfig, region: Region):
-    key = (cfg.region, cfg.livetime_days, cfg.nside, cfg.seed, cfg.simulate, cfg.detectors, cfg.overlap_deg)
+    key = (cfg.region, cfg.livetime_days, cfg.nside, cfg.seed, cfg.simulate, cfg.detectors, cfg.overlap_deg,
+           cfg.sky, _file_hash(cfg.sky) if cfg.sky else None)  # fmt: skip
     if key not in _CACHE:
         _CACHE.clear()
         catalog = None
+        if cfg.simulate == "sky":
+            from ..models import SkyModel
+
+            try:
+                catalog = SkyModel.from_yaml(Path(cfg.sky))
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                raise CatalogError(f"sky model file {cfg.sky} could not be read as a SkyModel YAML: {exc}") from None
         if cfg.simulate in ("synthetic", "wide"):  # a random sky from a population (its own seed stream)
             from ..detect._skies import draw_sky, sky_model
 
