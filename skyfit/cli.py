@@ -864,9 +864,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    import matplotlib
+    from .plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()  # figures go to files; a notebook calling main() keeps its inline backend
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError, ValueError, OSError, ConnectionError) as exc:

@@ -7,8 +7,21 @@ import numpy as np
 
 from .maps import disc_sums
 
-__all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum"]
+__all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum", "use_file_backend"]
 
+
+
+def use_file_backend() -> None:
+    """Switch matplotlib to Agg for figures written to files, except inside IPython/Jupyter (where the
+    inline backend both shows and saves them) or where the user chose a backend (``MPLBACKEND``)."""
+    import os
+    import sys
+
+    import matplotlib
+
+    if "MPLBACKEND" in os.environ or "IPython" in sys.modules:
+        return
+    matplotlib.use("Agg", force=False)
 
 def gnomonic_image(values, roi, radius_deg: float | None = None, xsize: int = 300):
     """Rasterise ROI pixel values onto a gnomonic image around the ROI centre.
@@ -49,10 +62,8 @@ def residual_significance(counts, npred, roi, radius_deg: float = 0.2) -> np.nda
 
 def plot_residuals(dataset, npred, path=None, radius_deg: float = 0.2, title: str = ""):
     """Counts, predicted counts and residual significance maps side by side (one figure)."""
-    import matplotlib
-
     if path is not None:
-        matplotlib.use("Agg", force=False)
+        use_file_backend()
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))

@@ -14,6 +14,7 @@ NEEDS_DATA = {
     "01_hawc_crab.ipynb": "hawc_data",
     "03_galactic_plane.ipynb": "catalogs_dir",
     "05_nn_prior.ipynb": "catalogs_dir",
+    "07_your_own_data.ipynb": "hal_response",
 }
 
 

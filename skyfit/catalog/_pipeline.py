@@ -615,9 +615,9 @@ def model_from_components(components: list[dict], diffuse_amplitude: float):
 def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path) -> list[str]:
     """Per detector: significance (sqrt TS of a point source over background and diffuse emission) and
     residual significance ((counts - model) / sqrt(model) in 0.3 deg discs) of the whole region, as PNG."""
-    import matplotlib
+    from ..plotting import use_file_backend
 
-    matplotlib.use("Agg", force=False)
+    use_file_backend()
     import healpy as hp
     import matplotlib.pyplot as plt
 

@@ -10,9 +10,9 @@ from ._cuts import roc_curve
 
 
 def plot_roc(ev: dict, test: dict, instrument: str, out: Path) -> Path:
-    import matplotlib
+    from ..plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     bins = sorted(int(b) for b in np.unique(ev["bins"]["gamma"]) if b >= 0)
@@ -44,9 +44,9 @@ def plot_roc(ev: dict, test: dict, instrument: str, out: Path) -> Path:
 
 
 def plot_significance(studies: dict, out: Path) -> Path:
-    import matplotlib
+    from ..plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(studies), figsize=(4.2 * len(studies), 3.4), squeeze=False)
