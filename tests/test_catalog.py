@@ -349,3 +349,27 @@ def test_a_sky_of_the_users_is_simulated_and_catalogued(tmp_path, capsys):
         CatalogConfig(sky=str(sky), simulate="background")
     assert main(["catalog", "--simulate-sky", str(tmp_path / "missing.yaml"), "--outdir", str(tmp_path / "x")]) == 2
     assert "missing.yaml does not exist" in capsys.readouterr().err
+
+
+def test_a_component_made_point_like_must_pass_the_threshold_again():
+    """An extended WCDA source forced to a point (ts_ext huge): as a Gaussian its TS is ~150, as a point ~32.
+    With ts_add = 40 the point-like component fails the threshold after the shape change and is dropped; it
+    used to stay with its point-like TS below ts_add (issue #26)."""
+    from astropy.coordinates import SkyCoord
+
+    from skyfit.catalog._roi import DetectionConfig, detect_and_fit
+    from skyfit.models import GaussianSpatialModel
+
+    c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
+    truth = SkyModel([Source("ext", GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=0.7),
+                            PowerLaw.create(2e-13, 2.6, 3.0), datasets=("WCDA",)), galactic_diffuse()])  # fmt: skip
+    roi = Region(39, 43, -2, 2).roi(128)
+    ds = simulate_dataset(truth, lhaaso_dataset("WCDA", roi=roi, livetime_days=365), seed=3)
+    lines = []
+    out = detect_and_fit([ds], DetectionConfig(ts_ext=1e9, ts_add=40.0), log=lines.append)
+    assert any("component TS" in line and float(line.split()[-1]) > 100 for line in lines)  # kept as a Gaussian
+    assert any("after the shape change, dropping" in line for line in lines)
+    assert all(v >= 40.0 for v in out["ts"].values())
+    # at the usual threshold the point-like component stays, with the TS it has as a point
+    out = detect_and_fit([ds], DetectionConfig(ts_ext=1e9), log=lambda *a: None)
+    assert list(out["ts"]) and all(25.0 <= v < 40.0 for v in out["ts"].values())

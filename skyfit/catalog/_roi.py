@@ -796,10 +796,32 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         result, n = fitter.run_released(model, cfg)
         n_fits += n
     final = fitter.run(result.model, hesse=True)
-    n_fits += 1 + extra_fits[0]
-    if to_point:  # TS of the point-like components at their refitted values
-        ts.update({k: v for k, v in component_ts(final, fitter).items() if k in to_point})
-        n_fits += len(to_point)
+    n_fits += 1
+    # a component made point-like is tested again as it now is, and every component that a shape change
+    # or a drop touches must still pass ts_add: drop the weakest failing one, refit, retest its neighbours
+    retest = set(to_point)
+    for _ in range(cfg.max_prune_rounds):
+        if not retest:
+            break
+        ts.update(component_ts(final, fitter, only=retest))
+        n_fits += len(retest)
+        weak = sorted((k for k in retest if ts[k] < cfg.ts_add), key=ts.get)
+        if not weak:
+            break
+        comps = {s.name: s for s in _components(final.model)}
+        drop = _to_drop(weak, comps, cfg.local_radius_deg)
+        log(f"  after the shape change, dropping {drop} (TS < {cfg.ts_add:g})")
+        model = SkyModel([s for s in final.model.sources if s.name not in drop], final.model.backgrounds)
+        fitter = _Fitter(model, datasets, priors)
+        result, n = fitter.run_released(model, cfg)
+        final = fitter.run(result.model, hesse=True)
+        n_fits += n + 1
+        for k in drop:
+            ts.pop(k, None)
+            ts_ext.pop(k, None)
+        retest = {k for k in comps if k not in drop
+                  and any(_neighbours(comps[k], comps[d], cfg.local_radius_deg) for d in drop)}  # fmt: skip
+    n_fits += extra_fits[0]
     return {"result": final, "ts": ts, "ts_ext": ts_ext, "fits": n_fits, "fits_detect": n_detect, "history": history}
 
 
