@@ -373,3 +373,33 @@ def test_a_component_made_point_like_must_pass_the_threshold_again():
     # at the usual threshold the point-like component stays, with the TS it has as a point
     out = detect_and_fit([ds], DetectionConfig(ts_ext=1e9), log=lambda *a: None)
     assert list(out["ts"]) and all(25.0 <= v < 40.0 for v in out["ts"].values())
+
+
+def test_a_bright_source_split_with_a_faint_neighbour_keeps_its_own_ts():
+    """A bright WCDA Gaussian (r39 0.3 deg) and a faint point source 0.2 deg away: the split test fits them as two
+    components that each stand in for the other, so each one's plain TS is the split's gain alone (72.9 and 72.9
+    before this test existed). With the partner held in place the bright one's TS reflects its own signal."""
+    from astropy.coordinates import SkyCoord
+
+    from skyfit.catalog._roi import DetectionConfig, component_table, detect_and_fit
+    from skyfit.models import GaussianSpatialModel
+
+    bright = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
+    faint = SkyCoord(41.2, 0.0, unit="deg", frame="galactic").icrs
+    truth = SkyModel([
+        Source("bright", GaussianSpatialModel.create(bright.ra.deg, bright.dec.deg, sigma=0.3),
+               PowerLaw.create(3e-13, 2.6, 3.0), datasets=("WCDA",)),
+        Source("faint", PointSpatialModel.create(faint.ra.deg, faint.dec.deg), PowerLaw.create(5e-14, 2.6, 3.0),
+               datasets=("WCDA",)),
+        galactic_diffuse(),
+    ])  # fmt: skip
+    ds = simulate_dataset(truth, lhaaso_dataset("WCDA", roi=Region(39, 43, -2, 2).roi(256), livetime_days=365), seed=5)
+    lines = []
+    rows = component_table(detect_and_fit([ds], DetectionConfig(), log=lines.append))
+    assert any("stand in for each other" in line for line in lines)
+    sep = [SkyCoord(r["ra"], r["dec"], unit="deg").separation(bright).deg for r in rows]
+    nearest = rows[int(np.argmin(sep))]
+    assert min(sep) < 0.1 and nearest["ts"] > 300 and nearest["ts"] == max(r["ts"] for r in rows)
+    # without the held-partner test both read the same split gain
+    rows = component_table(detect_and_fit([ds], DetectionConfig(blend_deg=None), log=lambda *a: None))
+    assert len(rows) == 2 and abs(rows[0]["ts"] - rows[1]["ts"]) < 0.5

@@ -67,6 +67,10 @@ class DetectionConfig:
     split_min_r39_deg: float = 0.15  # extended components at least this large are tried as two
     split_min_elongation: float = 1.3  # ... when their excess is at least this elongated
     edge_deg: float = 0.6  # no seed closer than this to the ROI's edge (it could leave the ROI)
+    # components of one detector closer than this (+ their r39) are tested for standing in for each other:
+    # when removing both costs more than ts_add beyond their two TS, each one's TS is taken with the other
+    # held where it is (position and r39 fixed, its spectrum refitted); None: no such test
+    blend_deg: float | None = 0.5
     proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     prior_terms: bool = True  # the network's uncertainties as Gaussian priors in the fit (position, r39)
@@ -240,6 +244,30 @@ def _share_data(a: Source, b: Source) -> bool:
 def _neighbours(a: Source, b: Source, radius_deg: float) -> bool:
     """Whether ``b`` can take over (part of) what ``a`` describes: same data, within ``radius_deg``."""
     return _share_data(a, b) and _separation_deg(a, b) <= radius_deg
+
+
+def _stand_ins(result: FitResult, fitter: _Fitter, ts: dict, cfg: DetectionConfig) -> tuple[list, int]:
+    """Pairs of components that stand in for each other: same detector, closer than ``cfg.blend_deg`` + both
+    r39, and removing both costs more than ``cfg.ts_add`` beyond the sum of their TS (each one's TS only
+    measures what the other cannot take over: a bright source fitted by two components can leave both
+    below the catalogue threshold). Returns ``([(a, b, ts_group), ...], fits run)``."""
+    comps = _components(result.model)
+    full = fitter.data_stat(result.model, result.stat)
+    found, n = [], 0
+    for i, a in enumerate(comps):
+        for b in comps[i + 1:]:
+            r39 = sum(float(dict((q.name, q.value) for q in c.spatial.parameters).get("sigma", 0.0)) for c in (a, b))
+            if not (_share_data(a, b) and _separation_deg(a, b) <= cfg.blend_deg + r39):
+                continue
+            local = _freeze_far(result.model, a, cfg.local_radius_deg)
+            null = local.with_values({f"{a.name}.amplitude": 0.0, f"{b.name}.amplitude": 0.0}).with_frozen(
+                [f"{c.name}.{q.name}" for c in (a, b) for q in c.parameters])
+            free = [k for k, q in null.parameters().items() if not q.frozen]
+            ts_group = max((fitter.fit_stat(null) if free else fitter.stat_of(null)) - full, 0.0)
+            n += 1
+            if ts_group > ts.get(a.name, 0.0) + ts.get(b.name, 0.0) + cfg.ts_add:
+                found.append((a.name, b.name, float(ts_group)))
+    return found, n
 
 
 def _to_drop(weak: list, comps: dict, radius_deg: float) -> list:
@@ -691,18 +719,22 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
         result, n = fitter.run_released(model, cfg)
         n_fits += n
 
-    # per-component TS: amplitude fixed at zero, neighbours refitted
+    # per-component TS: amplitude fixed at zero, neighbours refitted (stand-in partners held in place)
     extra_fits = [0]
+    partners: dict = {}
 
     def component_ts(res: FitResult, fitter: _Fitter, only=None):
         out, stat0 = {}, {}
         full = fitter.data_stat(res.model, res.stat)
+        present = {s.name: s for s in _components(res.model)}
         for s in _components(res.model):
             if only is not None and s.name not in only:
                 continue
             key = f"{s.name}.amplitude"
             local = _freeze_far(res.model, s, cfg.local_radius_deg)
-            null = local.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters])
+            held = [f"{p}.{q.name}" for p in partners.get(s.name, ()) if p in present
+                    for q in present[p].spatial.parameters]  # fmt: skip
+            null = local.with_values({key: 0.0}).with_frozen([f"{s.name}.{q.name}" for q in s.parameters] + held)
             free = [k for k, q in null.parameters().items() if not q.frozen]
             stat0[s.name] = fitter.fit_stat(null) if free else fitter.stat_of(null)
             out[s.name] = max(stat0[s.name] - full, 0.0)
@@ -724,6 +756,19 @@ def detect_and_fit(datasets, cfg: DetectionConfig = DetectionConfig(), log=print
     ts = component_ts(result, fitter)
     n_fits += len(ts)
     log("  component TS: " + ", ".join(f"{k} {v:.1f}" for k, v in ts.items()))
+    if cfg.blend_deg is not None:
+        found, n = _stand_ins(result, fitter, ts, cfg)
+        n_fits += n
+        for a, b, ts_group in found:
+            partners.setdefault(a, set()).add(b)
+            partners.setdefault(b, set()).add(a)
+            log(f"  {a} and {b} stand in for each other (TS {ts[a]:.1f}, {ts[b]:.1f}; together {ts_group:.1f}): "
+                "each is tested with the other held in place")  # fmt: skip
+        if found:
+            retest = {k for pair in found for k in pair[:2]}
+            ts.update(component_ts(result, fitter, only=retest))
+            n_fits += len(retest)
+            log("  held-partner TS: " + ", ".join(f"{k} {ts[k]:.1f}" for k in sorted(retest)))
     # backward elimination: weak components that are neighbours can each stand in for the other, so
     # each looks unnecessary while the others are there; drop the weakest of each such group only,
     # refit, and test its neighbours again
