@@ -70,7 +70,7 @@ class DetectionConfig:
     # components of one detector closer than this (+ their r39) are tested for standing in for each other:
     # when removing both costs more than ts_add beyond their two TS, each one's TS is taken with the other
     # held where it is (position and r39 fixed, its spectrum refitted); None: no such test
-    blend_deg: float | None = 0.5
+    blend_deg: float | None = 1.0
     proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     prior_terms: bool = True  # the network's uncertainties as Gaussian priors in the fit (position, r39)
