@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +107,12 @@ def hal_response():
             "HAWC HAL response not found: set SKYFIT_DATA to a folder holding hawc_hal/geminga_response.root "
             f"(hawc_hal's test data, BSD-3; or place it in ../shared/data). {exc}"
         )
+
+
+def load_benchmark(name: str):
+    """The module ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package), for tests of its parts."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,22 +1,15 @@
 """The benchmarks' truth matching (benchmarks/catalog_quality.py): a component merged from two true ones
 recovers both under the usual radius match, one under the one-to-one assignment."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from conftest import load_benchmark
 
 from skyfit.catalog import Region
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "catalog_quality.py"
 
 
 @pytest.fixture(scope="module")
 def cq():
-    spec = importlib.util.spec_from_file_location("catalog_quality", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("catalog_quality")
 
 
 def _truth(name, ra, dataset="WCDA", r39=0.0, ts=100.0):

@@ -14,11 +14,11 @@ gammapy reference: gammapy 2.1, ``benchmarks/_gammapy_peer.py`` (the HAWC tutori
 this machine.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from skyfit import Fit, Likelihood, ts_of_source
 from skyfit.hawc import aeff_max_threshold_gammapy
@@ -27,15 +27,9 @@ GAMMAPY_TS_FREE = 643.76
 # SafeMaskMaker(methods=["aeff-max"]) energy_min (TeV) at the map centre (83.63, 22.01), gammapy 2.1
 GAMMAPY_THRESHOLD_TEV = {5: 2.02796, 6: 3.43860, 7: 5.52630, 8: 8.83270, 9: 17.47656}
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "crab_ts_vs_gammapy.py"
-
-
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("crab_ts_vs_gammapy", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("crab_ts_vs_gammapy")
 
 
 @pytest.mark.data
