@@ -274,3 +274,16 @@ def test_models_are_frozen_dataclasses():
         m.sources[0].spectral.parameters[0].value = 2.0
     with pytest.raises(ModelError, match="component names must be unique; repeated: \\['crab'\\]"):
         SkyModel(m.sources + (m.sources[0],))
+
+
+def test_to_gammapy_carries_the_fit_errors():
+    model = all_combinations_model()
+    s = model.sources[0]
+    errors = {f"{s.name}.{q.name}": 0.1 * (i + 1) for i, q in enumerate(s.parameters) if not q.frozen}
+    gp = model.to_gammapy(errors=errors)[s.name]
+    for key, err in errors.items():
+        name = key.split(".", 1)[1]
+        par = gp.spectral_model.parameters[name] if name in gp.spectral_model.parameters.names else (
+            gp.spatial_model.parameters[name])  # fmt: skip
+        assert par.error == pytest.approx(err)
+    assert all(p.error == 0 for p in model.to_gammapy()[s.name].parameters)

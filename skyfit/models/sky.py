@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ._parameter import ModelError, Parameter
@@ -287,8 +288,12 @@ class SkyModel:
         except ModelError as exc:
             raise ModelError(f"{where}: {exc}") from None
 
-    def to_gammapy(self):
-        """The sources as gammapy ``Models`` (background norms are dataset-specific and left out)."""
+    def to_gammapy(self, errors: dict | None = None):
+        """The sources as gammapy ``Models`` (background norms are dataset-specific and left out).
+
+        ``errors``: ``{"source.parameter": error}`` in the parameters' units (``FitResult.errors``), set as
+        the gammapy parameters' errors: ``result.model.to_gammapy(errors=result.errors)``.
+        """
         import astropy.units as u
         from gammapy.modeling import models as gm
 
@@ -314,5 +319,8 @@ class SkyModel:
                 for q in s.spectral.parameters + s.spatial.parameters:
                     if q.name in model.parameters.names:
                         model.parameters[q.name].frozen = q.frozen
+                        error = (errors or {}).get(f"{s.name}.{q.name}")
+                        if error is not None and np.isfinite(error):
+                            model.parameters[q.name].error = float(error)
             out.append(gm.SkyModel(spectral_model=spec, spatial_model=spat, name=s.name))
         return gm.Models(out)
