@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from skyfit._data import data_dir
 from skyfit.io.hal import (
     HALFormatError,
     HALPSFFallbackWarning,
@@ -414,11 +413,9 @@ def test_missing_keys_are_named(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def geminga_response():
-    path = data_dir("hawc_hal", "geminga_response.root", must_exist=False)
-    if not path.exists():
-        pytest.skip(f"hawc_hal/geminga_response.root not found ({path}): set SKYFIT_DATA or use ../shared/data")
-    return path
+def geminga_response(hal_response):
+    """The public HAWC HAL response (conftest's ``hal_response``: skips, saying how to get it, when absent)."""
+    return hal_response
 
 
 @pytest.fixture(scope="module")

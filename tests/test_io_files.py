@@ -318,15 +318,12 @@ def test_psf_containment_radius_ignores_a_wide_component_of_negligible_weight():
 
 
 @pytest.mark.data
-def test_a_maptree_and_hal_response_fit_through_the_command_line(tmp_path):
+def test_a_maptree_and_hal_response_fit_through_the_command_line(tmp_path, hal_response):
     """Simulated HAWC-like counts written as a HAL maptree (ROOT) + the public HAL response -> `skyfit fit` with
     type: maptree recovers the injected source; `skyfit bin --response hal:` builds the same response."""
-    from skyfit._data import data_dir
     from skyfit.io import read_hal_response, write_maptree
 
-    response_path = data_dir("hawc_hal", "geminga_response.root", must_exist=False)
-    if not response_path.exists():
-        pytest.skip(f"hawc_hal/geminga_response.root not found ({response_path}): set SKYFIT_DATA or ../shared/data")
+    response_path = hal_response
     transits = 500.0
     roi = HealpixROI.from_disc(CRAB, 3.0, 256, nest=False)
     response = read_hal_response(response_path, dec_deg=CRAB[1], n_transits=transits)
