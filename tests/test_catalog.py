@@ -403,3 +403,51 @@ def test_a_bright_source_split_with_a_faint_neighbour_keeps_its_own_ts():
     # without the held-partner test both read the same split gain
     rows = component_table(detect_and_fit([ds], DetectionConfig(blend_deg=None), log=lambda *a: None))
     assert len(rows) == 2 and abs(rows[0]["ts"] - rows[1]["ts"]) < 0.5
+
+
+def test_sources_in_the_margin_and_just_beyond_the_roi_are_modelled():
+    """A bright WCDA point source 0.3 deg inside the ROI's edge, one 0.15 deg beyond it (only its PSF's tail in the
+    data) and a fainter extended one in the middle (issue #26). Seeds are placed up to the edge and at TS-map test
+    positions beyond it, so all three are fitted: every amplitude and the diffuse normalisation within 3 sigma of its
+    truth. With seeds kept 0.6 deg inside the edge and none beyond (the old rule) the diffuse band absorbed the
+    margin source: its normalisation came out 57 times its truth, 16 sigma off, and no component was found."""
+    from astropy.coordinates import SkyCoord
+
+    from skyfit.catalog._roi import DetectionConfig, component_table, detect_and_fit
+    from skyfit.catalog._sky import DIFFUSE_AMPLITUDE
+    from skyfit.models import GaussianSpatialModel
+
+    def at(lon, lat):
+        c = SkyCoord(lon, lat, unit="deg", frame="galactic").icrs
+        return c.ra.deg, c.dec.deg
+
+    true = {"inner": (41.0, 0.0, 1e-13), "margin": (42.7, 0.3, 3e-13), "outside": (43.15, -0.3, 3e-13)}
+    truth = SkyModel([
+        Source("inner", GaussianSpatialModel.create(*at(41.0, 0.0), sigma=0.3), PowerLaw.create(1e-13, 2.6, 3.0),
+               datasets=("WCDA",)),
+        Source("margin", PointSpatialModel.create(*at(42.7, 0.3)), PowerLaw.create(3e-13, 2.6, 3.0),
+               datasets=("WCDA",)),
+        Source("outside", PointSpatialModel.create(*at(43.15, -0.3)), PowerLaw.create(3e-13, 2.6, 3.0),
+               datasets=("WCDA",)),
+        galactic_diffuse(),
+    ])  # fmt: skip
+    ds = simulate_dataset(truth, lhaaso_dataset("WCDA", roi=Region(39, 43, -2, 2).roi(256), livetime_days=365), seed=1)
+
+    def diffuse_pull(out):
+        res = out["result"]
+        value = {q.name: q.value for q in res.model.source("diffuse").spectral.parameters}["amplitude"]
+        return (value - DIFFUSE_AMPLITUDE) / res.errors["diffuse.amplitude"]
+
+    out = detect_and_fit([ds], DetectionConfig(), log=lambda *a: None)
+    rows = component_table(out)
+    assert len(rows) == 3
+    for name, (lon, lat, amplitude) in true.items():
+        r = min(
+            rows,
+            key=lambda r: SkyCoord(r["ra"], r["dec"], unit="deg").separation(SkyCoord(*at(lon, lat), unit="deg")).deg,
+        )
+        assert SkyCoord(r["ra"], r["dec"], unit="deg").separation(SkyCoord(*at(lon, lat), unit="deg")).deg < 0.1, name
+        assert abs(r["amplitude"] - amplitude) < 3 * r["amplitude_err"], name
+    assert abs(diffuse_pull(out)) < 3
+    old = detect_and_fit([ds], DetectionConfig(edge_deg=0.6, beyond_deg=0.0), log=lambda *a: None)
+    assert diffuse_pull(old) > 10 and not component_table(old)

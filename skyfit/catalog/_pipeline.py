@@ -268,10 +268,16 @@ def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
     rows = component_table(out)
     from astropy.coordinates import SkyCoord
 
+    from ._roi import outside_deg
+
+    by_name = {d.name: d for d in datasets}
+
     for r in rows:
         g = SkyCoord(r["ra"], r["dec"], unit="deg").galactic
         r["l"], r["b"] = float(g.l.deg), float(g.b.deg)
         r["owned"] = bool(tile.contains(r["l"], r["b"]))
+        # fitted on this ROI's data, or beyond it (a neighbour's source modelled for its spill-over only)
+        r["in_roi"] = outside_deg(by_name[r["dataset"]].roi, r["ra"], r["dec"]) == 0.0
     diffuse = out["result"].model.source("diffuse")
     record = {
         "index": index,
@@ -280,6 +286,7 @@ def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
         "fingerprint": cfg.fingerprint(),
         "components": rows,
         "diffuse_amplitude": {q.name: q.value for q in diffuse.spectral.parameters}["amplitude"],
+        "diffuse_amplitude_err": float(out["result"].errors.get("diffuse.amplitude", float("nan"))),
         "fits": out["fits"],
         "fits_detect": out["fits_detect"],
         "stat": out["result"].stat,
@@ -444,6 +451,8 @@ def owned_components(records: list[dict], region: Region, match_deg: float = 0.3
     for c in sorted(orphans, key=lambda c: -c["ts"]):
         if not region.contains(c["l"], c["b"]):
             continue  # in the margin outside the region: not this catalogue's
+        if not c.get("in_roi", True):
+            continue  # beyond the data of the ROI that fitted it: there only for what spills into the ROI
         v = unit_vectors(c["ra"], c["dec"])
         near = [o for o in owned if o["dataset"] == c["dataset"]
                 and np.degrees(np.arccos(np.clip(v @ unit_vectors(o["ra"], o["dec"]), -1, 1)))
