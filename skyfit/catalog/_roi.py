@@ -7,15 +7,22 @@ The procedure follows 1LHAASO (Cao et al. 2024, ApJS 271 25, section 3):
    current model; every local maximum with TS > ``ts_add`` (25) seeds a component: a Gaussian of
    sigma = r39 = 0.2 deg at the peak, seen by that detector only. A second map with a Gaussian kernel
    (r39 0.5 deg) catches extended residuals that a point kernel spreads below threshold; its peaks
-   seed Gaussians of that width (an addition to 1LHAASO's recipe). All components are then fitted
-   together (positions, r39, amplitudes, indices, diffuse normalisation); repeat until no peak is left.
-3. Components whose amplitude went to zero are dropped; a Gaussian whose r39 went to its lower
-   limit becomes a point source. A component may move ``max_shift_deg`` from its seed in one fit; one
+   seed Gaussians of that width (an addition to 1LHAASO's recipe). The test positions reach the ROI's
+   edge and ``beyond_deg`` (0.5 deg) beyond it: a source in the ROI's margin or just outside it puts
+   counts in the data, and left out of the model it would be absorbed by the diffuse normalisation and
+   its neighbours (issue #26). All components are then fitted together (positions, r39, amplitudes,
+   indices, diffuse normalisation); repeat until no peak is left.
+3. Components whose amplitude went to zero, or that moved farther than ``beyond_deg +
+   max_shift_deg`` outside the ROI, are dropped; a Gaussian whose r39 went to its lower limit becomes
+   a point source. A component may move ``max_shift_deg`` from its seed in one fit; one
    that stops at that bound is refitted with the bound centred where it stopped (``max_releases``).
 4. Each component's TS: the fit with its amplitude fixed to zero (nearby components refitted) against
    the full fit; components with TS < ``ts_add`` are dropped, and the rest refitted.
 5. Extension: TS_ext = the fit with r39 fixed to zero against the Gaussian fit; below ``ts_ext`` the
    component is a point source.
+6. Position errors: the 95 % radius is the circle that holds 95 % of the HESSE error ellipse, scaled up
+   by the sandwich factor (:func:`_sandwich_scale`) where the data scatter the position more than the
+   Hessian says (an extended source fitted as a point).
 
 With ``proposer="nn"`` step 2 is replaced by the neural-network prior (:mod:`skyfit.detect.prior`),
 which reads the residuals of step 1's model before its fit (background and diffuse template as given):
