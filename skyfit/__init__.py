@@ -9,24 +9,54 @@ Quick tour::
     result = fit(model, ds)
 """
 
-from .dataset import Dataset
-from .fit import Fit, FitError, FitResult, fit, profile, significance_from_ts, ts_of_source, upper_limit
-from .hawc import hawc_dataset
-from .likelihood import Likelihood
-from .maps import HealpixMaps, HealpixROI, bin_events
-from .models import (
-    BackgroundNorm,
-    DiskSpatialModel,
-    ExpCutoffPowerLaw,
-    GaussianSpatialModel,
-    LogParabola,
-    PointSpatialModel,
-    PowerLaw,
-    SkyModel,
-    Source,
-)
-from .response import GaussianMixturePSF, Response
-from .simulate import lhaaso_dataset, simulate_dataset, simulate_events
+import importlib
+
+# names of the public API and the module each lives in: imported on first use (PEP 562), so that
+# `import skyfit` and `skyfit --help` do not pay for JAX, healpy and astropy up front
+_LAZY = {
+    "Dataset": "dataset",
+    "Fit": "fit",
+    "FitError": "fit",
+    "FitResult": "fit",
+    "fit": "fit",
+    "profile": "fit",
+    "significance_from_ts": "fit",
+    "ts_of_source": "fit",
+    "upper_limit": "fit",
+    "hawc_dataset": "hawc",
+    "Likelihood": "likelihood",
+    "HealpixMaps": "maps",
+    "HealpixROI": "maps",
+    "bin_events": "maps",
+    "BackgroundNorm": "models",
+    "DiskSpatialModel": "models",
+    "ExpCutoffPowerLaw": "models",
+    "GaussianSpatialModel": "models",
+    "LogParabola": "models",
+    "PointSpatialModel": "models",
+    "PowerLaw": "models",
+    "SkyModel": "models",
+    "Source": "models",
+    "GaussianMixturePSF": "response",
+    "Response": "response",
+    "lhaaso_dataset": "simulate",
+    "simulate_dataset": "simulate",
+    "simulate_events": "simulate",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skyfit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

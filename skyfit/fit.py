@@ -8,7 +8,9 @@ a :class:`FitError`).
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -378,3 +380,15 @@ def upper_limit(result: FitResult, datasets, key: str, cl: float = 0.95, **kwarg
         hi = hi + 2 * err
         err *= 2
     return float(brentq(excess, max(best, 0.0), hi, xtol=1e-4 * err))
+
+
+class _CallableModule(types.ModuleType):
+    """``skyfit.fit`` names both this module and its main function. ``import skyfit`` loads the API lazily, so
+    once any code has imported this module the package attribute ``skyfit.fit`` is the module: calling it calls
+    :func:`fit`, so ``from skyfit import fit; fit(model, datasets)`` works either way."""
+
+    def __call__(self, *args, **kwargs) -> FitResult:
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -10,7 +10,6 @@ from .maps import disc_sums
 __all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum", "use_file_backend"]
 
 
-
 def use_file_backend() -> None:
     """Switch matplotlib to Agg for figures written to files, except inside IPython/Jupyter (where the
     inline backend both shows and saves them) or where the user chose a backend (``MPLBACKEND``)."""
@@ -22,6 +21,7 @@ def use_file_backend() -> None:
     if "MPLBACKEND" in os.environ or "IPython" in sys.modules:
         return
     matplotlib.use("Agg", force=False)
+
 
 def gnomonic_image(values, roi, radius_deg: float | None = None, xsize: int = 300):
     """Rasterise ROI pixel values onto a gnomonic image around the ROI centre.

@@ -11,6 +11,7 @@
 - :mod:`skyfit.ghsep.hawc`: the same, weakly supervised, on HAWC's public Crab events.
 """
 
+from .._precision import X64  # noqa: F401  (JAX in float64 before this package's code runs)
 from ._cuts import (
     compare_at_equal_efficiency,
     effective_count,

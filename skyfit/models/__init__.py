@@ -1,5 +1,6 @@
 """Source models: spatial shapes, spectra, sky models and their YAML form."""
 
+from .._precision import X64  # noqa: F401  (JAX in float64 before this package's code runs)
 from ._parameter import ModelError, Parameter
 from .sky import BackgroundNorm, SkyModel, Source
 from .spatial import (
