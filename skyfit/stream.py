@@ -286,13 +286,9 @@ def bin_event_files(
                 )
                 client = Client(cluster)
             else:
-                try:
-                    client = Client(scheduler, timeout="10s")
-                except OSError as exc:
-                    raise ConnectionError(
-                        f"cannot reach the dask scheduler at {scheduler!r} ({exc}); check the address, or use "
-                        "scheduler='local' for a local cluster or None to run in this process"
-                    ) from exc
+                from ._tasks import connect
+
+                client = connect(scheduler)
             with client:
                 futures = {client.submit(fn, *args, pure=False): key for key, fn, args in pending}
                 for fut in as_completed(futures):

@@ -219,6 +219,30 @@ def test_unreachable_scheduler_gives_a_clear_error(stream_dir):
         bin_event_files(stream_dir, roi, 6, scheduler="tcp://127.0.0.1:1", progress=False)
 
 
+def test_a_scheduler_address_of_another_protocol_fails_clearly_within_its_timeout():
+    """An HTTP port given as the dask scheduler: a clear error naming the address within the timeout (dask itself
+    hung there past its own timeout, or died allocating 3 EiB)."""
+    import http.server
+    import socketserver
+    import threading
+
+    from skyfit._tasks import connect
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True  # a handler left reading dask's bytes does not hold the test
+
+    with Server(("127.0.0.1", 0), Quiet) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ConnectionError, match="cannot reach the dask scheduler at 'tcp://127.0.0.1:"):
+            connect(address, timeout_s=2.0)  # returns within 2 + 5 s; dask alone never returned
+        server.shutdown()
+
+
 def test_cli_simulate_events_then_bin_with_di(tmp_path, monkeypatch):
     from skyfit.cli import main
 

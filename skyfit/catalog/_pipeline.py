@@ -323,13 +323,9 @@ def _client(scheduler):
         cluster = LocalCluster(n_workers=min(2, os.cpu_count() or 1), threads_per_worker=1, processes=True,
                                dashboard_address=None)  # fmt: skip
         return Client(cluster), cluster
-    try:
-        return Client(scheduler, timeout="10s"), None
-    except (OSError, TimeoutError) as exc:
-        raise CatalogError(
-            f"cannot reach the dask scheduler at {scheduler!r} ({exc}); start one (`dask scheduler`) or run "
-            "without --scheduler (in-process) or with --scheduler local"
-        ) from None
+    from .._tasks import connect
+
+    return connect(scheduler, error=CatalogError), None
 
 
 def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler=None, progress: bool = True,
