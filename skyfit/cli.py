@@ -8,6 +8,12 @@ skyfit bin        bin an event list (HAWC DL3 or skyfit) into HEALPix counts map
 skyfit fit        fit a model to datasets described in a YAML config; results as ECSV and JSON
 skyfit catalog    make a source catalogue of a Galactic region (no arguments: a built-in simulated field)
 skyfit prior train   reproduce the neural-network prior's shipped weights from its seed
+
+``skyfit --version``; ``-v`` (log progress) before or after the subcommand.
+
+Exit codes: 0 done; 1 an unexpected error (with a traceback); 2 bad usage, configuration or input (a
+message naming the file and the fix); 3 a fit ran but its minimum is not valid (results are written:
+look at them before trusting them).
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ import yaml
 __all__ = ["main", "ConfigError"]
 
 log = logging.getLogger("skyfit")
+
+
+# exit codes: 0 done; 1 an unexpected error (a traceback); 2 bad usage, configuration or input (a message
+# naming the file and the fix); 3 the fit ran but its minimum is not valid (results written, not to be trusted)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID_FIT = 0, 1, 2, 3
 
 
 class ConfigError(ValueError):
@@ -189,7 +200,7 @@ def cmd_demo(args) -> int:
         pull = (result.value(k) - truth_v[k]) / result.errors[k]
         print(f"{k:16s} {truth_v[k]:12.5g} {result.value(k):12.5g} {pull:8.2f}")
     print(f"demo done in {time.perf_counter() - t0:.1f} s")
-    return 0 if result.valid else 1
+    return 0 if result.valid else EXIT_INVALID_FIT
 
 
 def cmd_fit(args) -> int:
@@ -198,7 +209,7 @@ def cmd_fit(args) -> int:
     datasets = _datasets_from(cfg, model)
     outdir = Path(args.outdir or cfg.get("output", "skyfit-fit"))
     result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []))
-    return 0 if result.valid else 1
+    return 0 if result.valid else EXIT_INVALID_FIT
 
 
 def cmd_simulate(args) -> int:
@@ -605,7 +616,10 @@ def cmd_catalog(args) -> int:
 def cmd_prior(args) -> int:
     from .detect.prior import SHIPPED_WEIGHTS, train_prior
 
-    out = Path(args.out) if args.out else SHIPPED_WEIGHTS
+    if args.replace_shipped and args.out:
+        raise ConfigError("give either --out FILE or --replace-shipped, not both")
+    # a new file unless told: overwriting the installed weights changes every later `--proposer nn` run
+    out = SHIPPED_WEIGHTS if args.replace_shipped else Path(args.out or "prior_weights.npz")
     kw = {k: getattr(args, k) for k in ("n_fields", "n_validation", "steps") if getattr(args, k) is not None}
     model = train_prior(seed=args.seed, log=lambda *a: print(*a, flush=True), **kw)
     model.save(out)
@@ -712,10 +726,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from . import __version__
+
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and dropped events")
+    p.add_argument("--version", action="version", version=f"skyfit {__version__}")
+    # -v after the subcommand too (SUPPRESS: a subcommand without it keeps the top-level value)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress and dropped events")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="simulate a LHAASO-like Crab field and fit it")
+    d = sub.add_parser("demo", parents=[common], help="simulate a LHAASO-like Crab field and fit it")
     d.add_argument("--outdir", default="skyfit-demo")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--livetime-days", type=float, default=365.0)
@@ -723,19 +744,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--radius", type=float, default=3.0, help="ROI radius (deg)")
     d.set_defaults(func=cmd_demo)
 
-    f = sub.add_parser("fit", help="fit a model to datasets from a YAML config")
+    f = sub.add_parser("fit", parents=[common], help="fit a model to datasets from a YAML config")
     f.add_argument("config")
     f.add_argument("--outdir", default=None)
     f.set_defaults(func=cmd_fit)
 
-    s = sub.add_parser("simulate", help="simulate LHAASO-like events from a YAML config (datasets + model)")
+    s = sub.add_parser(
+        "simulate", parents=[common], help="simulate LHAASO-like events from a YAML config (datasets + model)"
+    )
     s.add_argument("config")
     s.add_argument("--output", default="events.fits")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_simulate)
 
-    b = sub.add_parser("bin", help="bin events into HEALPix counts maps, or a complete dataset file (--response, or "
-                       "a HAWC pass-4 release folder)")
+    b = sub.add_parser(
+        "bin",
+        parents=[common],
+        help="bin events into HEALPix counts maps, or a complete dataset file (--response, or "
+        "a HAWC pass-4 release folder)",
+    )
     b.add_argument("events")
     b.add_argument("--center", type=float, nargs=2, required=True, metavar=("RA", "DEC"))
     b.add_argument("--radius", type=float, default=3.0)
@@ -772,7 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", default=None, help="directory of finished tasks: re-run to resume")
     b.set_defaults(func=cmd_bin)
 
-    sh = sub.add_parser("showers", help="air-shower simulation, reconstruction and the traditional g/h cut")
+    sh = sub.add_parser(
+        "showers", parents=[common], help="air-shower simulation, reconstruction and the traditional g/h cut"
+    )
     sh.add_argument("action", choices=["simulate", "reconstruct", "report"])
     sh.add_argument("files", nargs="*", help="report: gamma table, background table")
     sh.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
@@ -791,7 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--outdir", default="shower-report")
     sh.set_defaults(func=cmd_showers)
 
-    gh = sub.add_parser("ghsep", help="ML gamma/hadron separation: train a classifier, apply it, report its gain")
+    gh = sub.add_parser(
+        "ghsep", parents=[common], help="ML gamma/hadron separation: train a classifier, apply it, report its gain"
+    )
     gh.add_argument("action", choices=["train", "apply", "report"])
     gh.add_argument("files", nargs="*", help="apply: MODEL EVENTS; report: MODEL")
     gh.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
@@ -806,14 +837,28 @@ def build_parser() -> argparse.ArgumentParser:
     gh.add_argument("--outdir", default="ghsep-report")
     gh.set_defaults(func=cmd_ghsep)
 
-    c = sub.add_parser("catalog", help="make a source catalogue of a region (default: a built-in simulated field)")
+    c = sub.add_parser(
+        "catalog", parents=[common], help="make a source catalogue of a region (default: a built-in simulated field)"
+    )
     c.add_argument("--config", default=None, help="YAML with CatalogConfig fields (command-line options override)")
-    c.add_argument("--region", default=None, help="l_min,l_max,b_min,b_max in Galactic deg (default 35,45,-3,3; "
-                   "with --datasets: the data's footprint)")
-    c.add_argument("--datasets", nargs="+", default=None, metavar="FILE",
-                   help="catalogue these dataset files (`skyfit bin`, Dataset.write) instead of a simulated sky")
-    c.add_argument("--simulate-sky", default=None, metavar="SKY.yaml",
-                   help="simulate this sky (a SkyModel YAML) instead of the 1LHAASO sources, then catalogue it")
+    c.add_argument(
+        "--region",
+        default=None,
+        help="l_min,l_max,b_min,b_max in Galactic deg (default 35,45,-3,3; with --datasets: the data's footprint)",
+    )
+    c.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="catalogue these dataset files (`skyfit bin`, Dataset.write) instead of a simulated sky",
+    )
+    c.add_argument(
+        "--simulate-sky",
+        default=None,
+        metavar="SKY.yaml",
+        help="simulate this sky (a SkyModel YAML) instead of the 1LHAASO sources, then catalogue it",
+    )
     c.add_argument("--livetime-days", type=float, default=None)
     c.add_argument("--nside", type=int, default=None)
     c.add_argument("--seed", type=int, default=None)
@@ -837,16 +882,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_catalog)
 
-    pr = sub.add_parser("prior", help="the neural-network prior: `prior train` reproduces the shipped network")
+    pr = sub.add_parser(
+        "prior", parents=[common], help="the neural-network prior: `prior train` reproduces the shipped network"
+    )
     pr.add_argument("action", choices=["train"])
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--n-fields", type=int, default=None, help="simulated training fields (default 200)")
     pr.add_argument("--n-validation", type=int, default=None, help="validation fields for the calibration")
     pr.add_argument("--steps", type=int, default=None, help="optimiser steps")
-    pr.add_argument("--out", default=None, help="weights file (default: the package's shipped weights)")
+    pr.add_argument("--out", default=None, help="weights file (default: prior_weights.npz here)")
+    pr.add_argument("--replace-shipped", action="store_true",
+                    help="write over the weights installed with skyfit (`--proposer nn` uses them)")  # fmt: skip
     pr.set_defaults(func=cmd_prior)
 
-    se = sub.add_parser("simulate-events", help="simulate a LHAASO-like event stream (cosmic rays + sources)")
+    se = sub.add_parser(
+        "simulate-events", parents=[common], help="simulate a LHAASO-like event stream (cosmic rays + sources)"
+    )
     se.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
     se.add_argument("--start", default="2022-03-01", help="UTC start: MJD or ISO date")
     se.add_argument("--days", type=float, default=1.0)
@@ -871,7 +922,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ConfigError, FileNotFoundError, ValueError, OSError, ConnectionError) as exc:
         print(f"skyfit {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

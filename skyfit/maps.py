@@ -88,6 +88,8 @@ class HealpixROI:
     def from_disc(cls, center, radius_deg: float, nside: int, nest: bool = True) -> HealpixROI:
         """Pixels whose centres lie within ``radius_deg`` of ``center`` (SkyCoord or (ra, dec) deg)."""
         ra, dec = _radec(center)
+        if not -90.0 <= dec <= 90.0:
+            raise EmptyRegionError(f"ROI centre declination {dec} deg is outside [-90, 90]: give (ra, dec) in degrees")
         if not radius_deg > 0:
             raise EmptyRegionError(f"ROI radius must be positive, got {radius_deg}")
         vec = unit_vectors(ra, dec)
