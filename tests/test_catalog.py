@@ -496,3 +496,18 @@ def test_a_point_fit_to_an_extended_source_quotes_a_wider_position_error():
         scales[shape] = _sandwich_scale(fitter, res, res.model.source("c"))
     assert scales["gaussian"] > 1.5
     assert scales["point"] < 1.25
+
+
+def test_the_progress_bar_shows_the_step_inside_an_roi(tmp_path, capsys):
+    """In-process, the ROI bar shows the detection's current step (the main command used to sit at 0/1 for
+    minutes with nothing moving)."""
+    from astropy.coordinates import SkyCoord
+
+    sky = tmp_path / "sky.yaml"
+    sky.write_text(SKY)
+    g = SkyCoord(286.5, 7.0, unit="deg").galactic
+    region = f"{g.l.deg - 1:.2f},{g.l.deg + 1:.2f},{g.b.deg - 1:.2f},{g.b.deg + 1:.2f}"
+    cfg = CatalogConfig(region=region, nside=128, tile_deg=2.0, overlap_deg=1.0, detectors=("KM2A",), sky=str(sky))
+    run(cfg, out_dir=tmp_path / "cat", progress=True, plots=False, log=lambda *a: None)
+    err = capsys.readouterr().err
+    assert "ROI 1: " in err and "component TS" in err

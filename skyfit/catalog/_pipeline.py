@@ -255,8 +255,9 @@ def _simulated_region(cfg: CatalogConfig, region: Region):
     return _CACHE[key]
 
 
-def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
-    """Detect and fit one ROI; write its checkpoint; return it (runs in a worker process too)."""
+def _roi_task(index: int, cfg_dict: dict, out_dir: str, log=None) -> dict:
+    """Detect and fit one ROI; write its checkpoint; return it (runs in a worker process too). ``log``
+    receives the detection's steps (in-process runs show them on the progress bar)."""
     cfg = CatalogConfig(**{**cfg_dict, "detectors": tuple(cfg_dict["detectors"])})
     region = Region.parse(cfg.region)
     tile = tiles(region, cfg.tile_deg)[index]
@@ -264,7 +265,7 @@ def _roi_task(index: int, cfg_dict: dict, out_dir: str) -> dict:
     t0 = time.perf_counter()
     datasets = _datasets_for(cfg, roi_region)
     det_cfg = DetectionConfig(**{**cfg.detection, "proposer": cfg.proposer, "prior_weights": cfg.prior_weights})
-    out = detect_and_fit(datasets, det_cfg, log=lambda *a: None)
+    out = detect_and_fit(datasets, det_cfg, log=log or (lambda *a: None))
     rows = component_table(out)
     from astropy.coordinates import SkyCoord
 
@@ -366,7 +367,13 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
         bar = tqdm(total=len(tl), initial=len(records), desc="catalogue ROIs", unit="ROI")
     if scheduler is None:
         for i in todo:
-            records[i] = _roi_task(i, cfg_dict, str(out))
+            step = None
+            if bar is not None:  # inside an ROI (minutes): its current step beside the bar
+
+                def step(*parts, _i=i):
+                    bar.set_postfix_str(f"ROI {_i + 1}: {' '.join(str(p) for p in parts).strip()[:70]}")
+
+            records[i] = _roi_task(i, cfg_dict, str(out), log=step)
             if bar is not None:
                 bar.update(1)
     elif todo:
