@@ -53,6 +53,7 @@ HAWC_SITE = Site("HAWC", 18.99, -97.31, 4100.0)
 
 
 def radec_to_vector(ra_deg, dec_deg) -> np.ndarray:
+    """Unit vectors (..., 3) of equatorial positions in degrees (``skyfit.maps.unit_vectors`` is this one)."""
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     c = np.cos(dec)
     return np.stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)], axis=-1)

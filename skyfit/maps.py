@@ -19,6 +19,8 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
+from .coords import radec_to_vector
+
 __all__ = [
     "HealpixROI",
     "HealpixMaps",
@@ -37,11 +39,7 @@ class EmptyRegionError(ValueError):
     """A region of interest holds no HEALPix pixel."""
 
 
-def unit_vectors(ra_deg, dec_deg) -> np.ndarray:
-    """Unit vectors (..., 3) of equatorial positions in degrees."""
-    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
-    cd = np.cos(dec)
-    return np.stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)], axis=-1)
+unit_vectors = radec_to_vector  # one function for (ra, dec) in deg -> unit vectors (..., 3)
 
 
 def _radec(position) -> tuple[float, float]:

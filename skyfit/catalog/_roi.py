@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..detect.tsmap import DEFAULT_INDEX, ts_map
+from ..detect.tsmap import DEFAULT_INDEX, REFERENCE_TEV, ts_map
 from ..fit import Fit, FitResult
 from ..likelihood import Likelihood
 from ..maps import unit_vectors
@@ -51,8 +51,6 @@ from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel
 from ._sky import galactic_diffuse
 
 __all__ = ["DetectionConfig", "detect_and_fit", "component_table"]
-
-REFERENCE_TEV = {"WCDA": 3.0, "KM2A": 50.0}  # 1LHAASO's E0 per detector
 
 
 @dataclass(frozen=True)

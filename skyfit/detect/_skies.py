@@ -30,6 +30,7 @@ import healpy as hp
 import numpy as np
 
 from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+from .tsmap import REFERENCE_TEV
 
 __all__ = ["GRID_DEG", "CHANNEL_GROUPS", "Grid", "draw_sky", "residual_image", "targets", "counts_per_amplitude"]
 
@@ -40,7 +41,6 @@ CHANNEL_GROUPS = {
     "KM2A": ((0,), (1,), (2,), (3, 4, 5, 6, 7, 8)),
 }
 DETECTORS = ("WCDA", "KM2A")
-REFERENCE_TEV = {"WCDA": 3.0, "KM2A": 50.0}
 N_CHANNELS = sum(len(g) for g in CHANNEL_GROUPS.values()) + 1
 
 

@@ -37,10 +37,12 @@ from ..models import PowerLaw
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["TSMap", "ts_map", "DEFAULT_INDEX"]
+__all__ = ["TSMap", "ts_map", "DEFAULT_INDEX", "REFERENCE_TEV"]
 
 # spectral index of the test source: 1LHAASO seeds WCDA components with 2.6 and KM2A ones with 3.0
 DEFAULT_INDEX = {"WCDA": 2.6, "KM2A": 3.0}
+# 1LHAASO's reference energy E0 per detector (TeV): the amplitudes of WCDA and KM2A components are at these
+REFERENCE_TEV = {"WCDA": 3.0, "KM2A": 50.0}
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def ts_map(
     if index is None:
         index = DEFAULT_INDEX.get(instrument, 2.6)
     if reference_tev is None:
-        reference_tev = {"WCDA": 3.0, "KM2A": 50.0}.get(instrument, 1.0)
+        reference_tev = REFERENCE_TEV.get(instrument, 1.0)
     roi = dataset.roi
     base = dataset.background_filled() if baseline is None else np.asarray(baseline, float)
     if base.shape != dataset.counts.data.shape:
