@@ -98,6 +98,47 @@ def aeff_max_threshold_gammapy(aeff_path, ra_deg: float, dec_deg: float, percent
     return float(np.exp(log_e[k] - diff[k] * (log_e[k + 1] - log_e[k]) / (diff[k + 1] - diff[k])))
 
 
+def _roi_and_dec_nodes(roi, center, radius_deg: float, nside: int, nest: bool) -> tuple:
+    """(ROI, its centre's RA and Dec, declination nodes of the response) of :func:`hawc_dataset`'s arguments."""
+    if roi is None:
+        roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
+        ra_c, dec_c = roi.center()
+        dec_nodes = np.arange(dec_c - radius_deg - 0.5, dec_c + radius_deg + 0.51, 0.5)
+    else:
+        ra_c, dec_c = roi.center()
+        dec = roi.radec()[1]
+        half = np.ceil(2 * max(dec_c - dec.min(), dec.max() - dec_c)) / 2  # node grid centred on dec_c
+        dec_nodes = np.arange(dec_c - half - 0.5, dec_c + half + 0.51, 0.5)
+    return roi, ra_c, dec_c, dec_nodes
+
+
+def _usable_bands(response, threshold, bands, cts, safe_mask, base: Path, tag: str, ra_c, dec_c, dropped) -> np.ndarray:
+    """Bands of one fHit bin with a response and, with a safe mask, above the threshold; the events of the
+    others are noted in ``dropped``."""
+    ok = response.meta["valid_bins"].copy()
+    if safe_mask == "gammapy":
+        threshold = aeff_max_threshold_gammapy(base / "irfs" / f"EffectiveAreaMap_{tag}.fits.gz", ra_c, dec_c)
+    if safe_mask:
+        ok &= bands[:, 0] >= threshold * (1 - 1e-6)
+    for i in np.nonzero(~ok)[0]:
+        n = int(cts[i].sum())
+        if n:
+            why = "below the safe threshold" if response.meta["valid_bins"][i] else "has no response"
+            dropped.append(f"{response.bin_names[i]}: {n} events (band {why})")
+    return ok
+
+
+def _usable_pixels(bkg, cts, ok, safe_mask, fhit, dropped) -> np.ndarray:
+    """Pixels that enter the fit: all, or with ``safe_mask="gammapy"`` those without a zero background."""
+    pix_ok = np.ones(bkg.shape, bool)
+    if safe_mask == "gammapy":
+        pix_ok = ~(np.isfinite(bkg) & (bkg <= 0))
+        zero = ~pix_ok & ok[:, None]
+        if zero.any():
+            dropped.append(f"fHit{fhit}: {int(zero.sum())} pixels with zero background ({int(cts[zero].sum())} events)")
+    return pix_ok
+
+
 def hawc_dataset(
     estimator: str = "NN",
     fhit_bins=(5, 6, 7, 8, 9),
@@ -138,15 +179,7 @@ def hawc_dataset(
     if safe_mask not in (True, False, "gammapy"):
         raise ValueError(f"safe_mask must be True, False or 'gammapy', got {safe_mask!r}")
     base = Path(path) if path is not None else data_dir("hawc", "crab_events_pass4")
-    if roi is None:
-        roi = HealpixROI.from_disc(center, radius_deg, nside, nest)
-        ra_c, dec_c = roi.center()
-        dec_nodes = np.arange(dec_c - radius_deg - 0.5, dec_c + radius_deg + 0.51, 0.5)
-    else:
-        ra_c, dec_c = roi.center()
-        dec = roi.radec()[1]
-        half = np.ceil(2 * max(dec_c - dec.min(), dec.max() - dec_c)) / 2  # node grid centred on dec_c
-        dec_nodes = np.arange(dec_c - half - 0.5, dec_c + half + 0.51, 0.5)
+    roi, ra_c, dec_c, dec_nodes = _roi_and_dec_nodes(roi, center, radius_deg, nside, nest)
     transits_file = base / "irfs" / "TransitsMap_Crab.fits.gz"
     counts, background, masks, responses, keep, dropped, livetime = [], [], [], [], [], [], None
     for fhit in fhit_bins:
@@ -162,24 +195,8 @@ def hawc_dataset(
                 f"fHit{fhit}: {report['n_outside_bins']} events outside {bands[0, 0]:.3g}-{bands[-1, 1]:.3g} TeV"
             )
         response, threshold = hawc_response(base, fhit, estimator, ra_c, dec_nodes, transits_file, bands)
-        ok = response.meta["valid_bins"].copy()
-        if safe_mask == "gammapy":
-            threshold = aeff_max_threshold_gammapy(base / "irfs" / f"EffectiveAreaMap_{tag}.fits.gz", ra_c, dec_c)
-        if safe_mask:
-            ok &= bands[:, 0] >= threshold * (1 - 1e-6)
-        for i in np.nonzero(~ok)[0]:
-            n = int(cts[i].sum())
-            if n:
-                why = "below the safe threshold" if response.meta["valid_bins"][i] else "has no response"
-                dropped.append(f"{response.bin_names[i]}: {n} events (band {why})")
-        pix_ok = np.ones(bkg.shape, bool)
-        if safe_mask == "gammapy":
-            pix_ok = ~(np.isfinite(bkg) & (bkg <= 0))
-            zero = ~pix_ok & ok[:, None]
-            if zero.any():
-                dropped.append(
-                    f"fHit{fhit}: {int(zero.sum())} pixels with zero background ({int(cts[zero].sum())} events)"
-                )
+        ok = _usable_bands(response, threshold, bands, cts, safe_mask, base, tag, ra_c, dec_c, dropped)
+        pix_ok = _usable_pixels(bkg, cts, ok, safe_mask, fhit, dropped)
         counts.append(cts[ok])
         background.append(bkg[ok])
         masks.append(pix_ok[ok])

@@ -14,8 +14,21 @@ A response is precomputed per analysis bin (an fHit/nHit bin, a reconstructed-en
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
+
+from ._files import (
+    DatasetFileError,
+    _hdu,
+    _json_hdu,
+    _open,
+    _primary,
+    _provenance,
+    _read_json_hdu,
+    _reading,
+)
 
 __all__ = ["GaussianMixturePSF", "TabulatedPSF", "Response", "log_simpson_nodes"]
 
@@ -166,15 +179,11 @@ class Response:
 
     def write(self, path, overwrite: bool = False, how: str | None = None):
         """Write this response alone to a FITS file (see :mod:`skyfit.io`)."""
-        from ..io import write_response
-
         return write_response(self, path, overwrite=overwrite, how=how)
 
     @classmethod
     def read(cls, path) -> Response:
         """Read the response of a response or dataset file."""
-        from ..io import read_response
-
         return read_response(path)
 
     def select(self, bins) -> Response:
@@ -219,3 +228,95 @@ def log_simpson_bin_weights(edges_tev) -> np.ndarray:
     w[np.arange(n), 2 * np.arange(n) + 1] = 4 * h / 6 * centres
     w[np.arange(n), 2 * np.arange(n) + 2] = h / 6 * edges[1:]
     return w
+
+
+# ---- the response in a skyfit FITS file (layout: ._files) ---------------------------------------------------
+
+
+def _response_hdus(response: Response) -> list:
+    n = response.n_bins
+    given = response.energy_reco_edges_tev
+    edges = np.full((n, 2), np.nan) if given is None else np.asarray(given, float)
+    n_comp = response.psf.weights.shape[1]
+    width = max(len(s) for s in response.bin_names)
+    matrix = fits.ImageHDU(np.asarray(response.counts_matrix, dtype=np.float64), name="RESP_MATRIX")
+    matrix.header["BUNIT"] = "cm2 s TeV"
+    matrix.header["COMMENT"] = "expected counts per unit dN/dE (cm-2 s-1 TeV-1) at each true-energy node"
+    hdus = [
+        matrix,
+        fits.BinTableHDU.from_columns(
+            [fits.Column("ENERGY_TRUE", "D", unit="TeV", array=response.energy_true_tev)], name="RESP_AXES"
+        ),
+        fits.BinTableHDU.from_columns(
+            [fits.Column("DEC", "D", unit="deg", array=np.asarray(response.dec_nodes_deg, float))], name="RESP_DEC"
+        ),
+        fits.BinTableHDU.from_columns(
+            [
+                fits.Column("NAME", f"{width}A", array=np.array(response.bin_names)),
+                fits.Column("E_MIN", "D", unit="TeV", array=edges[:, 0]),
+                fits.Column("E_MAX", "D", unit="TeV", array=edges[:, 1]),
+                fits.Column("PSF_WEIGHT", f"{n_comp}D", array=response.psf.weights),
+                fits.Column("PSF_SIGMA", f"{n_comp}D", unit="deg", array=response.psf.sigma_deg),
+            ],
+            name="RESP_BINS",
+        ),
+    ]
+    hdus[-1].header["HASEDGES"] = response.energy_reco_edges_tev is not None
+    if response.psf_table is not None:
+        t = response.psf_table
+        hdus.append(
+            fits.BinTableHDU.from_columns(
+                [
+                    fits.Column("RAD_DEG", "D", unit="deg", array=np.asarray(t.rad_deg, float)),
+                    fits.Column(
+                        "DENSITY", f"{n}D", unit="deg-2", array=np.asarray(t.density_deg2, float).T.reshape(-1, n)
+                    ),
+                ],
+                name="RESP_PSF_TABLE",
+            )
+        )
+    return hdus
+
+
+def _read_response_hdus(hdul, path: Path, meta: dict) -> Response:
+    bins = _hdu(hdul, "RESP_BINS", path)
+    names = tuple(str(s).strip() for s in bins.data["NAME"])
+    edges = None
+    if bins.header.get("HASEDGES", False):
+        edges = np.stack([np.asarray(bins.data["E_MIN"], float), np.asarray(bins.data["E_MAX"], float)], axis=1)
+    psf = GaussianMixturePSF(np.asarray(bins.data["PSF_WEIGHT"], float), np.asarray(bins.data["PSF_SIGMA"], float))
+    psf_table = None
+    if "RESP_PSF_TABLE" in hdul:
+        t = hdul["RESP_PSF_TABLE"].data
+        psf_table = TabulatedPSF(np.asarray(t["RAD_DEG"], float), np.asarray(t["DENSITY"], float).T.copy())
+    matrix = np.asarray(_hdu(hdul, "RESP_MATRIX", path).data, dtype=np.float64)
+    try:
+        return Response(
+            bin_names=names,
+            energy_true_tev=np.asarray(_hdu(hdul, "RESP_AXES", path).data["ENERGY_TRUE"], float),
+            dec_nodes_deg=np.asarray(_hdu(hdul, "RESP_DEC", path).data["DEC"], float),
+            counts_matrix=matrix,
+            psf=psf,
+            energy_reco_edges_tev=edges,
+            psf_table=psf_table,
+            meta=meta,
+        )
+    except ValueError as exc:
+        raise DatasetFileError(f"{path}: the response in this file is inconsistent ({exc})") from None
+
+
+def write_response(response: Response, path, overwrite: bool = False, how: str | None = None) -> Path:
+    """Write a :class:`~skyfit.response.Response` alone (see :mod:`skyfit.response._files` for the layout)."""
+    path = Path(path)
+    hdus = [_primary("skyfit-response", "", response.meta), *_response_hdus(response)]
+    hdus.append(_json_hdu(_provenance(None, response, how), "PROVENANCE"))
+    fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+    return path
+
+
+def read_response(path) -> Response:
+    """Read the response of a response or dataset file."""
+    path = Path(path)
+    with _reading(path, "skyfit response"), _open(path, "skyfit-response") as hdul:
+        prov = _read_json_hdu(_hdu(hdul, "PROVENANCE", path))
+        return _read_response_hdus(hdul, path, prov.get("response_meta") or {})

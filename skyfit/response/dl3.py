@@ -52,11 +52,11 @@ equal parts, when they already reproduce the containment curve to 3e-4).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
+from ._dl3_irf import DL3IRF, DL3FileError, _normalise_profiles, read_dl3_irfs
 from ._types import GaussianMixturePSF, Response, TabulatedPSF, log_simpson_nodes
 from .hawc import fit_gaussian_mixture_psf
 
@@ -72,291 +72,7 @@ __all__ = [
 SIDEREAL_DAY_S = 86164.0905  # mean sidereal day (s): one transit of every source
 _N_GAUSS = 8  # Gauss-Legendre nodes per hour-angle piece
 _TRUE_BINS_PER_DECADE = 24  # default true-energy Simpson bins: ~1e-5 for a 12% migration width (12: ~1e-4)
-_PSF_HDUS = ("PSF", "POINT SPREAD FUNCTION", "PSF_2D_TABLE", "PSF_2D_GAUSS", "PSF_2D_KING")
-_PSF_MAX_RAD_DEG = 30.0  # parametric PSFs are tabulated out to their 99.9% radius, at most this
-_PSF_N_RAD = 1000
 _PSF_FIT_TOLERANCE = 3e-4  # fewer Gaussians are kept when they reproduce the containment this well
-
-
-class DL3FileError(OSError):
-    """A DL3 IRF file is missing, of another format, lacks an HDU, or cannot serve a declination."""
-
-
-@dataclass(frozen=True)
-class DL3IRF:
-    """A full-enclosure DL3 IRF as plain arrays (zenith angle = field-of-view offset).
-
-    Parameters
-    ----------
-    aeff_cm2 : ndarray, shape (n_zen_a, n_e_a)
-        Effective area (cm^2) at the bin centres of ``aeff_zenith_edges_deg`` x ``aeff_energy_edges_tev``.
-    aeff_energy_edges_tev, aeff_zenith_edges_deg : ndarray
-        Bin edges of the effective-area table (true energy in TeV, zenith in deg).
-    edisp_density : ndarray, shape (n_zen_e, n_e_e, n_migra)
-        Migration probability density ``dP/dmu`` (``mu = E_reco / E_true``), constant in each migra bin.
-    edisp_energy_edges_tev, edisp_zenith_edges_deg, migra_edges : ndarray
-        Bin edges of the dispersion table.
-    psf_density_deg2 : ndarray, shape (n_zen_p, n_e_p, n_rad)
-        Radial PSF density (deg^-2), each (zenith, energy) profile normalised to unit integral (rows
-        with no content stay zero).
-    psf_rad_deg : ndarray, shape (n_rad,)
-        Radii (deg) of the profiles, starting at 0.
-    psf_energy_edges_tev, psf_zenith_edges_deg : ndarray
-        Bin edges of the PSF table.
-    psf_format : str
-        ``"PSF_TABLE"``, ``"PSF_3GAUSS"`` or ``"PSF_KING"``.
-    files : dict
-        File and HDU of each component.
-    header : dict
-        ``TELESCOP``/``INSTRUME`` and other keywords of the effective-area HDU.
-    """
-
-    aeff_cm2: np.ndarray
-    aeff_energy_edges_tev: np.ndarray
-    aeff_zenith_edges_deg: np.ndarray
-    edisp_density: np.ndarray
-    edisp_energy_edges_tev: np.ndarray
-    edisp_zenith_edges_deg: np.ndarray
-    migra_edges: np.ndarray
-    psf_density_deg2: np.ndarray
-    psf_rad_deg: np.ndarray
-    psf_energy_edges_tev: np.ndarray
-    psf_zenith_edges_deg: np.ndarray
-    psf_format: str
-    files: dict = field(default_factory=dict)
-    header: dict = field(default_factory=dict)
-
-    @property
-    def max_zenith_deg(self) -> float:
-        """Largest zenith angle (deg) the effective area covers (its last ``THETA_HI``)."""
-        return float(self.aeff_zenith_edges_deg[-1])
-
-
-# --------------------------------------------------------------------------------------------------
-# reading
-# --------------------------------------------------------------------------------------------------
-
-
-def _open(path: Path, what: str):
-    from astropy.io import fits
-
-    if not path.exists():
-        raise DL3FileError(
-            f"{path} does not exist: pass the path of a GADF DL3 IRF file holding the {what} "
-            "(irf_file=..., or aeff_file/edisp_file/psf_file)"
-        )
-    try:
-        hdul = fits.open(path, memmap=False)
-        _ = [h.name for h in hdul]  # reads every header: a truncated or non-FITS file fails here
-    except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise DL3FileError(
-            f"{path} is not a readable FITS file ({type(exc).__name__}: {exc}); a GADF DL3 IRF file "
-            "(FITS with EFFECTIVE AREA / ENERGY DISPERSION / PSF tables) is needed: check the path, "
-            "or download the file again if it is truncated"
-        ) from exc
-    return hdul
-
-
-def _hdu(hdul, path: Path, names, what: str, key: str):
-    """The first HDU of ``names`` present in ``hdul``, with errors that name the file and the fix."""
-    from astropy.io import fits
-
-    present = [h.name for h in hdul]
-    for name in names:
-        if name.upper() in present:
-            hdu = hdul[name]
-            if not isinstance(hdu, fits.BinTableHDU):
-                raise DL3FileError(
-                    f"{path}: HDU {name!r} is a {type(hdu).__name__}, not a GADF binary table: this is "
-                    "not a GADF DL3 IRF file (map IRFs, e.g. HAWC's public EffectiveAreaMap files, are "
-                    "read by skyfit.response.hawc.hawc_response)"
-                )
-            return name.upper(), hdu
-    if not any(n in present for n in ("EFFECTIVE AREA", "ENERGY DISPERSION", *_PSF_HDUS)):
-        hint = (
-            " It looks like a gammapy map IRF (as in HAWC's public release): use "
-            "skyfit.response.hawc.hawc_response for those."
-            if any(n in present for n in ("AEFF", "EDISP", "PSF_BANDS", "AEFF_BANDS"))
-            else ""
-        )
-        raise DL3FileError(
-            f"{path} is not a GADF DL3 IRF file: it has no HDU {names[0]!r} (its HDUs: {present}).{hint} "
-            "Pass a full-enclosure GADF IRF file (AEFF_2D, EDISP_2D, PSF tables)."
-        )
-    raise DL3FileError(
-        f"{path} has no {what} HDU {' or '.join(repr(n) for n in names)} (its HDUs: {present}): pass the "
-        f"file that holds it ({key}_file=...) or the HDU's name (hdu_names={{{key!r}: ...}})"
-    )
-
-
-def _parse(cls, hdul, hdu_name: str, path: Path, kind: str):
-    try:
-        irf = cls.from_hdulist(hdul, hdu=hdu_name)
-    except (KeyError, ValueError, TypeError, IndexError, OSError, EOFError) as exc:
-        raise DL3FileError(
-            f"{path}: HDU {hdu_name!r} is not a GADF {kind} table ({type(exc).__name__}: {exc}); the "
-            "file is of another format or corrupt: pass a full-enclosure GADF DL3 IRF file"
-        ) from exc
-    if getattr(irf, "is_pointlike", False):
-        raise DL3FileError(
-            f"{path}: HDU {hdu_name!r} is a POINT-LIKE IRF (a direction cut is folded in); a sky-map "
-            "likelihood needs FULL-ENCLOSURE IRFs: pass those"
-        )
-    return irf
-
-
-def _edges(irf, name: str, unit: str) -> np.ndarray:
-    return np.asarray(irf.axes[name].edges.to_value(unit), dtype=float)
-
-
-def _normalise_profiles(rad_deg, density):
-    """Normalise each radial profile (last axis) to unit integral 2 pi r dr (trapezoid); zero rows stay."""
-    integrand = 2 * np.pi * rad_deg * density
-    norm = np.sum(0.5 * (integrand[..., 1:] + integrand[..., :-1]) * np.diff(rad_deg), axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(norm > 0, density / norm, 0.0)
-    return np.nan_to_num(out)
-
-
-def _psf_arrays(psf, fmt: str):
-    """(density_deg2 (n_zen, n_e, n_rad), rad_deg) of a gammapy PSF, profiles normalised."""
-    if fmt == "PSF_TABLE":
-        rad_edges = _edges(psf, "rad", "deg")
-        rad = 0.5 * (rad_edges[1:] + rad_edges[:-1])
-        dens = np.asarray(psf.quantity.to_value("deg-2"), dtype=float).transpose(1, 0, 2)  # (zen, e, rad)
-        if rad[0] > 0:  # start the profile at r = 0 (value of the innermost bin)
-            rad = np.concatenate([[0.0], rad])
-            dens = np.concatenate([dens[..., :1], dens], axis=-1)
-        return _normalise_profiles(rad, np.clip(np.nan_to_num(dens), 0.0, None)), rad
-    q = {name: psf.quantity[name] for name in psf.required_parameters}
-    if fmt == "PSF_3GAUSS":
-        sig = [np.asarray(q[f"sigma_{i}"].to_value("deg"), float).T for i in (1, 2, 3)]  # (zen, e)
-        amp = [np.ones_like(sig[0]), np.asarray(q["ampl_2"].value, float).T, np.asarray(q["ampl_3"].value, float).T]
-        live = [np.where((s > 0) & (a > 0), s, 0.0) for s, a in zip(sig, amp, strict=True)]
-        r_max = min(_PSF_MAX_RAD_DEG, 6.0 * float(np.max(live)))
-        rad = np.linspace(0.0, r_max, _PSF_N_RAD)
-        dens = np.zeros(sig[0].shape + (rad.size,))
-        for s, a in zip(sig, amp, strict=True):
-            ok = (s > 0) & (a > 0)
-            safe = np.where(ok, s, 1.0)[..., None]
-            dens += np.where(ok[..., None], a[..., None] * np.exp(-0.5 * (rad / safe) ** 2), 0.0)
-    else:  # PSF_KING: dP/dOmega = (1 - 1/g) / (2 pi s^2) (1 + r^2 / (2 g s^2))^-g
-        s = np.asarray(q["sigma"].to_value("deg"), float).T
-        g = np.asarray(q["gamma"].value, float).T
-        ok = (s > 0) & (g > 1)
-        s, g = np.where(ok, s, 1.0), np.where(ok, g, 2.0)
-        r999 = s * np.sqrt(2 * g * (1e-3 ** (1.0 / (1.0 - g)) - 1.0))
-        rad = np.linspace(0.0, min(_PSF_MAX_RAD_DEG, float(np.max(np.where(ok, r999, 0.0)))), _PSF_N_RAD)
-        s, g = s[..., None], g[..., None]
-        dens = np.where(ok[..., None], (1 - 1 / g) / (2 * np.pi * s**2) * (1 + rad**2 / (2 * g * s**2)) ** -g, 0.0)
-    return _normalise_profiles(rad, dens), rad
-
-
-def read_dl3_irfs(irf_file=None, *, aeff_file=None, edisp_file=None, psf_file=None, hdu_names=None) -> DL3IRF:
-    """Read a full-enclosure GADF DL3 IRF (effective area, energy dispersion, PSF) into plain arrays.
-
-    Parameters
-    ----------
-    irf_file : path, optional
-        One file holding all three HDUs (the usual layout).
-    aeff_file, edisp_file, psf_file : path, optional
-        Files of the separate components; each defaults to ``irf_file``.
-    hdu_names : dict, optional
-        HDU names to use, keys ``"aeff"``, ``"edisp"``, ``"psf"``; defaults ``"EFFECTIVE AREA"``,
-        ``"ENERGY DISPERSION"``, and the first of ``"PSF"``, ``"POINT SPREAD FUNCTION"``,
-        ``"PSF_2D_TABLE"``, ``"PSF_2D_GAUSS"``, ``"PSF_2D_KING"``.
-
-    Returns
-    -------
-    DL3IRF
-
-    Raises
-    ------
-    DL3FileError
-        A file is missing or not FITS, an HDU is missing or not a GADF table, or the IRF is point-like.
-    """
-    from gammapy.irf import (
-        PSF3D,
-        EffectiveAreaTable2D,
-        EnergyDependentMultiGaussPSF,
-        EnergyDispersion2D,
-        PSFKing,
-    )
-
-    paths = {k: (v if v is not None else irf_file) for k, v in (("aeff", aeff_file), ("edisp", edisp_file))}
-    paths["psf"] = psf_file if psf_file is not None else irf_file
-    for key, p in paths.items():
-        if p is None:
-            raise ValueError(f"no file for the {key} IRF: pass irf_file=... (or {key}_file=...)")
-    paths = {k: Path(v) for k, v in paths.items()}
-    hdu_names = dict(hdu_names or {})
-    names = {
-        "aeff": (hdu_names.get("aeff", "EFFECTIVE AREA"),),
-        "edisp": (hdu_names.get("edisp", "ENERGY DISPERSION"),),
-        "psf": (hdu_names["psf"],) if "psf" in hdu_names else _PSF_HDUS,
-    }
-    what = {"aeff": "effective area", "edisp": "energy dispersion", "psf": "PSF"}
-
-    opened = {}
-    try:
-        for key in ("aeff", "edisp", "psf"):
-            if paths[key] not in opened:
-                opened[paths[key]] = _open(paths[key], what[key])
-        found = {key: _hdu(opened[paths[key]], paths[key], names[key], what[key], key) for key in names}
-
-        aeff = _parse(EffectiveAreaTable2D, opened[paths["aeff"]], found["aeff"][0], paths["aeff"], "AEFF_2D")
-        edisp = _parse(EnergyDispersion2D, opened[paths["edisp"]], found["edisp"][0], paths["edisp"], "EDISP_2D")
-
-        psf_hdu = found["psf"][1]
-        cls4 = str(psf_hdu.header.get("HDUCLAS4", "")).upper()
-        columns = [c.upper() for c in psf_hdu.columns.names]
-        if cls4 == "PSF_TABLE" or (not cls4 and "RPSF" in columns):
-            fmt, cls = "PSF_TABLE", PSF3D
-        elif cls4 == "PSF_3GAUSS" or (not cls4 and "SIGMA_1" in columns):
-            fmt, cls = "PSF_3GAUSS", EnergyDependentMultiGaussPSF
-        elif cls4 == "PSF_KING" or (not cls4 and "GAMMA" in columns):
-            fmt, cls = "PSF_KING", PSFKing
-        else:
-            raise DL3FileError(
-                f"{paths['psf']}: PSF HDU {found['psf'][0]!r} is neither PSF_TABLE, PSF_3GAUSS nor PSF_KING "
-                f"(HDUCLAS4={cls4!r}, columns {columns}): pass a GADF full-enclosure PSF"
-            )
-        psf = _parse(cls, opened[paths["psf"]], found["psf"][0], paths["psf"], fmt)
-        header = {
-            k: found["aeff"][1].header[k]
-            for k in ("TELESCOP", "INSTRUME", "TELLIST", "HDUCLAS3", "HDUCLAS4", "CREATOR")
-            if k in found["aeff"][1].header
-        }
-    finally:
-        for hdul in opened.values():
-            hdul.close()
-
-    try:
-        aeff_cm2 = np.asarray(aeff.quantity.to_value("cm2"), dtype=float).T  # (zen, e)
-        edisp_density = np.asarray(edisp.quantity.to_value(""), dtype=float).transpose(2, 0, 1)  # (zen, e, mu)
-        psf_density, psf_rad = _psf_arrays(psf, fmt)
-        out = DL3IRF(
-            aeff_cm2=np.clip(np.nan_to_num(aeff_cm2), 0.0, None),
-            aeff_energy_edges_tev=_edges(aeff, "energy_true", "TeV"),
-            aeff_zenith_edges_deg=_edges(aeff, "offset", "deg"),
-            edisp_density=np.clip(np.nan_to_num(edisp_density), 0.0, None),
-            edisp_energy_edges_tev=_edges(edisp, "energy_true", "TeV"),
-            edisp_zenith_edges_deg=_edges(edisp, "offset", "deg"),
-            migra_edges=_edges(edisp, "migra", ""),
-            psf_density_deg2=psf_density,
-            psf_rad_deg=psf_rad,
-            psf_energy_edges_tev=_edges(psf, "energy_true", "TeV"),
-            psf_zenith_edges_deg=_edges(psf, "offset", "deg"),
-            psf_format=fmt,
-            files={k: (str(paths[k]), found[k][0]) for k in ("aeff", "edisp", "psf")},
-            header=header,
-        )
-    except (ValueError, TypeError, KeyError, IndexError) as exc:  # units (e.g. an area in sr), axes
-        raise DL3FileError(
-            f"{paths['aeff']}: the IRF tables have unexpected units or axes ({type(exc).__name__}: {exc}); "
-            "GADF needs areas (m2/cm2), energies, angles (deg) and PSF densities (sr-1 or deg-2)"
-        ) from exc
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -583,6 +299,33 @@ def dl3_response(
     ValueError
         Inconsistent arguments (no or both of ``n_transits``/``livetime_days``, unsorted nodes, ...).
     """
+    transits, dec_nodes, bands = _checked(n_transits, livetime_days, site_latitude_deg, dec_nodes_deg, analysis_bins)
+    irf = read_dl3_irfs(irf_file, aeff_file=aeff_file, edisp_file=edisp_file, psf_file=psf_file, hdu_names=hdu_names)
+    z_cut = _zenith_cut(irf, max_zenith_deg)
+    nodes, simpson_w = _true_energy_nodes(irf, energy_true_edges_tev)
+    drift = _drift_tables(irf, nodes, bands, site_latitude_deg, z_cut)
+    counts, exposure = _counts_and_exposure(drift, dec_nodes, bands.shape[0], nodes, simpson_w, transits)
+    psf_dec = float(dec_nodes[dec_nodes.size // 2] if psf_dec_deg is None else psf_dec_deg)
+    rad, dens, w_psf, s_psf, err_psf, valid = _psf_mixtures(
+        drift, irf, psf_dec, nodes, simpson_w, psf_spectral_index, counts, psf_components
+    )
+    name = instrument or irf.header.get("INSTRUME") or irf.header.get("TELESCOP") or "DL3"
+    meta = _meta(irf, name, site_latitude_deg, transits, livetime_days, z_cut, psf_dec, psf_spectral_index,
+                 psf_components, err_psf, valid, exposure)  # fmt: skip
+    return Response(
+        bin_names=tuple(f"{bin_prefix}E{lo:.3g}-{hi:.3g}" for lo, hi in bands),
+        energy_true_tev=nodes,
+        dec_nodes_deg=dec_nodes,
+        counts_matrix=counts,
+        psf=GaussianMixturePSF(np.asarray(w_psf), np.asarray(s_psf)),
+        energy_reco_edges_tev=bands,
+        psf_table=TabulatedPSF(rad, dens),
+        meta=meta,
+    )
+
+
+def _checked(n_transits, livetime_days, site_latitude_deg, dec_nodes_deg, analysis_bins) -> tuple:
+    """(transits, declination nodes, analysis bands) of :func:`dl3_response`'s arguments, checked."""
     if (n_transits is None) == (livetime_days is None):
         raise ValueError("give exactly one of n_transits and livetime_days")
     transits = float(n_transits) if n_transits is not None else float(livetime_days) * 86400.0 / SIDEREAL_DAY_S
@@ -594,54 +337,89 @@ def dl3_response(
     if dec_nodes.ndim != 1 or np.any(np.abs(dec_nodes) > 90) or np.any(np.diff(dec_nodes) <= 0):
         raise ValueError("dec_nodes_deg must be strictly increasing declinations within [-90, 90]")
     bands = _as_bands(analysis_bins)
+    return transits, dec_nodes, bands
 
-    irf = read_dl3_irfs(irf_file, aeff_file=aeff_file, edisp_file=edisp_file, psf_file=psf_file, hdu_names=hdu_names)
+
+def _zenith_cut(irf: DL3IRF, max_zenith_deg) -> float:
+    """The zenith cut (deg): ``max_zenith_deg``, by default the effective area's largest zenith angle."""
     aeff_path = irf.files["aeff"][0]
     z_irf = irf.max_zenith_deg
     z_cut = z_irf if max_zenith_deg is None else float(max_zenith_deg)
     if z_cut > z_irf + 1e-9 or z_cut <= 0:
         raise ValueError(f"max_zenith_deg={z_cut} must lie in (0, {z_irf}] (the effective area of {aeff_path})")
+    return z_cut
 
+
+def _true_energy_nodes(irf: DL3IRF, energy_true_edges_tev) -> tuple:
+    """Simpson nodes and weights (TeV) in true energy, by default over the effective area's range."""
     if energy_true_edges_tev is None:
         e0, e1 = irf.aeff_energy_edges_tev[0], irf.aeff_energy_edges_tev[-1]
         n = max(int(np.ceil(_TRUE_BINS_PER_DECADE * np.log10(e1 / e0) - 1e-9)), 1)
         energy_true_edges_tev = np.geomspace(e0, e1, n + 1)
-    nodes, simpson_w = log_simpson_nodes(np.asarray(energy_true_edges_tev, dtype=float))
+    return log_simpson_nodes(np.asarray(energy_true_edges_tev, dtype=float))
 
+
+@dataclass(frozen=True)
+class _DriftTables:
+    """The IRF tables at the true-energy nodes, and what the hour-angle quadrature at one declination needs."""
+
+    site_latitude_deg: float
+    z_cut: float
+    aeff_path: str
+    a_nodes: np.ndarray  # (n_zen_a, n_true)
+    p_nodes: np.ndarray  # (n_zen_e, n_true, n_bins)
+    za: np.ndarray  # zenith nodes (deg) of the effective area, dispersion and PSF tables
+    ze: np.ndarray
+    zp: np.ndarray
+    breaks: np.ndarray
+
+    def fold(self, dec):
+        """Per-zenith-node area (n_h, n_true) and bin probability (n_h, n_true, n_bins) and time weights."""
+        site_latitude_deg, z_cut = self.site_latitude_deg, self.z_cut
+        zen, wt = hour_angle_quadrature(site_latitude_deg, dec, z_cut, self.breaks)
+        if zen.size == 0:
+            lo, hi = site_latitude_deg - z_cut, site_latitude_deg + z_cut
+            raise DL3FileError(
+                f"{self.aeff_path}: a source at declination {dec:g} deg never comes within the IRF's zenith cut "
+                f"({z_cut:g} deg) at site latitude {site_latitude_deg:g} deg, so it has no exposure: keep "
+                f"dec_nodes_deg (and psf_dec_deg) inside ({max(lo, -90):g}, {min(hi, 90):g}) deg, or use an "
+                "IRF file covering larger zenith angles"
+            )
+        area = _interp_matrix(zen, self.za) @ self.a_nodes
+        prob = np.einsum("hz,zkb->hkb", _interp_matrix(zen, self.ze), self.p_nodes, optimize=True)
+        return zen, wt, area, prob
+
+
+def _drift_tables(irf: DL3IRF, nodes, bands, site_latitude_deg: float, z_cut: float) -> _DriftTables:
     a_nodes = _aeff_at_nodes(irf, nodes)  # (n_zen_a, n_true)
     p_nodes = _bin_probability(irf, nodes, bands)  # (n_zen_e, n_true, n_bins)
     za, ze, zp = (
         _centres(e) for e in (irf.aeff_zenith_edges_deg, irf.edisp_zenith_edges_deg, irf.psf_zenith_edges_deg)
     )
     breaks = np.unique(np.concatenate([za, ze, zp]))
+    return _DriftTables(site_latitude_deg, z_cut, irf.files["aeff"][0], a_nodes, p_nodes, za, ze, zp, breaks)
 
-    def fold(dec):
-        """Per-zenith-node area (n_h, n_true) and bin probability (n_h, n_true, n_bins) and time weights."""
-        zen, wt = hour_angle_quadrature(site_latitude_deg, dec, z_cut, breaks)
-        if zen.size == 0:
-            lo, hi = site_latitude_deg - z_cut, site_latitude_deg + z_cut
-            raise DL3FileError(
-                f"{aeff_path}: a source at declination {dec:g} deg never comes within the IRF's zenith cut "
-                f"({z_cut:g} deg) at site latitude {site_latitude_deg:g} deg, so it has no exposure: keep "
-                f"dec_nodes_deg (and psf_dec_deg) inside ({max(lo, -90):g}, {min(hi, 90):g}) deg, or use an "
-                "IRF file covering larger zenith angles"
-            )
-        area = _interp_matrix(zen, za) @ a_nodes
-        prob = np.einsum("hz,zkb->hkb", _interp_matrix(zen, ze), p_nodes, optimize=True)
-        return zen, wt, area, prob
 
-    counts = np.empty((dec_nodes.size, bands.shape[0], nodes.size))
+def _counts_and_exposure(drift: _DriftTables, dec_nodes, n_bins: int, nodes, simpson_w, transits: float) -> tuple:
+    """``counts_matrix`` (n_dec, n_bins, n_true) and the exposure (n_dec, n_true) of all transits."""
+    counts = np.empty((dec_nodes.size, n_bins, nodes.size))
     exposure = np.empty((dec_nodes.size, nodes.size))
     for d, dec in enumerate(dec_nodes):
-        _, wt, area, prob = fold(dec)
+        _, wt, area, prob = drift.fold(dec)
         exposure[d] = transits * (wt @ area)
         counts[d] = transits * np.einsum("h,hk,hkb->bk", wt, area, prob) * simpson_w[None, :]
+    return counts, exposure
 
-    # PSF: counts-weighted mixture over (zenith, true energy) for a power law, at psf_dec_deg
-    psf_dec = float(dec_nodes[dec_nodes.size // 2] if psf_dec_deg is None else psf_dec_deg)
-    zen, wt, area, prob = fold(psf_dec)
+
+def _psf_mixtures(drift: _DriftTables, irf: DL3IRF, psf_dec: float, nodes, simpson_w, psf_spectral_index: float,
+                  counts, psf_components: int) -> tuple:  # fmt: skip
+    """(radii, per-bin PSF density, mixture weights, widths, fit errors, valid bins) at ``psf_dec``.
+
+    PSF: counts-weighted mixture over (zenith, true energy) for a power law, at ``psf_dec``.
+    """
+    zen, wt, area, prob = drift.fold(psf_dec)
     weight = wt[:, None, None] * area[..., None] * prob * (simpson_w * nodes**-psf_spectral_index)[None, :, None]
-    mz = _interp_matrix(zen, zp)  # (n_h, n_zen_p)
+    mz = _interp_matrix(zen, drift.zp)  # (n_h, n_zen_p)
     me = _interp_matrix(np.log(nodes), _log_centres(irf.psf_energy_edges_tev))  # (n_true, n_e_p)
     v = np.einsum("bzk,ke->bze", np.einsum("hkb,hz->bzk", weight, mz, optimize=True), me, optimize=True)
     dens = np.einsum("bze,zer->br", v, irf.psf_density_deg2, optimize=True)
@@ -649,7 +427,7 @@ def dl3_response(
     rad = irf.psf_rad_deg
     dens = _normalise_profiles(rad, dens)
     w_psf, s_psf, err_psf, valid = [], [], [], []
-    for b in range(bands.shape[0]):
+    for b in range(counts.shape[1]):
         ok = total[b] > 0 and np.max(dens[b]) > 0
         valid.append(bool(ok and counts[:, b].sum() > 0))
         if ok:
@@ -659,35 +437,30 @@ def dl3_response(
         w_psf.append(w)
         s_psf.append(s)
         err_psf.append(err)
+    return rad, dens, w_psf, s_psf, err_psf, valid
 
-    name = instrument or irf.header.get("INSTRUME") or irf.header.get("TELESCOP") or "DL3"
-    return Response(
-        bin_names=tuple(f"{bin_prefix}E{lo:.3g}-{hi:.3g}" for lo, hi in bands),
-        energy_true_tev=nodes,
-        dec_nodes_deg=dec_nodes,
-        counts_matrix=counts,
-        psf=GaussianMixturePSF(np.asarray(w_psf), np.asarray(s_psf)),
-        energy_reco_edges_tev=bands,
-        psf_table=TabulatedPSF(rad, dens),
-        meta={
-            "instrument": str(name),
-            "files": {k: {"file": f, "hdu": h} for k, (f, h) in irf.files.items()},
-            "psf_format": irf.psf_format,
-            "site_latitude_deg": float(site_latitude_deg),
-            "n_transits": transits,
-            "livetime_days": None if livetime_days is None else float(livetime_days),
-            "max_zenith_deg": z_cut,
-            "psf_dec_deg": psf_dec,
-            "psf_spectral_index": float(psf_spectral_index),
-            "psf_fit_max_containment_error": np.asarray(err_psf),
-            "valid_bins": np.asarray(valid),
-            "exposure_cm2_s": exposure,
-            "method": (
-                "drift scan: exposure = n_transits * (T_sid/2pi) * int A(E, z(h)) dh over z < max_zenith "
-                "(GADF THETA = zenith angle; T_sid = 86164.0905 s); dispersion into each reco bin integrated "
-                "from EDISP_2D MIGRA and averaged over zenith with the exposure weight; PSF = counts-weighted "
-                f"mixture over zenith and true energy for E^-{psf_spectral_index:g} at dec {psf_dec:g} deg, "
-                f"fitted by {psf_components} Gaussians; true energy: Simpson in log E"
-            ),
-        },
-    )
+
+def _meta(irf: DL3IRF, name, site_latitude_deg, transits, livetime_days, z_cut, psf_dec, psf_spectral_index,
+          psf_components, err_psf, valid, exposure) -> dict:  # fmt: skip
+    """``Response.meta`` of :func:`dl3_response`."""
+    return {
+        "instrument": str(name),
+        "files": {k: {"file": f, "hdu": h} for k, (f, h) in irf.files.items()},
+        "psf_format": irf.psf_format,
+        "site_latitude_deg": float(site_latitude_deg),
+        "n_transits": transits,
+        "livetime_days": None if livetime_days is None else float(livetime_days),
+        "max_zenith_deg": z_cut,
+        "psf_dec_deg": psf_dec,
+        "psf_spectral_index": float(psf_spectral_index),
+        "psf_fit_max_containment_error": np.asarray(err_psf),
+        "valid_bins": np.asarray(valid),
+        "exposure_cm2_s": exposure,
+        "method": (
+            "drift scan: exposure = n_transits * (T_sid/2pi) * int A(E, z(h)) dh over z < max_zenith "
+            "(GADF THETA = zenith angle; T_sid = 86164.0905 s); dispersion into each reco bin integrated "
+            "from EDISP_2D MIGRA and averaged over zenith with the exposure weight; PSF = counts-weighted "
+            f"mixture over zenith and true energy for E^-{psf_spectral_index:g} at dec {psf_dec:g} deg, "
+            f"fitted by {psf_components} Gaussians; true energy: Simpson in log E"
+        ),
+    }

@@ -112,6 +112,43 @@ def fit_gaussian_mixture_psf(rad_deg, density_deg2, n_components: int = 3):
     return w[order], sig[order], float(np.max(np.abs(fitted - target)))
 
 
+def _band_index(bands, reco_lo, reco_hi, tag: str) -> np.ndarray:
+    """Per analysis band, its index among the dispersion's reconstructed bands (which it must match to 1 %)."""
+    band_index = []
+    for lo, hi in bands:
+        j = np.nonzero((np.abs(np.log(reco_lo / lo)) < 0.01) & (np.abs(np.log(reco_hi / hi)) < 0.01))[0]
+        if len(j) != 1:
+            raise HAWCFileError(
+                f"{tag}: band {lo:.3g}-{hi:.3g} TeV is not a reconstructed-energy band of the "
+                f"dispersion file (bands: {np.round(reco_lo, 3).tolist()} ...)"
+            )
+        band_index.append(int(j[0]))
+    return np.asarray(band_index)
+
+
+def _fit_psfs(psf_rad, psf_table, band_index, counts_matrix) -> tuple:
+    """(weights, sigma_deg, max containment error, valid) of the mixture fitted to each band's tabulated PSF."""
+    weights_psf, sigma_psf, psf_err, valid = [], [], [], []
+    for j in band_index:
+        table = psf_table[j]
+        ok = np.all(np.isfinite(table)) and np.max(table) > 0
+        valid.append(bool(ok and counts_matrix[:, len(valid)].sum() > 0))
+        if ok:
+            w, s, err = fit_gaussian_mixture_psf(psf_rad, table, n_components=PSF_COMPONENTS)
+        else:  # no PSF tabulated: the release has no events of this fHit bin in this band
+            w, s, err = np.eye(PSF_COMPONENTS)[0], np.arange(1.0, PSF_COMPONENTS + 1), np.nan
+        weights_psf.append(w)
+        sigma_psf.append(s)
+        psf_err.append(err)
+    return weights_psf, sigma_psf, psf_err, valid
+
+
+def _aeff_threshold(exp_centre, true_edges) -> float:
+    """Lowest true energy (TeV) where the exposure exceeds 10% of its maximum: its bin's log centre."""
+    above = np.nonzero(exp_centre > 0.1 * exp_centre.max())[0]
+    return float(np.sqrt(true_edges[above[0]] * true_edges[above[0] + 1])) if len(above) else np.inf
+
+
 def hawc_response(
     data_dir, fhit: int, estimator: str, ra_deg: float, dec_nodes_deg, transits_path=None, analysis_band_edges_tev=None
 ):
@@ -172,17 +209,7 @@ def hawc_response(
     if analysis_band_edges_tev is None:
         analysis_band_edges_tev = np.stack([reco_lo, reco_hi], axis=1)[2:]
     bands = np.asarray(analysis_band_edges_tev, float)
-    # analysis bands must coincide with the dispersion's reconstructed bands (to 1 %)
-    band_index = []
-    for lo, hi in bands:
-        j = np.nonzero((np.abs(np.log(reco_lo / lo)) < 0.01) & (np.abs(np.log(reco_hi / hi)) < 0.01))[0]
-        if len(j) != 1:
-            raise HAWCFileError(
-                f"{tag}: band {lo:.3g}-{hi:.3g} TeV is not a reconstructed-energy band of the "
-                f"dispersion file (bands: {np.round(reco_lo, 3).tolist()} ...)"
-            )
-        band_index.append(int(j[0]))
-    band_index = np.asarray(band_index)
+    band_index = _band_index(bands, reco_lo, reco_hi, tag)
 
     exposure = sample_car(aeff, aeff_wcs, ras, dec_nodes)  # (n_true, n_dec) cm2 s per transit
     migration = sample_car(edisp, edisp_wcs, ras, dec_nodes)  # (n_true, n_reco, n_dec)
@@ -196,22 +223,9 @@ def hawc_response(
     centre = np.array([len(dec_nodes) // 2])
     psf_rad = psf_bands["RAD"][: psf.shape[1]]
     psf_table = sample_car(psf, psf_wcs, ras[centre], dec_nodes[centre])[..., 0]  # (n_reco, n_rad)
-    weights_psf, sigma_psf, psf_err, valid = [], [], [], []
-    for j in band_index:
-        table = psf_table[j]
-        ok = np.all(np.isfinite(table)) and np.max(table) > 0
-        valid.append(bool(ok and counts_matrix[:, len(valid)].sum() > 0))
-        if ok:
-            w, s, err = fit_gaussian_mixture_psf(psf_rad, table, n_components=PSF_COMPONENTS)
-        else:  # no PSF tabulated: the release has no events of this fHit bin in this band
-            w, s, err = np.eye(PSF_COMPONENTS)[0], np.arange(1.0, PSF_COMPONENTS + 1), np.nan
-        weights_psf.append(w)
-        sigma_psf.append(s)
-        psf_err.append(err)
+    weights_psf, sigma_psf, psf_err, valid = _fit_psfs(psf_rad, psf_table, band_index, counts_matrix)
 
-    exp_centre = exposure[:, centre[0]]
-    above = np.nonzero(exp_centre > 0.1 * exp_centre.max())[0]
-    aeff_threshold = float(np.sqrt(true_edges[above[0]] * true_edges[above[0] + 1])) if len(above) else np.inf
+    aeff_threshold = _aeff_threshold(exposure[:, centre[0]], true_edges)
 
     names = tuple(f"fHit{fhit}{estimator}_E{lo:.3g}-{hi:.3g}" for lo, hi in bands)
     response = Response(
