@@ -178,6 +178,65 @@ def _corr(fa, b_real, n):
     return np.fft.irfft(np.conj(fa) * np.fft.rfft(b_real, axis=0), n=n, axis=0)
 
 
+def _exclusion_fraction(grid: _Grid, frame: SiteFrame, exclusions: Exclusions, t_mid: float):
+    """The rows of the CIRS grid (at the block's mid-time) that hold an excluded cell, the exclusion
+    fraction ``X~`` on them (averaged over the two sky cells an event can land in), and its FFT."""
+    n_ra, n_dec, cell = grid.n_ra, grid.n_dec, grid.cell
+    ra_c = (np.arange(n_ra) + 0.5) * cell
+    dec_c = grid.dec_lo + (np.arange(n_dec) + 0.5) * cell
+    # only rows near excluded declinations (CIRS and ICRS differ by < 1 deg for decades)
+    _, ex_dec = hp.pix2ang(exclusions.nside, np.flatnonzero(exclusions.mask), lonlat=True)
+    pad = 1.0 + np.degrees(hp.max_pixrad(exclusions.nside))
+    near = np.flatnonzero((dec_c >= ex_dec.min() - pad) & (dec_c <= ex_dec.max() + pad))
+    x = np.zeros((n_ra, n_dec))
+    if near.size:
+        rr, dd = np.meshgrid(ra_c, np.clip(dec_c[near], -89.999, 89.999), indexing="ij")
+        ri, di = frame.cirs_to_icrs(rr.ravel(), dd.ravel(), t_mid)
+        x[:, near] = exclusions.contains(ri, di).reshape(n_ra, near.size)
+    ex_rows = np.flatnonzero(x.any(axis=0))
+    x_t = 0.5 * (x + np.roll(x, -1, axis=0))[:, ex_rows]
+    return ex_rows, x_t, np.fft.rfft(x_t, axis=0)
+
+
+def _rate_and_acceptance(n_k, m, ex_rows, x_t, fx_t, n_iter: int):
+    """The rate ``r_k`` and acceptance ``a_c`` of one window and bin from the step counts ``n_k`` and the
+    local-cell counts ``m``; with excluded rows (``ex_rows``), their joint Poisson ML estimate."""
+    n_ra = m.shape[0]
+    a = m / m.sum()
+    r = n_k
+    if ex_rows is not None and ex_rows.size:
+        # joint Poisson ML of E[M_kc] = r_k a_c U_kc: alternate the two closed-form updates
+        m_ex = m[:, ex_rows]
+        for _ in range(n_iter):
+            a_sum = a.sum()
+            d_k = a_sum - _corr(np.fft.rfft(a[:, ex_rows], axis=0), x_t, n_ra).sum(axis=1)
+            r = np.divide(n_k, d_k, out=np.zeros_like(n_k), where=d_k > 1e-12)
+            f_ex = r.sum() - np.fft.irfft(np.conj(np.fft.rfft(r))[:, None] * fx_t, n=n_ra, axis=0)
+            a = m / r.sum()
+            a[:, ex_rows] = np.divide(m_ex, f_ex, out=np.zeros_like(m_ex), where=f_ex > 1e-12)
+            a /= a.sum()
+    return r, a
+
+
+def _grid_to_roi(sky, grid: _Grid, rows, rc, y, y0, roi: HealpixROI) -> np.ndarray:
+    """To HEALPix: density on the CIRS grid (``rows`` of it), bilinear at the ROI pixel centres (CIRS
+    right ascension ``rc`` and fractional row ``y`` at mid-time, ``y0`` its lower row)."""
+    n_ra, cell = grid.n_ra, grid.cell
+    density = sky / grid.cell_solid_angle()[None, None, rows]
+    x = rc / cell - 0.5
+    x0 = np.floor(x).astype(np.int64)
+    fx, fy = x - x0, np.clip(y - y0, 0.0, 1.0)
+    x0 %= n_ra
+    x1 = (x0 + 1) % n_ra
+    y0 = y0 - rows[0]
+    return (
+        density[:, x0, y0] * (1 - fx) * (1 - fy)
+        + density[:, x1, y0] * fx * (1 - fy)
+        + density[:, x0, y0 + 1] * (1 - fx) * fy
+        + density[:, x1, y0 + 1] * fx * fy
+    ) * roi.pixel_area_sr
+
+
 def direct_integration_block(
     events: dict,
     t_start: float,
@@ -232,21 +291,9 @@ def direct_integration_block(
     # exclusion fraction per sky cell (CIRS grid at the block's mid-time), averaged over the two sky
     # cells an event of hour-angle cell i and step k can land in: X~[i + k] = (X[i+k] + X[i+k+1]) / 2;
     # only rows holding an excluded cell enter the corrections (U = 1 - X~ elsewhere)
+    ex_rows = x_t = fx_t = None
     if excluded is not None:
-        ra_c = (np.arange(n_ra) + 0.5) * cell
-        dec_c = grid.dec_lo + (np.arange(n_dec) + 0.5) * cell
-        # only rows near excluded declinations (CIRS and ICRS differ by < 1 deg for decades)
-        _, ex_dec = hp.pix2ang(exclusions.nside, np.flatnonzero(exclusions.mask), lonlat=True)
-        pad = 1.0 + np.degrees(hp.max_pixrad(exclusions.nside))
-        near = np.flatnonzero((dec_c >= ex_dec.min() - pad) & (dec_c <= ex_dec.max() + pad))
-        x = np.zeros((n_ra, n_dec))
-        if near.size:
-            rr, dd = np.meshgrid(ra_c, np.clip(dec_c[near], -89.999, 89.999), indexing="ij")
-            ri, di = frame.cirs_to_icrs(rr.ravel(), dd.ravel(), t_mid)
-            x[:, near] = exclusions.contains(ri, di).reshape(n_ra, near.size)
-        ex_rows = np.flatnonzero(x.any(axis=0))
-        x_t = 0.5 * (x + np.roll(x, -1, axis=0))[:, ex_rows]
-        fx_t = np.fft.rfft(x_t, axis=0)
+        ex_rows, x_t, fx_t = _exclusion_fraction(grid, frame, exclusions, t_mid)
     sky = np.zeros((n_bins, n_ra, rows.size))
     empty_windows = 0
     for wi in range(n_win):
@@ -258,35 +305,10 @@ def direct_integration_block(
                 continue
             n_k = np.bincount(k[sel], minlength=n_ra).astype(float)
             m = np.bincount(i_h[sel] * n_dec + j[sel], minlength=n_ra * n_dec).reshape(n_ra, n_dec).astype(float)
-            a = m / m.sum()
-            r = n_k
-            if excluded is not None and ex_rows.size:
-                # joint Poisson ML of E[M_kc] = r_k a_c U_kc: alternate the two closed-form updates
-                m_ex = m[:, ex_rows]
-                for _ in range(config.n_iter):
-                    a_sum = a.sum()
-                    d_k = a_sum - _corr(np.fft.rfft(a[:, ex_rows], axis=0), x_t, n_ra).sum(axis=1)
-                    r = np.divide(n_k, d_k, out=np.zeros_like(n_k), where=d_k > 1e-12)
-                    f_ex = r.sum() - np.fft.irfft(np.conj(np.fft.rfft(r))[:, None] * fx_t, n=n_ra, axis=0)
-                    a = m / r.sum()
-                    a[:, ex_rows] = np.divide(m_ex, f_ex, out=np.zeros_like(m_ex), where=f_ex > 1e-12)
-                    a /= a.sum()
+            r, a = _rate_and_acceptance(n_k, m, ex_rows, x_t, fx_t, config.n_iter)
             conv = np.fft.irfft(np.fft.rfft(r)[:, None] * np.fft.rfft(a[:, rows], axis=0), n=n_ra, axis=0)
             sky[b] += 0.5 * (conv + np.roll(conv, 1, axis=0))
-    # to HEALPix: density on the CIRS grid, bilinear at the ROI pixel centres (CIRS at mid-time)
-    density = sky / grid.cell_solid_angle()[None, None, rows]
-    x = rc / cell - 0.5
-    x0 = np.floor(x).astype(np.int64)
-    fx, fy = x - x0, np.clip(y - y0, 0.0, 1.0)
-    x0 %= n_ra
-    x1 = (x0 + 1) % n_ra
-    y0 = y0 - rows[0]
-    bkg = (
-        density[:, x0, y0] * (1 - fx) * (1 - fy)
-        + density[:, x1, y0] * fx * (1 - fy)
-        + density[:, x0, y0 + 1] * (1 - fx) * fy
-        + density[:, x1, y0 + 1] * fx * fy
-    ) * roi.pixel_area_sr
+    bkg = _grid_to_roi(sky, grid, rows, rc, y, y0, roi)
     counts, binned = bin_events(events["RA"], events["DEC"], np.where(use, b_idx, -1), roi, n_bins)
     report = {
         "n_events": int(t.size),

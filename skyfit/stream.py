@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._tasks import Checkpoints, Task, run_tasks
 from .background import DIConfig, DIError, Exclusions, direct_integration_block
 from .coords import LHAASO_SITE, Site, SiteFrame
 from .events import DI_COLUMNS, REQUIRED_COLUMNS, EventFile, EventFileError, expand_paths, write_events
@@ -132,21 +133,74 @@ def _task_key(kind: str, payload) -> str:
     return hashlib.sha1(json.dumps([kind, payload], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _save_checkpoint(directory: Path, key: str, counts, bkg, report):
-    tmp = directory / f"{key}.part.npz"
+def _write_checkpoint(f, result) -> None:
+    counts, bkg, report = result
     arrays = {"counts": counts, "report": np.array(json.dumps(report))}
     if bkg is not None:
         arrays["background"] = bkg
-    np.savez(tmp, **arrays)
-    os.replace(tmp, directory / f"{key}.npz")  # atomic: a killed run leaves no half-written result
+    np.savez(f, **arrays)
 
 
-def _load_checkpoint(directory: Path, key: str):
-    path = directory / f"{key}.npz"
-    if not path.exists():
+def _checkpoint_valid(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f, np.load(f) as z:  # our handle: closed even when numpy cannot read it
+            return {"counts", "report"} <= set(z.files)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return False  # missing, or torn (an older writer without atomic rename): redo this task
+
+
+def _read_checkpoint(path: Path):
+    if not _checkpoint_valid(path):
         return None
     with np.load(path) as z:
         return z["counts"], (z["background"] if "background" in z else None), json.loads(str(z["report"]))
+
+
+def _bin_tasks(opened, file_stamp, roi_key, roi, n_bins, chunk_rows, time_range) -> list[Task]:
+    """One task per file: plain binning."""
+    tasks = []
+    for f in opened:
+        f.require(REQUIRED_COLUMNS)
+        key = _task_key("bin", [str(f.path.resolve()), file_stamp[str(f.path)], roi_key, n_bins, time_range])
+        tasks.append(Task(_bin_file_task, (str(f.path), roi, n_bins, chunk_rows, time_range), f"{key}.npz"))
+    return tasks
+
+
+def _di_tasks(
+    files, opened, file_stamp, roi_key, roi, n_bins, di_config, exclusions, block_hours, time_range, site, chunk_rows
+) -> tuple[list[Task], int]:
+    """One task per time block of direct integration, and the number of events in files wholly outside
+    the time range (counted as outside it)."""
+    ratio = block_hours / di_config.window_hours
+    if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
+        raise DIError(
+            f"block_hours ({block_hours}) must be a whole multiple of the DI window ({di_config.window_hours} h)"
+        )
+    spans = []
+    for f in opened:
+        f.require(DI_COLUMNS)
+        spans.append(_file_time_range(f))
+    start = min(s[0] for s in spans) if time_range is None else time_range[0]
+    stop = max(s[1] for s in spans) if time_range is None else time_range[1]
+    if not np.isfinite(start) or not stop > start:
+        raise EventFileError(f"event files {[str(p) for p in files]} hold no events")
+    n_blocks = int(np.ceil((stop - start) * 24.0 / block_hours - 1e-9))
+    counted = set()
+    excl_key = None if exclusions is None else hashlib.sha1(np.packbits(exclusions.mask).tobytes()).hexdigest()
+    tasks = []
+    for ib in range(n_blocks):
+        t0 = start + ib * block_hours / 24.0
+        t1 = min(stop, t0 + block_hours / 24.0)
+        mine = [str(f.path) for f, s in zip(opened, spans, strict=True) if s[0] < t1 and s[1] > t0]
+        st = [(p, file_stamp[p]) for p in mine]
+        key = _task_key("di", [st, t0, t1, roi_key, n_bins, site.name, di_config.__dict__, excl_key])
+        first = [p for p in mine if p not in counted]
+        counted.update(first)
+        args = (mine, t0, t1, roi, n_bins, site, di_config, exclusions, chunk_rows, first, (start, stop))
+        tasks.append(Task(_di_block_task, args, f"{key}.npz"))
+    # files wholly outside the time range: every event counted as outside
+    skipped_rows = sum(f.n_rows for f in opened if str(f.path) not in counted)
+    return tasks, skipped_rows
 
 
 def bin_event_files(
@@ -195,60 +249,23 @@ def bin_event_files(
     opened = [EventFile(p) for p in files]
     if background not in ("none", "di"):
         raise DIError(f"background must be 'none' or 'di', got {background!r}")
-    tasks = []  # (key, function, args)
     # what a finished task depends on, for its checkpoint key: the files' size and time, the ROI
     file_stamp = {str(f.path): (f.path.stat().st_size, f.path.stat().st_mtime_ns) for f in opened}
     roi_key = [roi.nside, roi.nest, hashlib.sha1(roi.pixels.tobytes()).hexdigest()]
     if background == "none":
-        for f in opened:
-            f.require(REQUIRED_COLUMNS)
-            key = _task_key("bin", [str(f.path.resolve()), file_stamp[str(f.path)], roi_key, n_bins, time_range])
-            tasks.append((key, _bin_file_task, (str(f.path), roi, n_bins, chunk_rows, time_range)))
+        tasks, skipped_rows = _bin_tasks(opened, file_stamp, roi_key, roi, n_bins, chunk_rows, time_range), 0
     else:
-        di_config = di_config or DIConfig()
-        ratio = block_hours / di_config.window_hours
-        if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
-            raise DIError(
-                f"block_hours ({block_hours}) must be a whole multiple of the DI window ({di_config.window_hours} h)"
-            )
-        spans = []
-        for f in opened:
-            f.require(DI_COLUMNS)
-            spans.append(_file_time_range(f))
-        start = min(s[0] for s in spans) if time_range is None else time_range[0]
-        stop = max(s[1] for s in spans) if time_range is None else time_range[1]
-        if not np.isfinite(start) or not stop > start:
-            raise EventFileError(f"event files {[str(p) for p in files]} hold no events")
-        n_blocks = int(np.ceil((stop - start) * 24.0 / block_hours - 1e-9))
-        counted = set()
-        excl_key = None if exclusions is None else hashlib.sha1(np.packbits(exclusions.mask).tobytes()).hexdigest()
-        for ib in range(n_blocks):
-            t0 = start + ib * block_hours / 24.0
-            t1 = min(stop, t0 + block_hours / 24.0)
-            mine = [str(f.path) for f, s in zip(opened, spans, strict=True) if s[0] < t1 and s[1] > t0]
-            st = [(p, file_stamp[p]) for p in mine]
-            key = _task_key("di", [st, t0, t1, roi_key, n_bins, site.name, di_config.__dict__, excl_key])
-            first = [p for p in mine if p not in counted]
-            counted.update(first)
-            tasks.append(
-                (
-                    key,
-                    _di_block_task,
-                    (mine, t0, t1, roi, n_bins, site, di_config, exclusions, chunk_rows, first, (start, stop)),
-                )
-            )
-    skipped_rows = 0
-    if background == "di":  # files wholly outside the time range: every event counted as outside
-        skipped_rows = sum(f.n_rows for f in opened if str(f.path) not in counted)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
+        tasks, skipped_rows = _di_tasks(files, opened, file_stamp, roi_key, roi, n_bins, di_config or DIConfig(),
+                                        exclusions, block_hours, time_range, site, chunk_rows)  # fmt: skip
+    ckpt = None
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        ckpt = Checkpoints(Path(checkpoint_dir), _write_checkpoint, _read_checkpoint, _checkpoint_valid)
     counts = np.zeros((n_bins, roi.n_pix))
     bkg = np.zeros((n_bins, roi.n_pix)) if background == "di" else None
     total: dict = {"n_events": skipped_rows, "n_outside_time_range": skipped_rows} if skipped_rows else {}
-    resumed = 0
 
-    def absorb(result):
+    def absorb(_, result):  # in task order: the same sums however the tasks were run or resumed
         c, b, r = result
         nonlocal counts, bkg
         counts += c
@@ -257,51 +274,9 @@ def bin_event_files(
         for k, v in r.items():
             total[k] = total.get(k, 0) + v
 
-    pending = []
-    for key, fn, args in tasks:
-        done = _load_checkpoint(ckpt, key) if ckpt is not None else None
-        if done is not None:
-            absorb(done)
-            resumed += 1
-        else:
-            pending.append((key, fn, args))
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(tasks), initial=resumed, desc=f"binning ({background})", disable=not progress, unit="task")
-    if scheduler is None:
-        for key, fn, args in pending:
-            res = fn(*args)
-            if ckpt is not None:
-                _save_checkpoint(ckpt, key, *res)
-            absorb(res)
-            bar.update()
-    else:
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        cluster = None
-        try:
-            if scheduler == "local":
-                cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-                )
-                client = Client(cluster)
-            else:
-                from ._tasks import connect
-
-                client = connect(scheduler)
-            with client:
-                futures = {client.submit(fn, *args, pure=False): key for key, fn, args in pending}
-                for fut in as_completed(futures):
-                    res = fut.result()
-                    if ckpt is not None:
-                        _save_checkpoint(ckpt, futures[fut], *res)
-                    absorb(res)
-                    bar.update()
-        finally:
-            if cluster is not None:
-                cluster.close()
-    bar.close()
-    total.update(n_files=len(files), n_tasks=len(tasks), n_tasks_resumed=resumed)
+    run = run_tasks(tasks, checkpoints=ckpt, scheduler=scheduler, n_workers=n_workers, progress=progress,
+                    desc=f"binning ({background})", unit="task", on_result=absorb)  # fmt: skip
+    total.update(n_files=len(files), n_tasks=len(tasks), n_tasks_resumed=run.n_resumed)
     names = tuple(bin_names) if bin_names is not None else tuple(f"bin{i}" for i in range(n_bins))
     counts_map = HealpixMaps(counts, roi, names)
     bkg_map = HealpixMaps(bkg, roi, names) if bkg is not None else None

@@ -106,7 +106,14 @@ def test_streaming_resumes_from_checkpoints_and_matches_in_memory_binning(stream
     resumed = bin_event_files(stream_dir, roi, 6, background="di", block_hours=12, checkpoint_dir=ck, progress=False)
     assert resumed.report["n_tasks_resumed"] == 1
     assert np.array_equal(resumed.counts.data, first.counts.data)
-    assert np.allclose(resumed.background.data, first.background.data, rtol=1e-12)
+    # the tasks' maps are summed in task order, resumed or not: the same sums to the last bit
+    assert np.array_equal(resumed.background.data, first.background.data)
+    assert resumed.report == {**first.report, "n_tasks_resumed": 1}
+    # a checkpoint torn mid-write (by an older writer without atomic rename) is redone, not trusted
+    done[1].write_bytes(done[1].read_bytes()[:100])
+    torn = bin_event_files(stream_dir, roi, 6, background="di", block_hours=12, checkpoint_dir=ck, progress=False)
+    assert torn.report["n_tasks_resumed"] == 1 and np.array_equal(torn.background.data, first.background.data)
+    assert sorted(ck.iterdir()) == done  # no temporary file left
     ev = [EventFile(p).read() for p in sorted(stream_dir.glob("*.parquet"))]
     ref, _ = bin_events(
         np.concatenate([e["RA"] for e in ev]),
@@ -219,30 +226,6 @@ def test_unreachable_scheduler_gives_a_clear_error(stream_dir):
         bin_event_files(stream_dir, roi, 6, scheduler="tcp://127.0.0.1:1", progress=False)
 
 
-def test_a_scheduler_address_of_another_protocol_fails_clearly_within_its_timeout():
-    """An HTTP port given as the dask scheduler: a clear error naming the address within the timeout (dask itself
-    hung there past its own timeout, or died allocating 3 EiB)."""
-    import http.server
-    import socketserver
-    import threading
-
-    from skyfit._tasks import connect
-
-    class Quiet(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True  # a handler left reading dask's bytes does not hold the test
-
-    with Server(("127.0.0.1", 0), Quiet) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        address = f"tcp://127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(ConnectionError, match="cannot reach the dask scheduler at 'tcp://127.0.0.1:"):
-            connect(address, timeout_s=2.0)  # returns within 2 + 5 s; dask alone never returned
-        server.shutdown()
-
-
 def test_cli_simulate_events_then_bin_with_di(tmp_path, monkeypatch):
     from skyfit.cli import main
 
@@ -289,13 +272,13 @@ def test_cli_simulate_events_then_bin_with_di(tmp_path, monkeypatch):
                 "12",
                 "--checkpoint",
                 "ck",
-                "--output",
-                "c.fits",
+                "--outdir",
+                ".",
             ]
         )
         == 0
     )
-    assert (tmp_path / "c_background.fits").exists() and (tmp_path / "c_significance.png").exists()
+    assert (tmp_path / "counts_background.fits").exists() and (tmp_path / "counts_significance.png").exists()
     assert (
         main(["bin", "ev", "--n-bins", "6", "--background", "di", "--center", "83.63", "22.01", "--block-hours", "5"])
         == 2
