@@ -1,8 +1,13 @@
 """Predicted counts and the Poisson (Cash) likelihood: pure, jitted JAX functions, float64.
 
 ``stat = -2 ln L + const`` in its deviance form ``2 sum mask (mu - n + n ln(n / mu))``, which is
-non-negative and keeps the float64 sum well conditioned. Parameters enter as one flat vector in the
-order of :meth:`SkyModel.parameters`; the model's structure (which shapes, which spectra) is static.
+non-negative and keeps the float64 sum well conditioned.
+
+The statistic is a sum of terms that compose: one :class:`CashTerm` per dataset, a
+:class:`GaussianPriorTerm` for the priors, and any further ``-2 ln p`` terms a user adds (``terms``).
+Inside, parameters are a pytree ``{component: {parameter: value}}`` (:meth:`Likelihood.params`); the flat
+vector that Minuit sees (order of :meth:`SkyModel.parameters`) is derived from it and back. The model's
+structure (which shapes, which spectra) is static.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .models.spatial import source_unit_vector
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["DatasetArrays", "Likelihood", "cash_stat", "dataset_arrays"]
+__all__ = ["CashTerm", "DatasetArrays", "GaussianPriorTerm", "Likelihood", "cash_stat", "dataset_arrays", "npred"]
 
 
 class DatasetArrays(NamedTuple):
@@ -80,6 +85,51 @@ def _dec_weights(dec_deg, dec_nodes):
     return jax.vmap(lambda e: jnp.interp(dec_deg, dec_nodes, e))(jnp.eye(n))
 
 
+@dataclass(frozen=True)
+class CashTerm:
+    """The Cash statistic (-2 ln L, deviance form) of one dataset, a term of :meth:`Likelihood.stat`."""
+
+    dataset: int  # index in the likelihood's datasets
+
+    def __call__(self, like: Likelihood, params: dict, vector, arrays) -> jax.Array:
+        a = arrays[self.dataset]
+        return cash_stat(like._npred_one(params, self.dataset, a), a.counts, a.mask, a.stat_constant)
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianPriorTerm:
+    """Gaussian priors ``sum ((x - mean) / sigma)^2`` (``-2 ln p`` up to a constant) on the parameters at
+    ``index`` of the flat vector."""
+
+    index: np.ndarray
+    mean: np.ndarray
+    sigma: np.ndarray
+
+    @classmethod
+    def from_priors(cls, priors: dict, keys) -> GaussianPriorTerm:
+        """From ``{parameter key: (mean, sigma)}``, checked against the model's parameter ``keys``."""
+        priors = dict(priors or {})
+        unknown = sorted(set(priors) - set(keys))
+        if unknown:
+            raise ModelError(f"priors on unknown parameters {unknown}; the model's parameters are {list(keys)[:8]} ...")
+        items = sorted(priors.items())
+        for k, (mu, sigma) in items:
+            if not (np.isfinite(mu) and np.isfinite(sigma) and sigma > 0):
+                raise ModelError(f"prior on {k}: mean {mu} and sigma {sigma} must be finite, sigma > 0")
+        idx = np.array([keys.index(k) for k, _ in items], dtype=int)
+        mu = np.array([float(v[0]) for _, v in items])
+        sigma = np.array([float(v[1]) for _, v in items])
+        return cls(idx, mu, sigma)
+
+    def __call__(self, like: Likelihood, params: dict, vector, arrays) -> jax.Array:
+        return jnp.sum(((vector[self.index] - self.mean) / self.sigma) ** 2)
+
+    def value(self, vector) -> float:
+        """The term at a flat vector, in NumPy float64."""
+        x = np.asarray(vector, dtype=float)
+        return float(np.sum(((x[self.index] - self.mean) / self.sigma) ** 2))
+
+
 @dataclass(frozen=True, eq=False)
 class Likelihood:
     """Joint Poisson likelihood of a :class:`SkyModel` over several datasets.
@@ -97,12 +147,17 @@ class Likelihood:
     ``priors``: {parameter key: (mean, sigma)}, Gaussian priors added to the statistic as
     ``((x - mean) / sigma)^2`` (i.e. ``-2 ln p``), e.g. the neural-network proposer's positions and
     extensions (:mod:`skyfit.detect.prior`); None or {} for the plain likelihood.
+
+    ``terms``: further ``-2 ln p`` terms, callables of the parameter pytree (:meth:`params`) returning a
+    JAX scalar, added to the statistic (e.g. a constraint between two sources' indices); they are priors:
+    :meth:`prior_stat` includes them.
     """
 
     model: SkyModel
     datasets: tuple
     cutout_margin_deg: float | None = None
     priors: dict | None = None
+    terms: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(self.datasets))
@@ -118,7 +173,13 @@ class Likelihood:
         self._check_sources_in_rois()
         keys = tuple(self.model.parameters())
         object.__setattr__(self, "keys", keys)
-        object.__setattr__(self, "_prior_arrays", self._prior_terms(keys))
+        object.__setattr__(self, "terms", tuple(self.terms))
+        layout = tuple((c, tuple(q.name for q in params)) for c, params in self.model.components())
+        object.__setattr__(self, "_layout", layout)
+        prior = GaussianPriorTerm.from_priors(self.priors, keys)
+        object.__setattr__(self, "_prior", prior)
+        statistic = tuple(CashTerm(i) for i in range(len(self.datasets)))
+        object.__setattr__(self, "statistic_terms", statistic + ((prior,) if prior.index.size else ()))
         object.__setattr__(self, "arrays", tuple(dataset_arrays(d) for d in self.datasets))
         object.__setattr__(self, "cutouts", self._cutouts())
         object.__setattr__(self, "groups", self._groups())
@@ -127,21 +188,6 @@ class Likelihood:
         object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
         # reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
         object.__setattr__(self, "_hessian_jit", jax.jit(jax.jacrev(jax.grad(self._stat))))
-
-    def _prior_terms(self, keys):
-        """Indices, means and widths of the Gaussian priors (``priors``: {key: (mean, sigma)})."""
-        priors = dict(self.priors or {})
-        unknown = sorted(set(priors) - set(keys))
-        if unknown:
-            raise ModelError(f"priors on unknown parameters {unknown}; the model's parameters are {list(keys)[:8]} ...")
-        items = sorted(priors.items())
-        for k, (mu, sigma) in items:
-            if not (np.isfinite(mu) and np.isfinite(sigma) and sigma > 0):
-                raise ModelError(f"prior on {k}: mean {mu} and sigma {sigma} must be finite, sigma > 0")
-        idx = np.array([keys.index(k) for k, _ in items], dtype=int)
-        mu = np.array([float(v[0]) for _, v in items])
-        sigma = np.array([float(v[1]) for _, v in items])
-        return idx, mu, sigma
 
     def _check_sources_in_rois(self):
         """A source may lie outside an ROI (a neighbour whose emission spills in must be modelled, or the
@@ -218,16 +264,25 @@ class Likelihood:
             out.append((tuple(singles), groups))
         return out
 
-    # --- pure functions of the flat parameter vector --------------------------------------------
-    def _component_values(self, vector):
-        return {k: vector[i] for i, k in enumerate(self.keys)}
+    # --- pure functions of the parameters ----------------------------------------------------
+    def params(self, vector) -> dict:
+        """The parameter pytree ``{component: {parameter: value}}`` of a flat vector (order of :attr:`keys`)."""
+        tree, i = {}, 0
+        for component, names in self._layout:
+            tree[component] = {name: vector[i + j] for j, name in enumerate(names)}
+            i += len(names)
+        return tree
+
+    def vector_of(self, params: dict) -> jax.Array:
+        """The flat vector (order of :attr:`keys`) of a parameter pytree: the inverse of :meth:`params`."""
+        return jnp.stack([jnp.asarray(params[c][n], dtype=float) for c, names in self._layout for n in names])
 
     def _npred_one(self, values, ds_index, arrays: DatasetArrays):
         npred = jnp.zeros_like(arrays.counts)
         singles, groups = self.groups[ds_index]
         for s in singles:  # diffuse bands: exposure per pixel
-            spatial_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spatial.parameters}
-            spectral_p = {q.name: values[f"{s.name}.{q.name}"] for q in s.spectral.parameters}
+            spatial_p = {q.name: values[s.name][q.name] for q in s.spatial.parameters}
+            spectral_p = {q.name: values[s.name][q.name] for q in s.spectral.parameters}
             per_dec = arrays.counts_matrix @ s.spectral.dnde(arrays.energy_true_tev, spectral_p)  # (n_dec, n_bins)
             expected = (arrays.pixel_dec_weights @ per_dec).T  # (n_bins, n_pix)
             kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr, arrays.psf_weights,
@@ -235,9 +290,9 @@ class Likelihood:
             npred = npred + expected * kernel
         for members, idx, mask in groups:
             first = members[0]
-            spatial_p = {q.name: jnp.stack([values[f"{s.name}.{q.name}"] for s in members])
+            spatial_p = {q.name: jnp.stack([values[s.name][q.name] for s in members])
                          for q in first.spatial.parameters}  # fmt: skip
-            spectral_p = {q.name: jnp.stack([values[f"{s.name}.{q.name}"] for s in members])
+            spectral_p = {q.name: jnp.stack([values[s.name][q.name] for s in members])
                           for q in first.spectral.parameters}  # fmt: skip
             dnde = jax.vmap(lambda p, f=first: f.spectral.dnde(arrays.energy_true_tev, p))(spectral_p)  # (n, n_true)
             per_dec = jnp.einsum("dbt,nt->ndb", arrays.counts_matrix, dnde)
@@ -265,23 +320,23 @@ class Likelihood:
         if bkg is None:
             norm = 1.0
         elif bkg.mode == "global":
-            norm = values[f"{bkg.name}.norm"]
+            norm = values[bkg.name]["norm"]
         else:
-            norm = jnp.stack([values[f"{bkg.name}.{q.name}"] for q in bkg.parameters])[:, None]
+            norm = jnp.stack([values[bkg.name][q.name] for q in bkg.parameters])[:, None]
         return npred + norm * arrays.background
 
     def _npred_all(self, vector, arrays):
-        values = self._component_values(vector)
+        values = self.params(vector)
         return tuple(self._npred_one(values, i, a) for i, a in enumerate(arrays))
 
     def _stat(self, vector, arrays):
-        values = self._component_values(vector)
+        """The sum of the terms: each dataset's Cash statistic, the Gaussian priors, the user's terms."""
+        params = self.params(vector)
         total = 0.0
-        for i, a in enumerate(arrays):
-            total = total + cash_stat(self._npred_one(values, i, a), a.counts, a.mask, a.stat_constant)
-        idx, mu, sigma = self._prior_arrays
-        if idx.size:  # Gaussian priors: -2 ln p = ((x - mu) / sigma)^2 (+ a constant)
-            total = total + jnp.sum(((vector[idx] - mu) / sigma) ** 2)
+        for term in self.statistic_terms:
+            total = total + term(self, params, vector, arrays)
+        for term in self.terms:
+            total = total + term(params)
         return total
 
     # --- user-facing ---------------------------------------------------------------------------
@@ -315,11 +370,12 @@ class Likelihood:
     def prior_stat(self, vector=None) -> float:
         """The Gaussian prior terms alone in :meth:`stat` at ``vector`` (0 without priors): subtracted,
         they leave the likelihood, which likelihood-ratio tests compare."""
-        idx, mu, sigma = self._prior_arrays
-        if not idx.size:
-            return 0.0
-        x = np.asarray(self.vector() if vector is None else vector, dtype=float)
-        return float(np.sum(((x[idx] - mu) / sigma) ** 2))
+        x = self.vector() if vector is None else jnp.asarray(vector, dtype=float)
+        total = self._prior.value(x) if self._prior.index.size else 0.0
+        if self.terms:
+            params = self.params(x)
+            total += float(sum(term(params) for term in self.terms))
+        return total
 
     def value_and_grad(self, vector):
         return self._vg_jit(jnp.asarray(vector, dtype=float), self.arrays)
@@ -332,3 +388,8 @@ class Likelihood:
         """Predicted counts (n_bins, n_pix) per dataset, as NumPy arrays."""
         out = self._npred_jit(self.vector() if vector is None else jnp.asarray(vector), self.arrays)
         return [np.asarray(x) for x in out]
+
+
+def npred(model: SkyModel, dataset: Dataset) -> np.ndarray:
+    """Predicted counts (n_bins, n_pix) of ``model`` in ``dataset``."""
+    return Likelihood(model.for_datasets([dataset.name]), [dataset]).npred()[0]

@@ -9,17 +9,12 @@ import healpy as hp
 import numpy as np
 
 from .dataset import Dataset
-from .likelihood import Likelihood
+from .likelihood import npred
 from .maps import HealpixMaps, HealpixROI
 from .models import SkyModel
 from .response.lhaaso import background_counts_per_sr, km2a_response, wcda_response
 
 __all__ = ["simulate_dataset", "lhaaso_dataset", "simulate_events", "npred"]
-
-
-def npred(model: SkyModel, dataset: Dataset) -> np.ndarray:
-    """Predicted counts (n_bins, n_pix) of ``model`` in ``dataset``."""
-    return Likelihood(model.for_datasets([dataset.name]), [dataset]).npred()[0]
 
 
 def simulate_dataset(model: SkyModel, dataset: Dataset, seed) -> Dataset:
@@ -171,7 +166,7 @@ def simulate_event_stream(
     bins : sequence of int, optional
         Analysis bins to simulate (default all); ``BIN`` keeps the instrument's bin index.
     """
-    from .coords import LHAASO_SITE, SiteFrame, radec_to_vector, vector_to_radec
+    from .coords import LHAASO_SITE, SiteFrame
     from .models.spatial import GaussianSpatialModel, PointSpatialModel
     from .response.lhaaso import _psf, _spec, background_rate_per_s_sr, source_rate_per_s
 
@@ -208,65 +203,86 @@ def simulate_event_stream(
         rng = np.random.default_rng(seeds[ib])
         t0 = start_mjd + ib * block_hours / 24.0
         t1 = min(stop_mjd, t0 + block_hours / 24.0)
-        duration_s = (t1 - t0) * 86400.0
         cols = {k: [] for k in ("TIME", "AZ", "ZEN", "BIN", "SOURCE")}
-        amp = abs(daily_modulation)
-        for b in bins:
-            n = rng.poisson(cr_rate[b] * (1 + amp) * duration_s)
-            t = t0 + rng.uniform(0, t1 - t0, n)
-            keep = rng.uniform(size=n) * (1 + amp) < 1 + daily_modulation * np.cos(2 * np.pi * (t - start_mjd))
-            t = t[keep]
-            n = t.size
-            zen = np.degrees(np.arccos(np.sqrt(rng.uniform(np.cos(zmax) ** 2, 1.0, n))))  # pdf ~ cos z sin z
-            az = rng.uniform(0, 360.0, n)
-            ok = rng.uniform(size=n) * (1 + abs(azimuth_modulation)) < 1 + azimuth_modulation * np.cos(
-                np.radians(az - 30.0)
-            )
-            cols["TIME"].append(t[ok])
-            cols["AZ"].append(az[ok])
-            cols["ZEN"].append(zen[ok])
-            cols["BIN"].append(np.full(ok.sum(), b, np.int16))
-            cols["SOURCE"].append(np.full(ok.sum(), -1, np.int16))
-        src_ra, src_dec = [], []
-        n_steps = max(1, int(np.ceil(duration_s / source_step_s)))
-        edges = np.linspace(t0, t1, n_steps + 1)
-        mids = 0.5 * (edges[1:] + edges[:-1])
-        step_s = (t1 - t0) * 86400.0 / n_steps
-        for isrc, (table, ra, dec, ext) in enumerate(src_tables):
-            _, z = frame.icrs_to_local(np.full(mids.size, ra), np.full(mids.size, dec), mids)
-            cz = np.cos(np.radians(z))
-            rate = np.stack([np.interp(cz, cos_grid, table[:, b]) for b in range(n_bins)], axis=1)
-            rate[z >= max_zenith_deg] = 0.0
-            for b in bins:
-                counts = rng.poisson(rate[:, b] * step_s)
-                n = int(counts.sum())
-                if n == 0:
-                    continue
-                step_of = np.repeat(np.arange(n_steps), counts)
-                t = edges[step_of] + rng.uniform(size=n) * (edges[1] - edges[0])
-                comp = rng.choice(psf.weights.shape[1], size=n, p=psf.weights[b] / psf.weights[b].sum())
-                sig = np.radians(np.hypot(psf.sigma_deg[b][comp], ext))
-                v = _vmf_offsets(rng, 1.0 / sig**2, np.repeat(radec_to_vector(ra, dec)[None, :], n, axis=0))
-                r_, d_ = vector_to_radec(v)
-                a_, z_ = frame.icrs_to_local(r_, d_, t)
-                cols["TIME"].append(t)
-                cols["AZ"].append(a_)
-                cols["ZEN"].append(z_)
-                cols["BIN"].append(np.full(n, b, np.int16))
-                cols["SOURCE"].append(np.full(n, isrc, np.int16))
-                src_ra.append(r_)
-                src_dec.append(d_)
-        ev = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
-        n_src = sum(len(x) for x in src_ra)
-        n_cr = ev["TIME"].size - n_src
-        ra_all, dec_all = np.empty(ev["TIME"].size), np.empty(ev["TIME"].size)
-        order_cr = np.argsort(ev["TIME"][:n_cr], kind="stable")  # sorted times: long frame segments
-        r_cr, d_cr = frame.local_to_icrs(
-            ev["AZ"][:n_cr][order_cr], ev["ZEN"][:n_cr][order_cr], ev["TIME"][:n_cr][order_cr]
+        _stream_cosmic_rays(cols, rng, t0, t1, start_mjd, bins, cr_rate, daily_modulation, azimuth_modulation, zmax)
+        src_ra, src_dec = _stream_source_events(cols, rng, t0, t1, frame, src_tables, bins, n_bins, cos_grid,
+                                                max_zenith_deg, psf, source_step_s)  # fmt: skip
+        yield t0, t1, _stream_block(cols, src_ra, src_dec, frame)
+
+
+def _stream_cosmic_rays(cols, rng, t0, t1, start_mjd, bins, cr_rate, daily_modulation, azimuth_modulation, zmax):
+    """Append one block's cosmic rays to the columns ``cols`` (lists of arrays), bin after bin."""
+    duration_s = (t1 - t0) * 86400.0
+    amp = abs(daily_modulation)
+    for b in bins:
+        n = rng.poisson(cr_rate[b] * (1 + amp) * duration_s)
+        t = t0 + rng.uniform(0, t1 - t0, n)
+        keep = rng.uniform(size=n) * (1 + amp) < 1 + daily_modulation * np.cos(2 * np.pi * (t - start_mjd))
+        t = t[keep]
+        n = t.size
+        zen = np.degrees(np.arccos(np.sqrt(rng.uniform(np.cos(zmax) ** 2, 1.0, n))))  # pdf ~ cos z sin z
+        az = rng.uniform(0, 360.0, n)
+        ok = rng.uniform(size=n) * (1 + abs(azimuth_modulation)) < 1 + azimuth_modulation * np.cos(
+            np.radians(az - 30.0)
         )
-        ra_all[order_cr], dec_all[order_cr] = r_cr, d_cr
-        if n_src:
-            ra_all[n_cr:], dec_all[n_cr:] = np.concatenate(src_ra), np.concatenate(src_dec)
-        ev["RA"], ev["DEC"] = ra_all, dec_all
-        order = np.argsort(ev["TIME"], kind="stable")
-        yield t0, t1, {k: v[order] for k, v in ev.items()}
+        cols["TIME"].append(t[ok])
+        cols["AZ"].append(az[ok])
+        cols["ZEN"].append(zen[ok])
+        cols["BIN"].append(np.full(ok.sum(), b, np.int16))
+        cols["SOURCE"].append(np.full(ok.sum(), -1, np.int16))
+
+
+def _stream_source_events(cols, rng, t0, t1, frame, src_tables, bins, n_bins, cos_grid, max_zenith_deg, psf,
+                          source_step_s):  # fmt: skip
+    """Append one block's source events to ``cols``, source after source and bin after bin; return their
+    right ascensions and declinations (lists of arrays)."""
+    from .coords import radec_to_vector, vector_to_radec
+
+    duration_s = (t1 - t0) * 86400.0
+    src_ra, src_dec = [], []
+    n_steps = max(1, int(np.ceil(duration_s / source_step_s)))
+    edges = np.linspace(t0, t1, n_steps + 1)
+    mids = 0.5 * (edges[1:] + edges[:-1])
+    step_s = (t1 - t0) * 86400.0 / n_steps
+    for isrc, (table, ra, dec, ext) in enumerate(src_tables):
+        _, z = frame.icrs_to_local(np.full(mids.size, ra), np.full(mids.size, dec), mids)
+        cz = np.cos(np.radians(z))
+        rate = np.stack([np.interp(cz, cos_grid, table[:, b]) for b in range(n_bins)], axis=1)
+        rate[z >= max_zenith_deg] = 0.0
+        for b in bins:
+            counts = rng.poisson(rate[:, b] * step_s)
+            n = int(counts.sum())
+            if n == 0:
+                continue
+            step_of = np.repeat(np.arange(n_steps), counts)
+            t = edges[step_of] + rng.uniform(size=n) * (edges[1] - edges[0])
+            comp = rng.choice(psf.weights.shape[1], size=n, p=psf.weights[b] / psf.weights[b].sum())
+            sig = np.radians(np.hypot(psf.sigma_deg[b][comp], ext))
+            v = _vmf_offsets(rng, 1.0 / sig**2, np.repeat(radec_to_vector(ra, dec)[None, :], n, axis=0))
+            r_, d_ = vector_to_radec(v)
+            a_, z_ = frame.icrs_to_local(r_, d_, t)
+            cols["TIME"].append(t)
+            cols["AZ"].append(a_)
+            cols["ZEN"].append(z_)
+            cols["BIN"].append(np.full(n, b, np.int16))
+            cols["SOURCE"].append(np.full(n, isrc, np.int16))
+            src_ra.append(r_)
+            src_dec.append(d_)
+    return src_ra, src_dec
+
+
+def _stream_block(cols, src_ra, src_dec, frame) -> dict:
+    """One block's events, sorted by time: the cosmic rays (first in ``cols``) placed on the sky, the
+    source events with their drawn positions."""
+    ev = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
+    n_src = sum(len(x) for x in src_ra)
+    n_cr = ev["TIME"].size - n_src
+    ra_all, dec_all = np.empty(ev["TIME"].size), np.empty(ev["TIME"].size)
+    order_cr = np.argsort(ev["TIME"][:n_cr], kind="stable")  # sorted times: long frame segments
+    r_cr, d_cr = frame.local_to_icrs(ev["AZ"][:n_cr][order_cr], ev["ZEN"][:n_cr][order_cr], ev["TIME"][:n_cr][order_cr])
+    ra_all[order_cr], dec_all[order_cr] = r_cr, d_cr
+    if n_src:
+        ra_all[n_cr:], dec_all[n_cr:] = np.concatenate(src_ra), np.concatenate(src_dec)
+    ev["RA"], ev["DEC"] = ra_all, dec_all
+    order = np.argsort(ev["TIME"], kind="stable")
+    return {k: v[order] for k, v in ev.items()}

@@ -9,9 +9,9 @@ import numpy as np
 from scipy import stats
 
 from .fit import Fit
-from .likelihood import Likelihood
+from .likelihood import Likelihood, npred
 from .models import PointSpatialModel, PowerLaw, SkyModel, Source
-from .simulate import lhaaso_dataset, npred
+from .simulate import lhaaso_dataset
 
 __all__ = ["toy_setup", "pull_study", "null_ts_study", "null_ts_cdf"]
 

@@ -205,3 +205,43 @@ def test_a_saddle_is_reported_not_a_crash(km2a):
         best = Fit(lk, hessian=option).run(one)
         assert best.valid, (option, best.messages)
         assert min(abs(best.value("m.lon_0") - (RA + d)) for d in (-1.0, 1.0)) < 0.1
+
+
+def test_statistic_is_a_sum_of_terms_over_a_parameter_pytree(km2a, wcda):
+    """The statistic composes: one Cash term per dataset, the Gaussian priors, and a user's own term of
+    the parameter pytree, whose gradient reaches the fit exactly."""
+    import jax.numpy as jnp
+
+    from skyfit.likelihood import CashTerm
+
+    model = _all_kinds_model(km2a.n_bins)
+    data = [simulate_dataset(model, km2a, seed=5), simulate_dataset(model, wcda, seed=6)]
+    plain = Likelihood(model, data)
+    x = plain.vector()
+    tree = plain.params(x)
+    assert tree["gs"]["sigma"] == model.values()["gs.sigma"]
+    assert list(tree[model.backgrounds[1].name]) == ["norm"]  # WCDA's global background norm
+    np.testing.assert_array_equal(np.asarray(plain.vector_of(tree)), np.asarray(x))
+    # the datasets' terms add up to the whole
+    per_dataset = [float(CashTerm(i)(plain, tree, x, plain.arrays)) for i in range(2)]
+    assert plain.stat(x) == pytest.approx(sum(per_dataset), rel=1e-12)
+    single = Likelihood(model.for_datasets([km2a.name]), data[:1])
+    assert single.stat() == pytest.approx(per_dataset[0], rel=1e-12)
+
+    def index_pull(params):  # a -2 ln p tying the two indices (a user's own term)
+        return ((params["gs"]["index"] - params["dk"]["index"]) / 0.1) ** 2
+
+    priors = {"gs.sigma": (0.25, 0.05)}
+    both = Likelihood(model, data, priors=priors, terms=(index_pull,))
+    expected_prior = ((0.3 - 0.25) / 0.05) ** 2 + ((2.4 - 2.2) / 0.1) ** 2
+    assert both.prior_stat() == pytest.approx(expected_prior, rel=1e-12)
+    assert both.stat() == pytest.approx(plain.stat() + expected_prior, rel=1e-12)
+    # the gradient of the added term is exact: central differences on the index of "gs"
+    i = both.keys.index("gs.index")
+    _, grad = both.value_and_grad(x)
+    h = 1e-5
+    up, down = np.array(x), np.array(x)
+    up[i] += h
+    down[i] -= h
+    assert float(grad[i]) == pytest.approx((both.stat(up) - both.stat(down)) / (2 * h), rel=1e-5)
+    assert float(index_pull(both.params(jnp.asarray(x)))) == pytest.approx(4.0, rel=1e-12)

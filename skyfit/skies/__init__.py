@@ -42,7 +42,7 @@ LHAASO_COLUMNS = ("Source_Name", "Model_a", "RAJ2000", "DECJ2000", "r39", "N0", 
 DIFFUSE_AMPLITUDE, DIFFUSE_INDEX, DIFFUSE_REFERENCE_TEV, DIFFUSE_SIGMA_B = 1e-13, 2.7, 10.0, 1.5
 
 
-# The published rows of 1LHAASO and 3HWC in this box ship inside the package (skyfit/catalog/data/), so the
+# The published rows of 1LHAASO and 3HWC in this box ship inside the package (skyfit/skies/data/), so the
 # built-in field (l 35-45 deg) is simulated and cross-matched with no reference data at all.
 _BUILTIN_FILES = {"1lhaaso": "1lhaaso_l20-60.ecsv", "3hwc": "3hwc_l20-60.ecsv"}
 
