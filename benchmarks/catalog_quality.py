@@ -163,8 +163,8 @@ def hwc_sky(region: Region, seed: int, margin_deg: float, path) -> str:
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    from skyfit.catalog._sky import builtin_catalog_file
     from skyfit.models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+    from skyfit.skies import builtin_catalog_file
 
     rows = Table.read(builtin_catalog_file("3hwc"))
     grown = region.grown(margin_deg)
@@ -214,7 +214,7 @@ def one_seed(args, population: str, seed: int) -> dict:
     """Catalogue one field and evaluate it (cached in OUTDIR/<population>_seed<k>.json)."""
     from pathlib import Path
 
-    from skyfit.catalog._sky import DIFFUSE_AMPLITUDE
+    from skyfit.skies import DIFFUSE_AMPLITUDE
 
     out = Path(args.outdir)
     cache = out / f"{population}_seed{seed}.json"

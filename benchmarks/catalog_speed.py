@@ -20,12 +20,12 @@ import jax
 import numpy as np
 
 from skyfit.catalog import Region, read_1lhaaso
-from skyfit.catalog._sky import catalog_sky, galactic_diffuse
 from skyfit.detect import ts_map
 from skyfit.fit import Fit
 from skyfit.likelihood import Likelihood
 from skyfit.models import PointSpatialModel, PowerLaw, SkyModel, Source
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
+from skyfit.skies import catalog_sky, galactic_diffuse
 
 CRAB_3TEV = 2.34e-13 * (3.0 / 7.0) ** -2.6  # approximate Crab flux at 3 TeV (HAWC log-parabola at 7 TeV)
 

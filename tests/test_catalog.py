@@ -1,18 +1,26 @@
 """Galactic-plane skies, TS maps, the multi-source pipeline and `skyfit catalog` (issue #5)."""
 
-import json
-
 import numpy as np
 import pytest
 
 from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source, fit, ts_of_source
-from skyfit.catalog import CatalogConfig, CatalogError, Region, galactic_diffuse, read_1lhaaso, run
-from skyfit.catalog._pipeline import _load_checkpoint
-from skyfit.catalog._sky import catalog_sky, simulate_plane
+from skyfit.catalog import (
+    CatalogConfig,
+    CatalogError,
+    DetectionConfig,
+    Region,
+    component_table,
+    detect_and_fit,
+    galactic_diffuse,
+    radius95,
+    read_1lhaaso,
+    run,
+)
 from skyfit.cli import main
 from skyfit.detect import ts_map
 from skyfit.maps import HealpixROI, unit_vectors
 from skyfit.simulate import lhaaso_dataset, npred, simulate_dataset
+from skyfit.skies import catalog_sky, simulate_plane
 
 needs_data = pytest.mark.data
 
@@ -124,49 +132,6 @@ def test_ts_map_refuses_a_non_positive_baseline():
         ts_map(ds, kernel="disk")
 
 
-@needs_data
-def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_path, catalogs_dir):
-    cfg = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0)
-    out = tmp_path / "cat"
-    first = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)
-    table = first["table"]
-    assert first["n_rois"] == 2 and len(table) >= 2
-    # J1908+0615 (l 40.4, b -0.8), WCDA and KM2A components merged into one source
-    l_, b_ = np.asarray(table["l"]), np.asarray(table["b"])
-    i = int(np.argmin(np.hypot(l_ - 40.39, b_ + 0.80)))
-    assert np.hypot(l_[i] - 40.39, b_[i] + 0.80) < 0.15 and table["components"][i] == "KM2A+WCDA"
-    assert table["assoc_1lhaaso"][i] == "1LHAASO J1908+0615u"
-    for name in ("catalog.fits", "catalog.ecsv", "catalog.reg", "run.json"):
-        assert (out / name).exists()
-    meta = json.loads((out / "run.json").read_text())
-    assert meta["config"]["seed"] == 0 and meta["versions"]["jax"]
-    # interrupted run: one ROI not finished; the rerun redoes only that one and gives the same catalogue
-    done = (out / "rois" / "roi_000.json").stat().st_mtime_ns
-    (out / "rois" / "roi_001.json").unlink()
-    again = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)
-    assert (out / "rois" / "roi_000.json").stat().st_mtime_ns == done
-    assert again["table"].pformat(max_lines=-1, max_width=-1) == table.pformat(max_lines=-1, max_width=-1)
-    # a checkpoint torn mid-write (an older writer without atomic rename) is redone, not trusted
-    (out / "rois" / "roi_000.json").write_text('{"index": 0, "compon')
-    assert _load_checkpoint(out / "rois" / "roi_000.json", cfg.fingerprint()) is None
-    # a checkpoint of another configuration is not reused
-    other = CatalogConfig(region="39,43,-2,2", nside=256, tile_deg=2.0, overlap_deg=1.0, seed=5)
-    assert other.fingerprint() != cfg.fingerprint()
-    # nor one written by other detection code (the fingerprint hashes the modules that make an ROI)
-    from skyfit.catalog import _pipeline
-
-    before = cfg.fingerprint()
-    _pipeline._code_fingerprint.cache_clear()
-    original = _pipeline._CODE_FILES
-    try:
-        _pipeline._CODE_FILES = original[1:]  # as if _roi.py had changed
-        assert cfg.fingerprint() != before
-    finally:
-        _pipeline._CODE_FILES = original
-        _pipeline._code_fingerprint.cache_clear()
-    assert cfg.fingerprint() == before
-
-
 def test_unreachable_scheduler_is_a_clear_error_and_writes_no_catalogue(tmp_path):
     cfg = CatalogConfig(region="40,41,-1,1", nside=64, tile_deg=1.0, overlap_deg=0.5, simulate="background")
     with pytest.raises(CatalogError, match="cannot reach the dask scheduler"):
@@ -209,14 +174,6 @@ def test_cutouts_and_grouped_sources_agree_with_the_full_evaluation():
     np.testing.assert_allclose(np.asarray(c_grad), np.asarray(f_grad), rtol=1e-5, atol=1e-8 * np.abs(f_grad).max())
 
 
-def test_an_roi_without_data_is_a_clear_error():
-    from skyfit.catalog._pipeline import _datasets_for
-
-    cfg = CatalogConfig(region="40,41,-1,1", nside=64, simulate="background")
-    with pytest.raises(CatalogError, match="holds no pixel of dataset 'WCDA'"):
-        _datasets_for(cfg, Region(100.0, 101.0, -1.0, 1.0))
-
-
 def test_catalog_cli_config_errors_are_clear(tmp_path, capsys):
     from skyfit.cli import main
 
@@ -227,93 +184,6 @@ def test_catalog_cli_config_errors_are_clear(tmp_path, capsys):
     assert main(["catalog", "--region", "galactic-centre", "--outdir", str(tmp_path / "o")]) == 2
     assert "unknown region string 'galactic-centre'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "catalog.fits").exists()
-
-
-def test_backward_elimination_drops_one_weak_component_per_neighbourhood_and_detector():
-    from skyfit.catalog._roi import _to_drop
-
-    def comp(name, ra, det):
-        return Source(name, PointSpatialModel.create(ra, 0.0), PowerLaw.create(1e-13, 2.6, 3.0), datasets=(det,))
-
-    comps = {c.name: c for c in (comp("w1", 40.0, "WCDA"), comp("w2", 40.5, "WCDA"), comp("k1", 40.2, "KM2A"),
-                                 comp("w3", 45.0, "WCDA"))}  # fmt: skip
-    # w1 and w2 may stand in for each other: only the weaker goes; k1 (another detector) and w3 (far) go too
-    assert _to_drop(["w1", "k1", "w2", "w3"], comps, 2.0) == ["w1", "k1", "w3"]
-
-
-def test_a_null_fit_that_migrad_left_short_is_continued_to_its_minimum(monkeypatch):
-    # strategy-0 MIGRAD can stop short of a many-parameter minimum and say it converged (J1908+0615's
-    # KM2A null fit on the built-in ROI: 45.96 short, TS 703 instead of 657); the TS null fits are checked
-    from dataclasses import replace
-
-    from skyfit.catalog._roi import _Fitter
-
-    centre = (287.05, 6.26)
-    ds = lhaaso_dataset("WCDA", centre, 1.5, nside=128, livetime_days=200.0)
-    b = PointSpatialModel.create(centre[0] + 0.4, centre[1])
-    truth = SkyModel([Source("a", PointSpatialModel.create(*centre), PowerLaw.create(1.2e-13, 2.6, 3.0)),
-                      Source("b", b, PowerLaw.create(8e-14, 2.6, 3.0))])  # fmt: skip
-    ds = simulate_dataset(truth, ds, 4)
-    fitter = _Fitter(truth, [ds])
-    best = fitter.run(truth, hesse=True)
-    assert best.valid, best.messages
-    off = best.model.with_values({"a.amplitude": 1.6 * best.model.values()["a.amplitude"], "b.lon_0": centre[0] + 0.5})
-    short = replace(best, model=off, stat=float(fitter.lk.stat(fitter.lk.vector(off.values()))))
-    assert short.stat > best.stat + 10
-    settled = fitter.settle(short)
-    assert settled.stat == pytest.approx(best.stat, abs=0.05)
-    assert fitter.settled == 1
-    # at the minimum the check changes nothing and continues nothing
-    assert fitter.settle(best).stat == pytest.approx(best.stat, abs=0.05)
-    assert fitter.settled == 1
-    # the TS null fits use it: a MIGRAD that stops where it starts still yields the minimum
-    monkeypatch.setattr(
-        fitter,
-        "run",
-        lambda model, hesse=False: replace(
-            short, model=model, stat=float(fitter.lk.stat(fitter.lk.vector(model.values())))
-        ),
-    )
-    assert fitter.fit_stat(off) == pytest.approx(best.stat, abs=0.05)
-    assert fitter.settled == 2
-
-
-def test_a_component_stopped_at_its_position_bounds_is_released_and_reaches_its_source():
-    # the bounds keep a component within max_shift_deg of its seed in one fit; one seeded 0.7 deg from
-    # its source stops at them (the built-in ROI's c003_WCDA did, 0.5 deg from its seed in RA and Dec)
-    from skyfit.catalog._roi import DetectionConfig, _Fitter, _pinned, _seed
-
-    centre = (287.05, 6.26)
-    ds = lhaaso_dataset("WCDA", centre, 1.5, nside=128, livetime_days=200.0)
-    truth = SkyModel([Source("a", PointSpatialModel.create(*centre), PowerLaw.create(4e-13, 2.6, 3.0))])
-    ds = simulate_dataset(truth, ds, 5)
-    cfg = DetectionConfig()
-    seed = _seed("c001", centre[0], centre[1] + 0.7, ds.name, "WCDA", 1e-13, cfg, r39=0.1)
-    model = SkyModel([seed])
-    fitter = _Fitter(model, [ds])
-    stuck = fitter.run(model)
-    assert _pinned(stuck.model) == ["c001"]
-    assert any("at a limit" in m for m in stuck.messages)
-    free, n = fitter.release(stuck, cfg)
-    assert n >= 1 and _pinned(free.model) == []
-    assert free.stat < stuck.stat - 25
-    # the same minimum as a fit started at the source, and a valid one
-    best = fitter.run(free.model.with_values({"c001.lon_0": centre[0], "c001.lat_0": centre[1]}), hesse=True)
-    final = fitter.run(free.model, hesse=True)
-    assert final.valid, final.messages
-    assert final.stat == pytest.approx(best.stat, abs=0.05)
-    sep = np.degrees(np.arccos(unit_vectors(*final.model.source("c001").spatial.position())
-                               @ unit_vectors(*best.model.source("c001").spatial.position())))  # fmt: skip
-    assert sep < 0.01
-    # never released: the fit stays where the bounds stopped it
-    kept, n0 = fitter.release(stuck, DetectionConfig(max_releases=0))
-    assert n0 == 0 and kept is stuck
-    # run_released, which the catalogue's full-model fits use: the same fit and release, its fits counted
-    via, n_via = fitter.run_released(model, cfg)
-    assert n_via == 1 + n and _pinned(via.model) == []
-    assert via.stat == pytest.approx(free.stat, abs=1e-6)
-    held, n_held = fitter.run_released(model, DetectionConfig(max_releases=0))
-    assert n_held == 1 and _pinned(held.model) == ["c001"]
 
 
 SKY = """
@@ -357,7 +227,6 @@ def test_a_component_made_point_like_must_pass_the_threshold_again():
     used to stay with its point-like TS below ts_add (issue #26)."""
     from astropy.coordinates import SkyCoord
 
-    from skyfit.catalog._roi import DetectionConfig, detect_and_fit
     from skyfit.models import GaussianSpatialModel
 
     c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
@@ -381,7 +250,6 @@ def test_a_bright_source_split_with_a_faint_neighbour_keeps_its_own_ts():
     before this test existed). With the partner held in place the bright one's TS reflects its own signal."""
     from astropy.coordinates import SkyCoord
 
-    from skyfit.catalog._roi import DetectionConfig, component_table, detect_and_fit
     from skyfit.models import GaussianSpatialModel
 
     bright = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
@@ -413,9 +281,8 @@ def test_sources_in_the_margin_and_just_beyond_the_roi_are_modelled():
     margin source: its normalisation came out 57 times its truth, 16 sigma off, and no component was found."""
     from astropy.coordinates import SkyCoord
 
-    from skyfit.catalog._roi import DetectionConfig, component_table, detect_and_fit
-    from skyfit.catalog._sky import DIFFUSE_AMPLITUDE
     from skyfit.models import GaussianSpatialModel
+    from skyfit.skies import DIFFUSE_AMPLITUDE
 
     def at(lon, lat):
         c = SkyCoord(lon, lat, unit="deg", frame="galactic").icrs
@@ -456,46 +323,12 @@ def test_sources_in_the_margin_and_just_beyond_the_roi_are_modelled():
 def test_radius95_holds_95_percent_of_any_error_ellipse():
     """pos_err95 is the radius of the circle holding 95 % of the 2D Gaussian error, round or elongated (the circle
     of the mean variance held 91.8 % of a 10:1 ellipse)."""
-    from skyfit.catalog._roi import radius95
-
     rng = np.random.default_rng(0)
     for cov in (np.diag([1.0, 1.0]), np.diag([1.0, 0.01]), np.array([[2.0, 0.9], [0.9, 0.5]]), np.diag([1.0, 0.0])):
         x = rng.multivariate_normal([0.0, 0.0], cov, size=400_000)
         r = radius95(cov)
         assert np.mean(np.hypot(x[:, 0], x[:, 1]) <= r) == pytest.approx(0.95, abs=0.002)
     assert radius95(np.diag([1.0, 1.0])) == pytest.approx(np.sqrt(-2 * np.log(0.05)), rel=1e-6)
-
-
-def test_a_point_fit_to_an_extended_source_quotes_a_wider_position_error():
-    """The sandwich factor: an extended source (r39 0.3 deg) fitted as a point scatters more than the Hessian says
-    (20 realisations at nside 512: 40 % inside the Hessian's pos_err95, 90 % inside the scaled one), so its
-    factor is well above 1; a point source fitted as a point keeps its Hessian error."""
-    from dataclasses import replace
-
-    from astropy.coordinates import SkyCoord
-
-    from skyfit.catalog._roi import DetectionConfig, _Fitter, _sandwich_scale, _seed
-    from skyfit.models import GaussianSpatialModel
-
-    c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
-    base = lhaaso_dataset("WCDA", roi=Region(40, 42, -1, 1).roi(512), livetime_days=365)
-    seed = _seed("c", c.ra.deg, c.dec.deg, "WCDA", "WCDA", 1e-13, DetectionConfig())
-    point = PointSpatialModel.create(c.ra.deg, c.dec.deg)
-    limits = {q.name: q for q in seed.spatial.parameters}
-    seed = replace(seed, spatial=replace(point, parameters=tuple(limits[q.name] for q in point.parameters)))
-    model = SkyModel([seed, galactic_diffuse()])
-    scales = {}
-    for shape in ("gaussian", "point"):
-        spatial = (GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=0.3) if shape == "gaussian"
-                   else PointSpatialModel.create(c.ra.deg, c.dec.deg))  # fmt: skip
-        truth = SkyModel([Source("src", spatial, PowerLaw.create(2e-13, 2.6, 3.0), datasets=("WCDA",)),
-                          galactic_diffuse()])  # fmt: skip
-        ds = simulate_dataset(truth, base, seed=101)
-        fitter = _Fitter(model, [ds])
-        res = fitter.run(model, hesse=True)
-        scales[shape] = _sandwich_scale(fitter, res, res.model.source("c"))
-    assert scales["gaussian"] > 1.5
-    assert scales["point"] < 1.25
 
 
 def test_the_progress_bar_shows_the_step_inside_an_roi(tmp_path, capsys):

@@ -1,14 +1,12 @@
 """The neural-network prior (issue #6): priors in the likelihood, the shipped network, its files and its use."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source
-from skyfit.catalog import CatalogConfig, CatalogError, Region, run
-from skyfit.catalog._roi import DetectionConfig, component_table, detect_and_fit
+from skyfit.catalog import CatalogConfig, CatalogError, DetectionConfig, Region, component_table, detect_and_fit, run
 from skyfit.detect.prior import (
     SHIPPED_WEIGHTS,
     PriorError,
@@ -98,13 +96,13 @@ def test_prior_train_command_is_reproducible_from_its_seed(tmp_path):
 
     for name in ("a", "b"):
         args = ["prior", "train", "--seed", "3", "--n-fields", "2", "--n-validation", "1", "--steps", "4"]
-        assert main([*args, "--out", str(tmp_path / f"{name}.npz")]) == 0
-    record = json.loads((tmp_path / "a.json").read_text())
+        assert main([*args, "--outdir", str(tmp_path / name)]) == 0
+    record = json.loads((tmp_path / "a" / "prior_weights.json").read_text())
     assert record["seed"] == 3 and record["n_fields"] == 2 and record["steps"] == 4
-    with np.load(tmp_path / "a.npz") as za, np.load(tmp_path / "b.npz") as zb:
+    with np.load(tmp_path / "a" / "prior_weights.npz") as za, np.load(tmp_path / "b" / "prior_weights.npz") as zb:
         leaves = [k for k in za.files if k.startswith("leaf_")]
         assert leaves and all(np.array_equal(za[k], zb[k]) for k in leaves)
-    load_prior(tmp_path / "a.npz")  # and it loads
+    load_prior(tmp_path / "a" / "prior_weights.npz")  # and it loads
 
 
 @needs_data
@@ -135,7 +133,7 @@ def on_off_fits():
     """One isolated bright 0.3 deg Gaussian (WCDA TS ~3000, KM2A ~2000), detected with the network's
     priors on and off: the fitted components with TS > 100 per detector."""
     from skyfit.catalog import simulate_plane
-    from skyfit.detect._skies import sky_model
+    from skyfit.detect import sky_model
 
     region = Region(38.0, 42.0, -2.0, 2.0)
     truth = sky_model([{"l": 40.0, "b": 0.2, "r39": 0.3, "spectra": {"WCDA": (6e-13, 2.6), "KM2A": (4e-16, 3.3)}}])
@@ -173,7 +171,7 @@ def test_network_proposals_survive_a_field_whose_sources_outshine_the_diffuse_em
     # the plane. The network must read the residuals of the diffuse template as given, as in training;
     # fed the diffuse-only fit's residuals, it proposed components degrees away from any source.
     from skyfit.catalog import simulate_plane
-    from skyfit.detect._skies import sky_model
+    from skyfit.detect import sky_model
     from skyfit.maps import unit_vectors
 
     def sep_deg(ra1, dec1, ra2, dec2):
@@ -196,59 +194,3 @@ def test_network_proposals_survive_a_field_whose_sources_outshine_the_diffuse_em
         assert any(c["dataset"] == det and sep_deg(c["ra"], c["dec"], ra, dec) < 0.3 for c in comps), det
     for c in comps:  # and nothing where there is no source
         assert any(det == c["dataset"] and sep_deg(c["ra"], c["dec"], ra, dec) < 0.6 for det, ra, dec in true_pos), c
-
-
-def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
-    # Two point sources 1.2 deg apart, and three unsure proposals: one on each source and a second guess
-    # 0.1 deg from the first. Each has residual TS > 25 on its own; taken greedily (the strongest first,
-    # its excess then explained with the network's counts, here the true ones), the second guess is left
-    # out and the other source is still added.
-    from skyfit.catalog._roi import _accept_unsure, _seed
-
-    ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=2.5, nside=128, livetime_days=60, name="WCDA")
-    pos = {"a": (83.0, 22.0), "b": (84.2, 22.3)}
-    truth = SkyModel([Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(1e-12, 2.6, 3.0), datasets=("WCDA",))
-                      for k, (ra, dec) in pos.items()])  # fmt: skip
-    ds = simulate_dataset(truth, ds, 21)
-    cfg = DetectionConfig()
-    guesses = {"n1": (83.0, 22.0), "n2": (84.2, 22.3), "n3": (83.1, 22.0)}
-    unsure = []
-    for name, (ra, dec) in guesses.items():
-        sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 1e-12, cfg, 0.0)
-        unsure.append((sd, {"ra": ra, "dec": dec, "detector": "WCDA", "score": 0.3}))
-    kept = [sd.name for sd, _ in _accept_unsure([ds], [ds.background_filled()], unsure, cfg)]
-    assert "n2_WCDA" in kept
-    assert len([k for k in kept if k in ("n1_WCDA", "n3_WCDA")]) == 1, kept
-
-
-def test_turned_down_pair_member_beside_a_component_is_tried_and_duplicates_are_not():
-    # A close pair (a, b: 0.35 deg apart, about 1.2 PSF68) of which the model holds only a, and a third
-    # source c 1.6 deg from a that no component is near. Of the turned-down proposals, the one on b
-    # (residual TS > 9 over the model, within 2 PSF68 of a), or the second guess 0.1 deg from it (they
-    # tie), but not both; a second guess on a is not (a Gaussian kernel there reaches b's excess: once
-    # b is in the baseline, nothing is left), nor is the proposal on c: with no component beside it,
-    # its excess is no pair member.
-    from skyfit.catalog._roi import _pair_members, _residual_ts, _seed
-    from skyfit.detect._skies import psf68
-
-    ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=2.0, nside=512, livetime_days=60, name="WCDA")
-    pos = {"a": (83.0, 22.0), "b": (83.0, 22.35), "c": (84.6, 22.0)}
-    sources = {k: Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(6e-14, 2.6, 3.0), datasets=("WCDA",))
-               for k, (ra, dec) in pos.items()}  # fmt: skip
-    ds = simulate_dataset(SkyModel(list(sources.values())), ds, 21)
-    fitted = SkyModel([sources["a"]])  # the model found a only, at its true flux
-    lk = Likelihood(fitted, [ds])
-    npreds = lk.npred(lk.vector(fitted.values()))
-    cfg = DetectionConfig()
-    assert 0.35 < 2 * psf68(ds.response) < 1.6
-    guesses = {"near_b": (83.0, 22.45), "on_a": (83.05, 22.0), "on_c": (84.6, 22.0), "on_b": (83.0, 22.35)}
-    turned = []
-    for name, (ra, dec) in guesses.items():
-        sd = _seed(f"{name}_WCDA", ra, dec, "WCDA", "WCDA", 6e-14, cfg, 0.0)
-        turned.append((sd, {"ra": ra, "dec": dec, "detector": "WCDA", "score": 0.3}))
-    ts = dict(zip(guesses, _residual_ts(ds, np.asarray(npreds[0]), turned, cfg), strict=True))
-    assert ts["on_b"] >= ts["near_b"] > cfg.nn_pair_ts and ts["on_c"] > cfg.nn_pair_ts, ts
-    assert ts["on_b"] > ts["on_a"], ts
-    chosen = [sd.name for sd, _ in _pair_members([ds], npreds, fitted, turned, cfg)]
-    assert len(chosen) == 1 and chosen[0] in ("on_b_WCDA", "near_b_WCDA"), (chosen, ts)
-    assert _pair_members([ds], npreds, fitted, turned, replace(cfg, nn_pair_ts=1e4)) == []

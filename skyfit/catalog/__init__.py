@@ -1,8 +1,6 @@
 """The catalogue pipeline: simulated Galactic-plane skies, multi-source fits, and `skyfit catalog`."""
 
-from ._pipeline import BUILTIN_REGION, CatalogConfig, catalog_table, cross_match, merge_components, run, tiles
-from ._roi import DetectionConfig, component_table, detect_and_fit
-from ._sky import (
+from ..skies import (
     CatalogError,
     Region,
     catalog_sky,
@@ -11,6 +9,9 @@ from ._sky import (
     read_3hwc,
     simulate_plane,
 )
+from ._output import owned_components
+from ._pipeline import BUILTIN_REGION, CatalogConfig, catalog_table, cross_match, merge_components, run, tiles
+from ._roi import DetectionConfig, RoiResult, component_table, detect_and_fit, radius95
 
 __all__ = [
     "BUILTIN_REGION",
@@ -18,6 +19,7 @@ __all__ = [
     "CatalogError",
     "DetectionConfig",
     "Region",
+    "RoiResult",
     "catalog_sky",
     "catalog_table",
     "component_table",
@@ -25,6 +27,8 @@ __all__ = [
     "detect_and_fit",
     "galactic_diffuse",
     "merge_components",
+    "owned_components",
+    "radius95",
     "read_1lhaaso",
     "read_3hwc",
     "run",

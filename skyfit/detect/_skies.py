@@ -178,7 +178,7 @@ def draw_sky(region, seed: int, population: str = "1lhaaso", density_per_deg2: f
              table=None, psf68_deg: dict | None = None) -> list[dict]:  # fmt: skip
     """True sources of one field: dicts with l, b, r39 and per-detector (N0, index). ``region`` is a
     :class:`skyfit.catalog.Region`; sources are placed within it grown by ``margin_deg``."""
-    from ..catalog._sky import read_1lhaaso
+    from ..skies import read_1lhaaso
 
     rng = np.random.default_rng(seed)
     spectra = _catalog_spectra(read_1lhaaso() if table is None else table)

@@ -175,64 +175,14 @@ def _chunk_ts(test_vec, expected, levels):
     return ts, a
 
 
-def ts_map(
-    dataset: Dataset,
-    baseline: np.ndarray | None = None,
-    kernel: str = "point",
-    sigma_deg: float = 0.2,
-    index: float | None = None,
-    reference_tev: float | None = None,
-    test_roi: HealpixROI | None = None,
-    chunk: int = 512,
-    reach_sigma: float = 2.5,
-    progress: bool = False,
-) -> TSMap:
-    """TS map of one dataset for a test source of the given shape and spectrum.
-
-    Parameters
-    ----------
-    baseline : (n_bins, n_pix) array, optional
-        Predicted counts without the test source (default: the dataset's background).
-    kernel : ``"point"`` or ``"gaussian"`` (width ``sigma_deg``, the r39 of 1LHAASO's seeds).
-    index, reference_tev : power law of the test source (default: 2.6 at 3 TeV for WCDA, 3.0 at
-        50 TeV for KM2A, as 1LHAASO; otherwise 2.6 at 1 TeV).
-    test_roi : the test positions (default: the dataset's pixels).
-    """
-    if kernel not in ("point", "gaussian"):
-        raise ValueError(f"kernel must be 'point' or 'gaussian', got {kernel!r}")
-    if kernel == "gaussian" and not sigma_deg > 0:
-        raise ValueError(f"a Gaussian kernel needs sigma_deg > 0, got {sigma_deg}")
-    instrument = str(dataset.meta.get("instrument", dataset.name)).upper()
-    if index is None:
-        index = DEFAULT_INDEX.get(instrument, 2.6)
-    if reference_tev is None:
-        reference_tev = REFERENCE_TEV.get(instrument, 1.0)
-    roi = dataset.roi
-    base = dataset.background_filled() if baseline is None else np.asarray(baseline, float)
-    if base.shape != dataset.counts.data.shape:
-        raise ValueError(f"baseline shape {base.shape} differs from the counts' {dataset.counts.data.shape}")
-    mask = dataset.mask.astype(float)
-    counts = dataset.counts.data * mask
-    base = base * mask
-    if np.any(base[mask > 0] <= 0):
-        raise ValueError("the baseline must be positive in every unmasked pixel (add the background)")
-    test_roi = test_roi or roi
-    t_ra, t_dec = test_roi.radec()
-    t_vec = test_roi.unit_vectors()
+def _levels(roi: HealpixROI, counts, base, kappa, norm, reach_deg, level_of_bin, t_vec) -> tuple[list[dict], int]:
+    """Per group of bins (one resolution, one reach): counts and baseline summed into its coarse pixels,
+    their centroids and areas, the kernel constants, and each test position's neighbour list
+    (``idx_all``). Returns (levels, number of groups)."""
     n_test_all = t_vec.shape[0]
-    expected = _expected_per_unit(dataset, index, reference_tev, t_dec)  # (n_test, n_bins)
-
-    psf = dataset.response.psf
-    src2 = np.radians(sigma_deg) ** 2 if kernel == "gaussian" else 0.0
-    sig2 = np.radians(np.asarray(psf.sigma_deg)) ** 2 + src2  # (n_bins, n_comp)
-    kappa = 1.0 / sig2
-    norm = np.asarray(psf.weights) * kappa / (2 * np.pi * -np.expm1(-2 * kappa))
-    core_deg = np.degrees(np.sqrt(sig2.min(axis=1)))
-    reach_deg = reach_sigma * np.degrees(np.sqrt(sig2.max(axis=1)))
     nest_pix = _nested(roi)
     fine_area = roi.pixel_area_sr
     fine_vec = np.stack(hp.pix2vec(roi.nside, nest_pix, nest=True), axis=1)
-    level_of_bin = np.array([_level_nside(roi.nside, c) for c in core_deg])
     # bins share neighbour lists when they share a resolution and a reach (within a factor 1.4)
     reach_bucket = np.ceil(np.log(reach_deg) / np.log(1.4)).astype(int)
     groups = sorted({(int(n), int(r)) for n, r in zip(level_of_bin, reach_bucket, strict=True)}, reverse=True)
@@ -288,14 +238,20 @@ def ts_map(
                 bins=bins,
             )  # fmt: skip
         )
+    return levels_static, len(groups)
+
+
+def _scan(levels_static: list[dict], t_vec, expected, chunk: int, desc: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """TS and amplitude at every test position, ``chunk`` positions per call of :func:`_chunk_ts` (a progress
+    bar titled ``desc`` unless None)."""
     n_test = t_vec.shape[0]
     ts = np.zeros(n_test)
     amp = np.zeros(n_test)
     iterator = range(0, n_test, chunk)
-    if progress:
+    if desc is not None:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc=f"TS map {dataset.name}", unit="chunk")
+        iterator = tqdm(iterator, desc=desc, unit="chunk")
 
     # float32 inside the map: TS to ~1e-6 relative, twice the speed of float64
     def cast(key, v):
@@ -311,7 +267,66 @@ def ts_map(
         t, a = _chunk_ts(jnp.asarray(t_vec[sel], jnp.float32), jnp.asarray(expected[sel], jnp.float32), levels)
         ts[start:stop] = np.asarray(t)[: stop - start]
         amp[start:stop] = np.asarray(a)[: stop - start]
-    meta = {"levels_nside": sorted(set(level_of_bin.tolist()), reverse=True), "groups": len(groups),
+    return ts, amp
+
+
+def ts_map(
+    dataset: Dataset,
+    baseline: np.ndarray | None = None,
+    kernel: str = "point",
+    sigma_deg: float = 0.2,
+    index: float | None = None,
+    reference_tev: float | None = None,
+    test_roi: HealpixROI | None = None,
+    chunk: int = 512,
+    reach_sigma: float = 2.5,
+    progress: bool = False,
+) -> TSMap:
+    """TS map of one dataset for a test source of the given shape and spectrum.
+
+    Parameters
+    ----------
+    baseline : (n_bins, n_pix) array, optional
+        Predicted counts without the test source (default: the dataset's background).
+    kernel : ``"point"`` or ``"gaussian"`` (width ``sigma_deg``, the r39 of 1LHAASO's seeds).
+    index, reference_tev : power law of the test source (default: 2.6 at 3 TeV for WCDA, 3.0 at
+        50 TeV for KM2A, as 1LHAASO; otherwise 2.6 at 1 TeV).
+    test_roi : the test positions (default: the dataset's pixels).
+    """
+    if kernel not in ("point", "gaussian"):
+        raise ValueError(f"kernel must be 'point' or 'gaussian', got {kernel!r}")
+    if kernel == "gaussian" and not sigma_deg > 0:
+        raise ValueError(f"a Gaussian kernel needs sigma_deg > 0, got {sigma_deg}")
+    instrument = str(dataset.meta.get("instrument", dataset.name)).upper()
+    if index is None:
+        index = DEFAULT_INDEX.get(instrument, 2.6)
+    if reference_tev is None:
+        reference_tev = REFERENCE_TEV.get(instrument, 1.0)
+    roi = dataset.roi
+    base = dataset.background_filled() if baseline is None else np.asarray(baseline, float)
+    if base.shape != dataset.counts.data.shape:
+        raise ValueError(f"baseline shape {base.shape} differs from the counts' {dataset.counts.data.shape}")
+    mask = dataset.mask.astype(float)
+    counts = dataset.counts.data * mask
+    base = base * mask
+    if np.any(base[mask > 0] <= 0):
+        raise ValueError("the baseline must be positive in every unmasked pixel (add the background)")
+    test_roi = test_roi or roi
+    t_ra, t_dec = test_roi.radec()
+    t_vec = test_roi.unit_vectors()
+    expected = _expected_per_unit(dataset, index, reference_tev, t_dec)  # (n_test, n_bins)
+
+    psf = dataset.response.psf
+    src2 = np.radians(sigma_deg) ** 2 if kernel == "gaussian" else 0.0
+    sig2 = np.radians(np.asarray(psf.sigma_deg)) ** 2 + src2  # (n_bins, n_comp)
+    kappa = 1.0 / sig2
+    norm = np.asarray(psf.weights) * kappa / (2 * np.pi * -np.expm1(-2 * kappa))
+    core_deg = np.degrees(np.sqrt(sig2.min(axis=1)))
+    reach_deg = reach_sigma * np.degrees(np.sqrt(sig2.max(axis=1)))
+    level_of_bin = np.array([_level_nside(roi.nside, c) for c in core_deg])
+    levels_static, n_groups = _levels(roi, counts, base, kappa, norm, reach_deg, level_of_bin, t_vec)
+    ts, amp = _scan(levels_static, t_vec, expected, chunk, f"TS map {dataset.name}" if progress else None)
+    meta = {"levels_nside": sorted(set(level_of_bin.tolist()), reverse=True), "groups": n_groups,
             "reach_sigma": reach_sigma}  # fmt: skip
     return TSMap(test_roi, ts, amp, dataset.name, kernel, float(sigma_deg if kernel == "gaussian" else 0.0),
                  float(index), float(reference_tev), meta)  # fmt: skip
