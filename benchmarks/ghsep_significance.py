@@ -30,10 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from skyfit.ghsep._pipeline import build_model, evaluate, separability_after_cut
-from skyfit.ghsep._plots import plot_roc, plot_significance
-from skyfit.ghsep._samples import labelled_sample
-from skyfit.ghsep._study import equal_efficiency_summary, run_significance
+from skyfit.ghsep import (
+    build_model,
+    equal_efficiency_summary,
+    evaluate,
+    labelled_sample,
+    plot_roc,
+    plot_significance,
+    run_significance,
+    separability_after_cut,
+)
 from skyfit.ghsep.hawc import read_onoff, weak_supervision_gain
 
 

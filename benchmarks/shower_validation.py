@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from skyfit.showers.pipeline import simulate_events, traditional_cut
+from skyfit.showers import simulate_shower_events, traditional_cut
 
 
 def _cut(t):
@@ -39,19 +39,21 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    g, rep = simulate_events("WCDA", "gamma", args.n_gamma, index=2.0, seed=args.seed, with_report=True)
+    g, rep = simulate_shower_events("WCDA", "gamma", args.n_gamma, index=2.0, seed=args.seed, with_report=True)
     t_g = time.perf_counter() - t0
-    p = simulate_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=0.3, e_max_tev=100, seed=args.seed + 1)
+    p = simulate_shower_events(
+        "WCDA", "proton", args.n_proton, index=2.0, e_min_tev=0.3, e_max_tev=100, seed=args.seed + 1
+    )
     # showers per second over the two E^-2 samples (0.3-30 TeV gammas, 0.3-100 TeV protons)
     rate = (args.n_gamma + args.n_proton) / (time.perf_counter() - t0)
     t1 = time.perf_counter()
     gq, pq = _cut(g), _cut(p)
     # a second proton sample above 5 TeV populates the highest nHit bins
-    p_hi = _cut(simulate_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=5, e_max_tev=150,
+    p_hi = _cut(simulate_shower_events("WCDA", "proton", args.n_proton, index=2.0, e_min_tev=5, e_max_tev=150,
                                 seed=args.seed + 4))  # fmt: skip
     rate_hi = args.n_proton / (time.perf_counter() - t1)  # 5-150 TeV protons: large showers, many hits
     # cosmic-ray electrons: gamma-like showers, part of any real residual background
-    el = _cut(simulate_events("WCDA", "electron", args.n_electron, index=2.0, e_min_tev=0.3, e_max_tev=30,
+    el = _cut(simulate_shower_events("WCDA", "electron", args.n_electron, index=2.0, e_min_tev=0.3, e_max_tev=30,
                               seed=args.seed + 5))  # fmt: skip
 
     # weights to the measured fluxes (per GeV m^2 s sr): protons 9.5e-5 (E/TeV)^-2.7 (PDG); electrons
@@ -125,8 +127,8 @@ def main():
         return float(np.interp(np.log(energy), np.log(e_c), a))
 
     # KM2A
-    kg = _cut(simulate_events("KM2A", "gamma", args.n_km2a, e_min_tev=80, e_max_tev=125, seed=args.seed + 2))
-    kp = _cut(simulate_events("KM2A", "proton", args.n_km2a, e_min_tev=100, e_max_tev=400, seed=args.seed + 3))
+    kg = _cut(simulate_shower_events("KM2A", "gamma", args.n_km2a, e_min_tev=80, e_max_tev=125, seed=args.seed + 2))
+    kp = _cut(simulate_shower_events("KM2A", "proton", args.n_km2a, e_min_tev=100, e_max_tev=400, seed=args.seed + 3))
     kpsf = float(np.percentile(kg["ANGULAR_ERROR"], 68))
     thr = np.quantile(kg["MU_E_RATIO"], 0.9)
     k_surv = float(np.mean(kp["MU_E_RATIO"] <= thr))

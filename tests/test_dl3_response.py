@@ -346,10 +346,10 @@ def test_bin_with_a_dl3_response_writes_a_dataset(cos_file, tmp_path):
     roi = HealpixROI.from_disc((83.6, 22.0), 1.0, 64)
     bkg = HealpixMaps(np.ones((len(BANDS) - 1, roi.n_pix)), roi, [f"b{i}" for i in range(len(BANDS) - 1)])
     bkg.write(tmp_path / "bkg.fits")
-    out = tmp_path / "ds.fits"
+    out = tmp_path / "counts.fits"
     args = ["bin", str(tmp_path / "events.fits"), "--center", "83.6", "22.0", "--radius", "1", "--nside", "64",
             "--energy-edges", *map(str, BANDS), "--response", f"dl3:{cos_file}", "--site-latitude", str(LAT),
-            "--transits", "100", "--background", str(tmp_path / "bkg.fits"), "--output", str(out)]  # fmt: skip
+            "--transits", "100", "--background", str(tmp_path / "bkg.fits"), "--outdir", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     ds = Dataset.read(out)
     inside = roi.contains(ra, dec) & (energy >= BANDS[0]) & (energy < BANDS[-1])

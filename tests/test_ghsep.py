@@ -9,17 +9,20 @@ from skyfit.cli import main
 from skyfit.ghsep import (
     FEATURES,
     GHSepError,
+    analysis_bin,
     compare_at_equal_efficiency,
     effective_count,
+    energy_calibration,
     feature_matrix,
     labelled_sample,
     load_model,
     optimise_cuts,
+    separability_after_cut,
     significance_study,
     train_classifier,
+    weighted_auc,
     weighted_efficiency,
 )
-from skyfit.ghsep._samples import analysis_bin, energy_calibration
 
 
 def _toy(n=4000, seed=0):
@@ -192,16 +195,15 @@ def test_km2a_energy_bins_follow_true_energy():
 
 
 def test_cli_train_apply_report(tmp_path, capsys):
-    model = tmp_path / "km2a.npz"
     assert main(["ghsep", "train", "--instrument", "KM2A", "--n-gamma", "1500", "--n-background", "3000",
-                 "--epochs", "3", "--out", str(model)]) == 0  # fmt: skip
-    events = tmp_path / "ev.parquet"
-    assert main(["showers", "simulate", "--instrument", "KM2A", "--n", "300", "--output", str(events)]) == 0
-    out = tmp_path / "scored.parquet"
-    assert main(["ghsep", "apply", str(model), str(events), "--out", str(out)]) == 0
+                 "--epochs", "3", "--outdir", str(tmp_path)]) == 0  # fmt: skip
+    model = tmp_path / "ghsep_KM2A.npz"
+    assert main(["showers", "simulate", "--instrument", "KM2A", "--n", "300", "--outdir", str(tmp_path)]) == 0
+    events = tmp_path / "showers.parquet"
+    assert main(["ghsep", "apply", str(model), str(events), "--outdir", str(tmp_path / "scored")]) == 0
     from skyfit.events import EventFile
 
-    f = EventFile(out)
+    f = EventFile(tmp_path / "scored" / "showers.gh.parquet")
     t = f.read(("GH_SCORE", "GH_PASS"))
     assert len(t["GH_SCORE"]) == 300 and np.all((t["GH_SCORE"] >= 0) & (t["GH_SCORE"] <= 1))
     # a test sample with the training or tuning seed is refused
@@ -211,7 +213,7 @@ def test_cli_train_apply_report(tmp_path, capsys):
     assert main(["ghsep", "report", str(model), "--n-gamma", "1500", "--n-background", "3000",
                  "--realisations", "0", "--outdir", str(tmp_path / "rep")]) == 0  # fmt: skip
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert rep["instrument"] == "KM2A" and rep["equal_efficiency"]
+    assert rep["instrument"] == "KM2A" and rep["equal_efficiency"] and rep["model"] == str(model)
     assert (tmp_path / "rep" / "roc_KM2A.png").exists()
     # a corrupt model file: a clear error naming it, exit status 2
     bad = tmp_path / "bad.npz"
@@ -220,11 +222,22 @@ def test_cli_train_apply_report(tmp_path, capsys):
     assert main(["ghsep", "apply", str(bad), str(events)]) == 2
     assert "bad.npz" in capsys.readouterr().err
     # a table without the model's features
-    wcda_events = tmp_path / "w.parquet"
-    assert main(["showers", "simulate", "--instrument", "WCDA", "--n", "200", "--output", str(wcda_events)]) == 0
+    wcda = tmp_path / "wcda"
+    assert main(["showers", "simulate", "--instrument", "WCDA", "--n", "200", "--outdir", str(wcda)]) == 0
     capsys.readouterr()
-    assert main(["ghsep", "apply", str(model), str(wcda_events)]) == 2
+    assert main(["ghsep", "apply", str(model), str(wcda / "showers.parquet")]) == 2
     assert "N_E" in capsys.readouterr().err
+
+
+def test_independent_seed_refuses_the_training_and_tuning_seeds(toy_model):
+    from skyfit.ghsep import independent_seed
+
+    model, _ = toy_model
+    model.meta["samples"] = {"training_seed": 5}
+    assert independent_seed(model) == 7 and independent_seed(model, 3) == 3
+    for seed in (5, 6):
+        with pytest.raises(GHSepError, match="training or tuning sample"):
+            independent_seed(model, seed)
 
 
 @pytest.mark.data
@@ -248,8 +261,6 @@ def test_hawc_weak_supervision_gain_is_quoted_with_its_interval(hawc_data):
 
 
 def test_weighted_auc_and_effective_count():
-    from skyfit.ghsep._cuts import weighted_auc
-
     rng = np.random.default_rng(3)
     sg, sb = rng.normal(1.0, 1.0, 300), rng.normal(0.0, 1.0, 400)
     # unit weights: the Mann-Whitney statistic; integer weights: the same as repeating the events
@@ -284,8 +295,6 @@ def _wcda_like(n, rng, hidden_gap):
 
 @pytest.mark.parametrize("gap, auc_range", [(0.0, (0.4, 0.6)), (2.0, (0.95, 1.0))])
 def test_separability_after_cut_measures_what_is_left(gap, auc_range):
-    from skyfit.ghsep._pipeline import separability_after_cut
-
     rng = np.random.default_rng(11)
     tune, test = _wcda_like(3000, rng, gap), _wcda_like(3000, rng, gap)
     feats = ("log10_compactness", "log10_nhit")  # the model under test does not read PINCNESS

@@ -94,9 +94,9 @@ model:
 
 @pytest.mark.data
 def test_bin_to_file_to_fit_equals_the_in_memory_crab_fit(hawc_data, tmp_path):
-    path = tmp_path / "crab_nn.fits"
+    path = tmp_path / "counts.fits"
     args = ["bin", str(hawc_data), "--estimator", "NN", "--center", "83.633083", "22.0145", "--radius", "3",
-            "--nside", "1024", "--output", str(path)]  # fmt: skip
+            "--nside", "1024", "--outdir", str(tmp_path)]  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BackgroundNaNWarning)
         assert main(args) == 0
@@ -105,8 +105,12 @@ def test_bin_to_file_to_fit_equals_the_in_memory_crab_fit(hawc_data, tmp_path):
     # the file holds exactly the in-memory dataset (the fits below differ only by the YAML model's parameter
     # bounds, which move MIGRAD's stopping point by ~1e-4 sigma)
     assert from_file.bin_names == ds_memory.bin_names
-    pairs = [(from_file.counts.data, ds_memory.counts.data), (from_file.background.data, ds_memory.background.data),
-             (from_file.mask, ds_memory.mask), (from_file.response.counts_matrix, ds_memory.response.counts_matrix)]
+    pairs = [
+        (from_file.counts.data, ds_memory.counts.data),
+        (from_file.background.data, ds_memory.background.data),
+        (from_file.mask, ds_memory.mask),
+        (from_file.response.counts_matrix, ds_memory.response.counts_matrix),
+    ]
     for a, b in pairs:
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
     cfg = tmp_path / "fit.yaml"

@@ -213,10 +213,10 @@ ts: [src]
     sim.write_text("datasets:\n  - {type: km2a, center: [83.633, 22.0145], radius_deg: 1.5, nside: 128, "
                    "livetime_days: 300}\nseed: 7\n" + model)  # fmt: skip
     events = tmp_path / "events.fits"
-    assert main(["simulate", str(sim), "--output", str(events)]) == 0
-    path = tmp_path / "km2a.fits"
+    assert main(["simulate", str(sim), "--outdir", str(tmp_path)]) == 0
+    path = tmp_path / "counts.fits"
     args = ["bin", str(events), "--center", "83.633", "22.0145", "--radius", "1.5", "--nside", "128", "--response",
-            "km2a", "--livetime-days", "300", "--background", "instrument", "--output", str(path)]  # fmt: skip
+            "km2a", "--livetime-days", "300", "--background", "instrument", "--outdir", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     ds = Dataset.read(path)
     assert ds.name == "KM2A" and ds.counts.data.sum() > 0 and ds.meta["livetime_days"] == 300
@@ -239,16 +239,30 @@ def test_catalog_of_dataset_files_equals_the_built_in_path(tmp_path, monkeypatch
     """A simulated field written to files and catalogued with --datasets gives the built-in path's catalogue
     (same seed); the checkpoint fingerprint covers the files' content."""
     from skyfit.catalog import CatalogConfig, run
-    from skyfit.catalog._pipeline import _simulated_region
-    from skyfit.catalog._sky import Region
+    from skyfit.skies import simulate_plane
 
     monkeypatch.setenv("SKYFIT_DATA", str(tmp_path / "no-reference-data"))  # the shipped sky alone
-    settings = dict(region="40,42,-1.5,1.5", nside=128, tile_deg=2.0, overlap_deg=1.0, livetime_days=365.0, seed=1,
-                    detectors=("KM2A",))
+    settings = dict(
+        region="40,42,-1.5,1.5",
+        nside=128,
+        tile_deg=2.0,
+        overlap_deg=1.0,
+        livetime_days=365.0,
+        seed=1,
+        detectors=("KM2A",),
+    )
     quiet = dict(progress=False, plots=False, log=lambda *a: None)
     builtin = run(CatalogConfig(**settings), out_dir=tmp_path / "builtin", **quiet)
     paths = []
-    for ds in _simulated_region(CatalogConfig(**settings), Region.parse(settings["region"]))[0]:
+    datasets, _ = simulate_plane(
+        settings["region"],
+        settings["livetime_days"],
+        settings["nside"],
+        settings["seed"],
+        margin_deg=settings["overlap_deg"],
+        detectors=settings["detectors"],
+    )
+    for ds in datasets:
         paths.append(str(ds.write(tmp_path / f"{ds.name}.fits")))
     cfg = CatalogConfig(**{k: v for k, v in settings.items() if k not in ("nside", "livetime_days", "seed")},
                         datasets=paths)  # fmt: skip
@@ -270,9 +284,9 @@ def test_catalog_of_dataset_files_equals_the_built_in_path(tmp_path, monkeypatch
 
 
 def test_the_built_in_field_needs_no_reference_data(tmp_path, monkeypatch):
-    from skyfit._data import DataNotFoundError, data_dir
+    from skyfit import DataNotFoundError, data_dir
     from skyfit.catalog import simulate_plane
-    from skyfit.catalog._sky import CatalogError
+    from skyfit.skies import CatalogError
 
     monkeypatch.setenv("SKYFIT_DATA", str(tmp_path))  # set: it alone is searched, ../shared/data is not
     with pytest.raises(DataNotFoundError, match="SKYFIT_DATA"):
@@ -289,7 +303,7 @@ def test_the_shipped_catalogue_rows_are_the_published_ones(catalogs_dir):
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    from skyfit.catalog._sky import BUILTIN_COVERAGE, builtin_catalog_file
+    from skyfit.skies import BUILTIN_COVERAGE, builtin_catalog_file
 
     for key, filename, lon, lat, frame in (("1lhaaso", "1LHAASO_catalog.fits", "RAJ2000", "DECJ2000", "fk5"),
                                            ("3hwc", "3HWC.ecsv", "ra", "dec", "icrs")):  # fmt: skip
@@ -365,10 +379,10 @@ ts: [crab]
     hdu.header["BINNAMES"] = ",".join(response.bin_names)
     hdu.writeto(tmp_path / "events.fits")
     sim.background.write(tmp_path / "bkg.fits")
-    path = tmp_path / "hawc.fits"
+    path = tmp_path / "counts.fits"
     assert main(["bin", str(tmp_path / "events.fits"), "--center", "83.633", "22.0145", "--radius", "3", "--nside",
                  "256", "--ring", "--response", f"hal:{response_path}", "--transits", str(transits), "--background",
-                 str(tmp_path / "bkg.fits"), "--output", str(path)]) == 0  # fmt: skip
+                 str(tmp_path / "bkg.fits"), "--outdir", str(tmp_path)]) == 0  # fmt: skip
     binned = Dataset.read(path)
     assert binned.counts.data.sum() == len(ev["RA"]) and binned.bin_names == response.bin_names
     assert np.array_equal(binned.response.counts_matrix, response.counts_matrix)

@@ -3,9 +3,17 @@
 import numpy as np
 import pytest
 
-from skyfit.showers import Layout, LayoutError, km2a_layouts, sample_primaries, simulate_hits, wcda_layout
+from skyfit.showers import (
+    Layout,
+    LayoutError,
+    km2a_layouts,
+    sample_primaries,
+    simulate_hits,
+    simulate_shower_events,
+    traditional_cut,
+    wcda_layout,
+)
 from skyfit.showers import physics as ph
-from skyfit.showers.pipeline import simulate_events, traditional_cut
 from skyfit.showers.reconstruct import noise_filter_performance, reconstruct
 
 
@@ -40,7 +48,7 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(LayoutError, match="area must be positive"):
         Layout("bad", np.arange(2.0), np.zeros(2), 0.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="instrument must be"):
-        simulate_events("HAWC", n=10)
+        simulate_shower_events("HAWC", n=10)
 
 
 def test_layouts_have_the_documented_sizes():
@@ -58,7 +66,7 @@ def test_reconstruction_and_noise_filter_on_vertical_gammas():
     rec = reconstruct(hits, lay)
     err = np.hypot(rec["REC_CORE_X"] - p["CORE_X"], rec["REC_CORE_Y"] - p["CORE_Y"])
     assert np.median(err) < 5.0
-    from skyfit.showers.pipeline import angular_error_deg
+    from skyfit.showers import angular_error_deg
 
     ang = angular_error_deg(p["ZENITH"], p["AZIMUTH"], rec["REC_ZENITH"], rec["REC_AZIMUTH"])
     assert np.percentile(ang, 68) < 0.5
@@ -95,8 +103,8 @@ def test_km2a_muon_detectors_see_the_electromagnetic_arrays_showers(monkeypatch)
 
 
 def test_compactness_separates_gammas_from_protons():
-    g = simulate_events("WCDA", "gamma", 3000, e_min_tev=1.0, e_max_tev=3.0, throw_radius_m=120, seed=1)
-    p = simulate_events("WCDA", "proton", 3000, e_min_tev=2.5, e_max_tev=8.0, throw_radius_m=120, seed=2)
+    g = simulate_shower_events("WCDA", "gamma", 3000, e_min_tev=1.0, e_max_tev=3.0, throw_radius_m=120, seed=1)
+    p = simulate_shower_events("WCDA", "proton", 3000, e_min_tev=2.5, e_max_tev=8.0, throw_radius_m=120, seed=2)
     cuts = traditional_cut(g, p, "COMPACTNESS", 0.5)
     assert cuts, "no bin with enough events"
     for _thr, eff, surv, _ng, _nb in cuts.values():
@@ -106,8 +114,8 @@ def test_compactness_separates_gammas_from_protons():
 
 
 def test_km2a_muon_content_rejects_protons():
-    g = simulate_events("KM2A", "gamma", 200, e_min_tev=80, e_max_tev=120, seed=3)
-    p = simulate_events("KM2A", "proton", 200, e_min_tev=150, e_max_tev=300, seed=4)
+    g = simulate_shower_events("KM2A", "gamma", 200, e_min_tev=80, e_max_tev=120, seed=3)
+    p = simulate_shower_events("KM2A", "proton", 200, e_min_tev=150, e_max_tev=300, seed=4)
     thr = np.quantile(g["MU_E_RATIO"], 0.9)
     assert np.mean(p["MU_E_RATIO"] <= thr) < 0.02
 
@@ -117,7 +125,7 @@ def test_event_tables_round_trip_through_binning(tmp_path):
     from skyfit.maps import HealpixROI
     from skyfit.stream import bin_event_files
 
-    t = simulate_events("WCDA", "proton", 1500, seed=7)
+    t = simulate_shower_events("WCDA", "proton", 1500, seed=7)
     assert np.all(np.diff(t["TIME"]) >= 0)
     cols = {k: v for k, v in t.items() if k != "SPECIES"}
     write_events(tmp_path / "showers.parquet", cols, {"INSTRUME": "WCDA"})
@@ -134,24 +142,75 @@ def test_event_tables_round_trip_through_binning(tmp_path):
     assert np.array_equal(a.counts.data, ref) and ref.sum() > 0
 
 
-def test_cli_showers_simulate_and_report(tmp_path, monkeypatch):
+def test_cli_showers_simulate_and_report(tmp_path, monkeypatch, capsys):
     from skyfit.cli import main
 
     monkeypatch.chdir(tmp_path)
-    assert main(["showers", "simulate", "--n", "1500", "--e-min", "1", "--e-max", "5", "--output", "g.parquet"]) == 0
+    assert main(["showers", "simulate", "--n", "1500", "--e-min", "1", "--e-max", "5", "--outdir", "g"]) == 0
+    # the deprecated --output FILE still names the file (here FITS) for one release
     assert main(["showers", "simulate", "--particle", "proton", "--n", "1500", "--e-min", "2", "--e-max", "12",
                  "--seed", "1", "--output", "p.fits"]) == 0  # fmt: skip
-    assert main(["showers", "report", "g.parquet", "p.fits", "--outdir", "rep"]) == 0
+    assert "--output FILE is deprecated" in capsys.readouterr().err
+    assert main(["showers", "report", "g/showers.parquet", "p.fits", "--outdir", "rep"]) == 0
     assert (tmp_path / "rep" / "roc.png").exists() and (tmp_path / "rep" / "cut_table.ecsv").exists()
     assert main(["showers", "simulate", "--particle", "pion", "--n", "10"]) == 2
 
 
+def test_the_cut_table_is_the_traditional_cut_per_bin():
+    from skyfit.showers import cut_table, quality_cut
+
+    g = quality_cut(simulate_shower_events("WCDA", "gamma", 1500, e_min_tev=1.0, e_max_tev=5.0, seed=1))
+    p = quality_cut(simulate_shower_events("WCDA", "proton", 1500, e_min_tev=2.0, e_max_tev=12.0, seed=2))
+    assert g["CORE_IN_ARRAY"].all() and p["CORE_IN_ARRAY"].all()
+    for higher, variable, eff in ((True, "COMPACTNESS", 0.5), (False, "PINCNESS", 0.7)):
+        t = cut_table(g, p, variable, eff, higher_is_gamma=higher)
+        cuts = traditional_cut(g, p, variable, eff, higher_is_gamma=higher)
+        assert list(t["bin"]) == list(cuts) and len(t) > 0
+        for row in t:
+            assert (row["threshold"], row["gamma_efficiency"], row["background_survival"]) == cuts[row["bin"]][:3]
+            sel = g["BIN"] == row["bin"]
+            assert row["psf68_deg"] == np.nanpercentile(g["ANGULAR_ERROR"][sel], 68)
+
+
+def test_one_threshold_rule_for_showers_and_ghsep():
+    """The per-bin threshold at a gamma efficiency lives in skyfit.showers; skyfit.ghsep uses it. Unweighted it is
+    numpy's interpolated quantile (the traditional cut's, as before); weighted, the highest score whose weighted
+    fraction at or above it reaches the efficiency."""
+    import skyfit.ghsep as ghsep
+    from skyfit.showers import threshold_at_efficiency, thresholds_per_bin
+
+    rng = np.random.default_rng(2)
+    score, w, bins = rng.normal(size=400), rng.uniform(0.1, 3.0, 400), rng.integers(-1, 3, 400)
+    for eff in (0.1, 0.5, 0.9):
+        assert threshold_at_efficiency(score, None, eff) == np.quantile(score, 1 - eff)
+        thr = threshold_at_efficiency(score, w, eff)
+        assert thr in score and np.sum(w[score >= thr]) / w.sum() >= eff
+        assert np.sum(w[score > thr]) / w.sum() < eff
+        assert ghsep.threshold_at_efficiency(score, w, eff) == thr
+    per_bin = thresholds_per_bin(score, bins, 0.5, w)
+    assert set(per_bin) == {0, 1, 2}  # bin -1 is outside the analysis
+    assert per_bin[1] == threshold_at_efficiency(score[bins == 1], w[bins == 1], 0.5)
+    assert thresholds_per_bin(score[:30], bins[:30], 0.5) == {}  # fewer than 20 events per bin
+    with pytest.raises(ghsep.GHSepError, match="no events"):
+        ghsep.threshold_at_efficiency([], [], 0.5)
+
+
+def test_the_old_name_simulate_events_still_works_and_warns():
+    from skyfit.showers.pipeline import simulate_events
+
+    with pytest.warns(FutureWarning, match="simulate_shower_events"):
+        old = simulate_events("WCDA", "gamma", 50, seed=3)
+    new = simulate_shower_events("WCDA", "gamma", 50, seed=3)
+    assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k], equal_nan=old[k].dtype.kind == "f")
+                                             for k in old)  # fmt: skip
+
+
 def test_derived_response_has_area_psf_and_background():
-    from skyfit.showers.pipeline import derive_response
+    from skyfit.showers import derive_response
 
     ng, nb = 3000, 3000
-    g = simulate_events("WCDA", "gamma", ng, index=2.0, seed=11)
-    p = simulate_events("WCDA", "proton", nb, index=2.0, e_min_tev=0.5, e_max_tev=100, seed=12)
+    g = simulate_shower_events("WCDA", "gamma", ng, index=2.0, seed=11)
+    p = simulate_shower_events("WCDA", "proton", nb, index=2.0, e_min_tev=0.5, e_max_tev=100, seed=12)
     r = derive_response(g, p, 300.0, ng, nb)
     assert r["bins"], "no analysis bin populated"
     areas = np.concatenate([d["effective_area_m2"] for d in r["bins"].values()])
@@ -167,22 +226,23 @@ def test_cli_reconstruct_from_stored_hits_reproduces_the_simulation(tmp_path, mo
     from skyfit.events import EventFile
 
     monkeypatch.chdir(tmp_path)
-    assert main(["showers", "simulate", "--n", "800", "--e-min", "1", "--e-max", "5", "--output", "g.parquet",
-                 "--hits", "h.parquet"]) == 0  # fmt: skip
-    assert main(["showers", "reconstruct", "g.parquet", "--hits", "h.parquet", "--output", "r.parquet"]) == 0
-    a = EventFile("g.parquet").read(("EVENT_ID", "NHIT", "REC_ZENITH", "COMPACTNESS"))
-    b = EventFile("r.parquet").read(("EVENT_ID", "NHIT", "REC_ZENITH", "COMPACTNESS"))
+    assert main(["showers", "simulate", "--n", "800", "--e-min", "1", "--e-max", "5", "--hits", "--outdir", "g"]) == 0
+    assert main(["showers", "reconstruct", "g/showers.parquet", "--hits", "g/hits.parquet", "--outdir", "r"]) == 0
+    cols = ("EVENT_ID", "NHIT", "REC_ZENITH", "COMPACTNESS")
+    a, b = EventFile("g/showers.parquet").read(cols), EventFile("r/showers.parquet").read(cols)
     assert np.array_equal(a["EVENT_ID"], b["EVENT_ID"]) and np.array_equal(a["NHIT"], b["NHIT"])
     assert np.allclose(a["REC_ZENITH"], b["REC_ZENITH"], equal_nan=True)
-    assert main(["showers", "reconstruct", "g.parquet", "--hits", "h.parquet", "--window-ns", "8",
-                 "--output", "narrow.parquet"]) == 0  # fmt: skip
-    assert main(["showers", "reconstruct", "g.parquet"]) == 2  # no --hits
+    assert main(["showers", "reconstruct", "g/showers.parquet", "--hits", "g/hits.parquet", "--window-ns", "8",
+                 "--outdir", "narrow"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit) as exc:  # no --hits: a usage error
+        main(["showers", "reconstruct", "g/showers.parquet"])
+    assert exc.value.code == 2
 
 
 def test_core_finder_ignores_an_isolated_large_signal():
     # a muon far from the core (150 PE in one cell) used to capture a signal-weighted core; the
     # densest-neighbourhood seed keeps the core on the shower
-    from skyfit.showers.simulate import Hits
+    from skyfit.showers import Hits
 
     rng = np.random.default_rng(7)
     lay = wcda_layout(noise_rate_hz=0.0)

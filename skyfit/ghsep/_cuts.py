@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..showers.cuts import threshold_at_efficiency as _threshold_at_efficiency
 from ._features import GHSepError
 
 __all__ = ["weighted_efficiency", "effective_count", "weighted_auc", "threshold_at_efficiency", "efficiency_table",
@@ -54,15 +55,12 @@ def weighted_auc(score_g, w_g, score_b, w_b) -> float:
 
 
 def threshold_at_efficiency(score, w, efficiency: float) -> float:
-    """The score threshold above which a weighted fraction ``efficiency`` of the events lies."""
-    score = np.asarray(score, float)
-    w = np.asarray(w, float)
-    if score.size == 0:
+    """The score threshold above which a weighted fraction ``efficiency`` of the events lies:
+    :func:`skyfit.showers.threshold_at_efficiency` (the one rule for both packages), with a
+    :class:`GHSepError` for an empty sample."""
+    if np.size(score) == 0:
         raise GHSepError("no events to set a threshold on")
-    o = np.argsort(score)[::-1]
-    cum = np.cumsum(w[o]) / w.sum()
-    i = int(np.searchsorted(cum, efficiency))
-    return float(score[o][min(i, score.size - 1)])
+    return _threshold_at_efficiency(score, w, efficiency)
 
 
 def roc_curve(score_g, w_g, score_b, w_b, n: int = 200):

@@ -1,7 +1,7 @@
 """Event features for gamma/hadron separation, per instrument.
 
 Each feature is a named transform of event-table columns (the columns that
-:func:`skyfit.showers.pipeline.simulate_events` writes, or those of HAWC's pass-4 event lists). A model
+:func:`skyfit.showers.simulate_shower_events` writes, or those of HAWC's pass-4 event lists). A model
 file stores the feature names it was trained on, so a table or model from another feature set is
 refused instead of scored wrongly.
 """
@@ -74,8 +74,8 @@ def feature_matrix(table, names, where: str = "event table") -> np.ndarray:
         if missing:
             raise GHSepError(
                 f"{where}: feature {name!r} needs column(s) {missing}, which it lacks (it has {sorted(cols)[:20]}"
-                f"{'...' if len(cols) > 20 else ''}); use a table from skyfit.showers.simulate_events or a model "
-                "trained on this table's features"
+                f"{'...' if len(cols) > 20 else ''}); use a table from skyfit.showers.simulate_shower_events or a "
+                "model trained on this table's features"
             )
         out.append(np.asarray(fn(table), float))
     x = np.stack(out, axis=1) if out else np.zeros((0, 0))
@@ -90,8 +90,8 @@ def hit_cloud(table: dict, hits: dict, layout, k: int = 48) -> np.ndarray:
     """Per event, its ``k`` largest hits as (distance to the reconstructed core / 100 m, log10 signal,
     signal / largest signal); events with fewer hits are padded with zeros and a mask.
 
-    ``hits`` is the hit record of :func:`simulate_events` (``hits_out``, concatenated), with EVENT_ID,
-    DETECTOR, SIGNAL and MUON_LAYOUT; only the main layout's hits (MUON_LAYOUT 0) are used.
+    ``hits`` is the hit record of :func:`skyfit.showers.simulate_shower_events` (``hits_out``, concatenated),
+    with EVENT_ID, DETECTOR, SIGNAL and MUON_LAYOUT; only the main layout's hits (MUON_LAYOUT 0) are used.
     Returns (n_events, k, 4) float32: the three features and a 0/1 mask.
     """
     for c in ("EVENT_ID", "DETECTOR", "SIGNAL"):

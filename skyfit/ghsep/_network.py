@@ -168,7 +168,7 @@ def load_model(path, features=None, instrument: str | None = None) -> GHModel:
     import jax
 
     path = Path(path)
-    header, leaves = read_net(path, "model", f"train one with `skyfit ghsep train --out {path}`",
+    header, leaves = read_net(path, "model", f"train one with `skyfit ghsep train --outdir {path.parent}`",
                               GHSepError)  # fmt: skip
     if header.get("format") != MODEL_FORMAT or header.get("version") != MODEL_VERSION:
         raise GHSepError(
@@ -204,6 +204,32 @@ def _int_keyed(meta: dict) -> dict:
     return meta
 
 
+def _training_arrays(x, y, w):
+    """The training features, labels and weights as arrays, checked."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, np.float32)
+    w = np.asarray(w, np.float32)
+    if not (len(x) == len(y) == len(w)) or len(x) < 10:
+        raise GHSepError(f"training needs at least 10 events and matching x, y, w (got {len(x)}, {len(y)}, {len(w)})")
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
+        raise GHSepError("training weights must be finite and non-negative")
+    if y.min() == y.max():
+        raise GHSepError("training needs both gammas (y = 1) and background (y = 0)")
+    return x, y, w
+
+
+def _validation_loss(eval_loss, net, val, xs, y, w, cl) -> float:
+    """The weighted mean loss of ``net`` on the validation events ``val``, in slices of 8192."""
+    import jax.numpy as jnp
+
+    vl = 0.0
+    for s in range(0, len(val), 8192):
+        b = val[s : s + 8192]
+        vl += float(eval_loss(net, jnp.asarray(xs[b]), jnp.asarray(y[b]), jnp.asarray(w[b]),
+                              None if cl is None else jnp.asarray(cl[b]))) * float(w[b].sum())  # fmt: skip
+    return vl / float(w[val].sum())
+
+
 def train_classifier(
     x: np.ndarray,
     y: np.ndarray,
@@ -226,15 +252,7 @@ def train_classifier(
     import jax.numpy as jnp
     import optax
 
-    x = np.asarray(x, float)
-    y = np.asarray(y, np.float32)
-    w = np.asarray(w, np.float32)
-    if not (len(x) == len(y) == len(w)) or len(x) < 10:
-        raise GHSepError(f"training needs at least 10 events and matching x, y, w (got {len(x)}, {len(y)}, {len(w)})")
-    if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
-        raise GHSepError("training weights must be finite and non-negative")
-    if y.min() == y.max():
-        raise GHSepError("training needs both gammas (y = 1) and background (y = 0)")
+    x, y, w = _training_arrays(x, y, w)
     hyper = {"width": 64, "depth": 2, **(hyper or {})}
     mean = x.mean(axis=0)
     std = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
@@ -279,12 +297,7 @@ def train_classifier(
         for xb, yb, wb, cb in batches(tr):
             net, state, _ = step(net, state, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(wb),
                                  None if cb is None else jnp.asarray(cb))  # fmt: skip
-        vl = 0.0
-        for s in range(0, len(val), 8192):
-            b = val[s : s + 8192]
-            vl += float(eval_loss(net, jnp.asarray(xs[b]), jnp.asarray(y[b]), jnp.asarray(w[b]),
-                                  None if cl is None else jnp.asarray(cl[b]))) * float(w[b].sum())  # fmt: skip
-        vl /= float(w[val].sum())
+        vl = _validation_loss(eval_loss, net, val, xs, y, w, cl)
         history.append(vl)
         if vl < best_loss:
             best, best_loss = net, vl

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..showers.cuts import thresholds_per_bin
 from ._cuts import (
     compare_at_equal_efficiency,
     effective_count,
@@ -21,11 +22,11 @@ from ._cuts import (
     weighted_auc,
     weighted_efficiency,
 )
-from ._features import FEATURES, feature_matrix
+from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, _score_fn, train_classifier
 from ._samples import TRADITIONAL, analysis_bin, energy_calibration, labelled_sample, traditional_score
 
-__all__ = ["build_model", "evaluate", "balanced_weights", "separability_after_cut"]
+__all__ = ["build_model", "evaluate", "balanced_weights", "separability_after_cut", "apply_model"]
 
 # reconstructed features a second classifier may use beyond the model's own, per instrument: for KM2A
 # the electromagnetic detectors' pattern (compactness, PINCness, largest signal beyond 40 m, total signal)
@@ -80,12 +81,8 @@ def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "m
     model.cuts = optimise_cuts(tune_scores["gamma"], tune["gamma"]["WEIGHT"], tbins["gamma"], tune_scores["background"],
                                tune["background"]["WEIGHT"], tbins["background"])  # fmt: skip
     col, _, eff = TRADITIONAL[instrument]
-    trad = {}
-    for b in np.unique(tbins["gamma"]):
-        sel = tbins["gamma"] == b
-        if b >= 0 and sel.sum() >= 20:
-            trad[int(b)] = threshold_at_efficiency(traditional_score(tune["gamma"], instrument)[sel],
-                                                   tune["gamma"]["WEIGHT"][sel], eff)  # fmt: skip
+    trad = thresholds_per_bin(traditional_score(tune["gamma"], instrument), tbins["gamma"], eff,
+                              tune["gamma"]["WEIGHT"])  # fmt: skip
     # keep the traditional cut in the bins where the ML cut does not do better on the tuning sample
     # (e.g. KM2A above ~40 TeV, where too few simulated cosmic rays pass either cut to tell)
     t_tab = efficiency_table(traditional_score(tune["gamma"], instrument), tune["gamma"]["WEIGHT"], tbins["gamma"],
@@ -224,3 +221,22 @@ def separability_after_cut(model: GHModel, tune: dict, test: dict, extra_feature
             row["further_reduction_lo"] = 1.0 / (2.3 * err)
         rows.append(row)
     return {"features": list(feats), "keep": keep, "per_bin": rows, "n_background_train": int((y == 0).sum())}
+
+
+def apply_model(model: GHModel, table: dict, hits: dict | None = None, where: str | None = None) -> dict:
+    """``table`` with the model's ``GH_SCORE`` (gamma-ness) and ``GH_PASS`` (the model's cuts:
+    :meth:`GHModel.passes`) columns. A hit-pattern model (``kind == "pointcloud"``) reads the events'
+    ``hits`` (a hit table: :func:`skyfit.showers.hits_table`, `skyfit showers simulate --hits`);
+    ``where`` names the table in errors."""
+    from ..showers import km2a_layouts, wcda_layout
+
+    cloud = None
+    if model.kind == "pointcloud":
+        if hits is None:
+            raise GHSepError("this model reads hit patterns: give the events' hit table")
+        layout = wcda_layout() if model.instrument == "WCDA" else km2a_layouts()[0]
+        cloud = hit_cloud(table, hits, layout)
+    score = model.score(table, cloud=cloud, where=where)
+    out = {**table, "GH_SCORE": score}
+    out["GH_PASS"] = model.passes(out, scores=score)
+    return out

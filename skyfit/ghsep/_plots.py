@@ -8,8 +8,12 @@ import numpy as np
 
 from ._cuts import roc_curve
 
+__all__ = ["plot_roc", "plot_significance"]
+
 
 def plot_roc(ev: dict, test: dict, instrument: str, out: Path) -> Path:
+    """ROC curves of the ML and traditional scores per analysis bin (:func:`evaluate`'s ``ev`` on the
+    ``test`` sample), written to ``out/roc_INSTRUMENT.png``."""
     from ..plotting import use_file_backend
 
     use_file_backend()
@@ -44,6 +48,8 @@ def plot_roc(ev: dict, test: dict, instrument: str, out: Path) -> Path:
 
 
 def plot_significance(studies: dict, out: Path) -> Path:
+    """Histograms of the significance before and after the ML cut per case of :func:`run_significance`,
+    written to ``out/significance_before_after.png``."""
     from ..plotting import use_file_backend
 
     use_file_backend()

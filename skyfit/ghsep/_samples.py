@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..showers.detectors import km2a_layouts, wcda_layout
-from ..showers.pipeline import simulate_events
+from ..showers.pipeline import hits_table, simulate_shower_events
 from ._features import GHSepError, hit_cloud
 
 __all__ = ["labelled_sample", "TRADITIONAL", "traditional_score", "analysis_bin", "energy_calibration",
@@ -120,10 +120,11 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
         for c, start in enumerate(range(0, n, chunk)):
             m = min(chunk, n - start)
             rec = [] if hits else None
-            t = simulate_events(instrument, particle, m, e_min_tev=lo, e_max_tev=hi, index=2.0,
-                                seed=seed * 100_000 + k * 1000 + c, throw_radius_m=throw, hits_out=rec)  # fmt: skip
+            t = simulate_shower_events(instrument, particle, m, e_min_tev=lo, e_max_tev=hi, index=2.0,
+                                       seed=seed * 100_000 + k * 1000 + c, throw_radius_m=throw,
+                                       hits_out=rec)  # fmt: skip
             if hits:
-                h = {col: np.concatenate([r[col] for r in rec]) for col in rec[0]}
+                h = hits_table(rec)
                 t["CLOUD"] = hit_cloud(t, h, layout, k_hits)
                 del h, rec
             keep = t["CORE_IN_ARRAY"] & (t["BIN"] >= 0)

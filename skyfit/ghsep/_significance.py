@@ -124,7 +124,7 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
             elif d < radius_deg + 1.0:
                 fixed.append(s)  # fixed at the truth: its counts join the background
         if fixed:
-            from ..simulate import npred as source_npred
+            from ..likelihood import npred as source_npred
 
             with_fixed = []
             for ds in datasets:

@@ -1,22 +1,29 @@
 """Labelled event tables from the shower simulation, the traditional gamma/hadron cut, and figures.
 
-:func:`simulate_events` runs primaries -> hits -> reconstruction in batches and returns a table (dict
-of columns) with truth (``TRUE_*``, ``Z``, ``SPECIES``) and reconstructed columns, plus ``TIME``,
+:func:`simulate_shower_events` runs primaries -> hits -> reconstruction in batches and returns a table
+(dict of columns) with truth (``TRUE_*``, ``Z``, ``SPECIES``) and reconstructed columns, plus ``TIME``,
 ``RA``, ``DEC``, ``AZ``, ``ZEN`` and ``BIN`` so that :mod:`skyfit.stream` bins it like any event file
-(write it with :func:`skyfit.events.write_events`).
+(write it with :func:`skyfit.events.write_events`). (Not to be confused with
+:func:`skyfit.simulate.simulate_events`, events drawn from a sky model.)
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from . import physics as ph
+import skyfit.showers.physics as ph
+
+from .cuts import traditional_cut
 from .detectors import km2a_layouts, wcda_layout
 from .reconstruct import noise_filter_performance, reconstruct
 from .simulate import sample_primaries, simulate_hits
 
 __all__ = [
+    "simulate_shower_events",
     "simulate_events",
+    "hits_table",
     "traditional_cut",
     "derive_response",
     "reconstruct_table",
@@ -37,82 +44,62 @@ def angular_error_deg(zen1, az1, zen2, az2):
     return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
-def simulate_events(
-    instrument: str = "WCDA",
-    particle="gamma",
-    n: int = 10_000,
-    e_min_tev: float | None = None,
-    e_max_tev: float | None = None,
-    index: float = 2.6,
-    max_zenith_deg: float = 40.0,
-    throw_radius_m: float | None = None,
-    noise_rate_hz: float | None = None,
-    seed: int = 0,
-    batch: int = 2000,
-    start_mjd: float = 59639.0,
-    days: float = 1.0,
-    with_report: bool = False,
-    hits_out: list | None = None,
-):
-    """Simulate and reconstruct ``n`` showers; returns the event table (and a report if asked).
-
-    Defaults per instrument: WCDA 0.3-30 TeV, cores within 300 m; KM2A 10-1000 TeV, cores within
-    600 m. Arrival times are uniform over ``days`` from ``start_mjd``; RA/Dec follow from the
-    reconstructed local direction at the LHAASO site.
-    """
-    from ..coords import LHAASO_SITE, SiteFrame
-
-    instrument = instrument.upper()
-    if instrument not in ("WCDA", "KM2A"):
-        raise ValueError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")
-    rng = np.random.default_rng(seed)
+def _instrument_setup(instrument, noise_rate_hz, e_min_tev, e_max_tev, throw_radius_m, batch) -> tuple:
+    """(layout, muon layout or None, e_min, e_max, throw radius, batch) with the instrument's defaults."""
     if instrument == "WCDA":
         layout = wcda_layout() if noise_rate_hz is None else wcda_layout(noise_rate_hz=noise_rate_hz)
-        muon_layout = None
-        e_min_tev, e_max_tev = e_min_tev or 0.3, e_max_tev or 30.0
-        throw = throw_radius_m or 300.0
-    else:
-        layout, muon_layout = km2a_layouts() if noise_rate_hz is None else km2a_layouts(noise_rate_hz=noise_rate_hz)
-        e_min_tev, e_max_tev = e_min_tev or 10.0, e_max_tev or 1000.0
-        throw = throw_radius_m or 600.0
-        batch = min(batch, 500)
-    cols: dict = {}
-    kept_signal = kept_all = signal_all = 0
-    for start in range(0, n, batch):
-        m = min(batch, n - start)
-        p = sample_primaries(m, particle, e_min_tev, e_max_tev, index, max_zenith_deg, throw, rng)
-        truth: dict = {}
-        hits = simulate_hits(p, layout, rng, truth)
-        # the muon detectors see the same showers as the electromagnetic ones
-        mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"]) if muon_layout is not None else None
-        rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
-        kept = rec.pop("KEPT")
-        if hits_out is not None:  # hit-level record for `skyfit showers reconstruct`
-            for h, kind in ((hits, 0), (mh, 1)):
-                if h is not None:
-                    record = {"EVENT_ID": (h.shower + start).astype(np.int64), "DETECTOR": h.detector.astype(np.int32)}
-                    record.update(SIGNAL=h.signal, TIME_NS=h.time, NOISE=h.noise)
-                    record["MUON_LAYOUT"] = np.full(h.shower.size, kind, np.int8)
-                    hits_out.append(record)
-        kept_signal += int(np.sum(kept & ~hits.noise))
-        kept_all += int(np.sum(kept))
-        signal_all += int(np.sum(~hits.noise))
-        row = {
-            "TRUE_ENERGY": p["ENERGY"],
-            "TRUE_ZENITH": p["ZENITH"],
-            "TRUE_AZIMUTH": p["AZIMUTH"],
-            "TRUE_CORE_X": p["CORE_X"],
-            "TRUE_CORE_Y": p["CORE_Y"],
-            "Z": p["Z"],
-            "TRUE_X1": truth["X1"],
-            "TRUE_N_MU": truth["N_MU"],
-            "TRUE_LEADING_PI0": truth["LEADING_PI0"],
-            **rec,
-        }
-        for k, v in row.items():
-            cols.setdefault(k, []).append(np.asarray(v))
-    table = {k: np.concatenate(v) for k, v in cols.items()}
-    table["EVENT_ID"] = np.arange(n, dtype=np.int64)
+        return layout, None, e_min_tev or 0.3, e_max_tev or 30.0, throw_radius_m or 300.0, batch
+    layout, muon_layout = km2a_layouts() if noise_rate_hz is None else km2a_layouts(noise_rate_hz=noise_rate_hz)
+    return layout, muon_layout, e_min_tev or 10.0, e_max_tev or 1000.0, throw_radius_m or 600.0, min(batch, 500)
+
+
+def _hit_records(hits, mh, start: int) -> list[dict]:
+    """The hit-level record of one batch (for `skyfit showers reconstruct`): the main layout's hits, then
+    the muon layout's (``MUON_LAYOUT`` 0 and 1); event ids offset by the batch's ``start``."""
+    out = []
+    for h, kind in ((hits, 0), (mh, 1)):
+        if h is not None:
+            record = {"EVENT_ID": (h.shower + start).astype(np.int64), "DETECTOR": h.detector.astype(np.int32)}
+            record.update(SIGNAL=h.signal, TIME_NS=h.time, NOISE=h.noise)
+            record["MUON_LAYOUT"] = np.full(h.shower.size, kind, np.int8)
+            out.append(record)
+    return out
+
+
+def hits_table(records: list[dict]) -> dict:
+    """One hit table from the per-batch records that ``simulate_shower_events(..., hits_out=records)``
+    appends (write it with :func:`skyfit.events.write_events`; :func:`reconstruct_table` reads it)."""
+    return {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+
+
+def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: list | None) -> tuple:
+    """Hits and reconstruction of one batch of primaries ``p``: (columns, (kept signal, kept, signal) hits)."""
+    truth: dict = {}
+    hits = simulate_hits(p, layout, rng, truth)
+    # the muon detectors see the same showers as the electromagnetic ones
+    mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"]) if muon_layout is not None else None
+    rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
+    kept = rec.pop("KEPT")
+    if hits_out is not None:  # hit-level record for `skyfit showers reconstruct`
+        hits_out.extend(_hit_records(hits, mh, start))
+    counts = (int(np.sum(kept & ~hits.noise)), int(np.sum(kept)), int(np.sum(~hits.noise)))
+    row = {
+        "TRUE_ENERGY": p["ENERGY"],
+        "TRUE_ZENITH": p["ZENITH"],
+        "TRUE_AZIMUTH": p["AZIMUTH"],
+        "TRUE_CORE_X": p["CORE_X"],
+        "TRUE_CORE_Y": p["CORE_Y"],
+        "Z": p["Z"],
+        "TRUE_X1": truth["X1"],
+        "TRUE_N_MU": truth["N_MU"],
+        "TRUE_LEADING_PI0": truth["LEADING_PI0"],
+        **rec,
+    }
+    return row, counts
+
+
+def _analysis_columns(table: dict, layout, instrument: str) -> None:
+    """Adds the quality cut ``CORE_IN_ARRAY``, ``SPECIES``, ``ANGULAR_ERROR`` and the analysis ``BIN``."""
     x0, x1_, y0, y1_ = layout.extent()
     margin = 40.0  # quality cut: reconstructed core inside the array, 40 m from its edge
     table["CORE_IN_ARRAY"] = (
@@ -130,6 +117,12 @@ def simulate_events(
     else:
         b = np.searchsorted(KM2A_LOG10NE_EDGES, np.log10(np.maximum(table["N_E"], 1e-3)), side="right") - 1
     table["BIN"] = np.where(np.isfinite(table["REC_ZENITH"]), b, -1).astype(np.int16)
+
+
+def _arrival_times_and_sky(table: dict, rng, start_mjd: float, days: float) -> dict:
+    """The table in random time order with ``TIME`` (uniform over ``days``), ``AZ``, ``ZEN``, ``RA``, ``DEC``."""
+    from ..coords import LHAASO_SITE, SiteFrame
+
     t = np.sort(start_mjd + rng.uniform(0, days, table["BIN"].size))
     order = np.argsort(rng.uniform(size=t.size))  # showers in random order in time
     table = {k: v[order] for k, v in table.items()}
@@ -138,6 +131,53 @@ def simulate_events(
     zen = np.nan_to_num(table["REC_ZENITH"], nan=0.0)
     table["AZ"], table["ZEN"] = table["REC_AZIMUTH"] % 360.0, zen
     table["RA"], table["DEC"] = frame.local_to_icrs(table["AZ"], table["ZEN"], t)
+    return table
+
+
+def simulate_shower_events(
+    instrument: str = "WCDA",
+    particle="gamma",
+    n: int = 10_000,
+    e_min_tev: float | None = None,
+    e_max_tev: float | None = None,
+    index: float = 2.6,
+    max_zenith_deg: float = 40.0,
+    throw_radius_m: float | None = None,
+    noise_rate_hz: float | None = None,
+    seed: int = 0,
+    batch: int = 2000,
+    start_mjd: float = 59639.0,
+    days: float = 1.0,
+    with_report: bool = False,
+    hits_out: list | None = None,
+):
+    """Simulate and reconstruct ``n`` air showers; returns the event table (and a report if asked).
+
+    Defaults per instrument: WCDA 0.3-30 TeV, cores within 300 m; KM2A 10-1000 TeV, cores within
+    600 m. Arrival times are uniform over ``days`` from ``start_mjd``; RA/Dec follow from the
+    reconstructed local direction at the LHAASO site. ``hits_out``: a list that receives the hit
+    records (:func:`hits_table` joins them).
+    """
+    instrument = instrument.upper()
+    if instrument not in ("WCDA", "KM2A"):
+        raise ValueError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")
+    rng = np.random.default_rng(seed)
+    layout, muon_layout, e_min_tev, e_max_tev, throw, batch = _instrument_setup(
+        instrument, noise_rate_hz, e_min_tev, e_max_tev, throw_radius_m, batch
+    )
+    cols: dict = {}
+    kept_signal = kept_all = signal_all = 0
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        p = sample_primaries(m, particle, e_min_tev, e_max_tev, index, max_zenith_deg, throw, rng)
+        row, (ks, ka, sa) = _simulate_batch(p, layout, muon_layout, rng, start, hits_out)
+        kept_signal, kept_all, signal_all = kept_signal + ks, kept_all + ka, signal_all + sa
+        for k, v in row.items():
+            cols.setdefault(k, []).append(np.asarray(v))
+    table = {k: np.concatenate(v) for k, v in cols.items()}
+    table["EVENT_ID"] = np.arange(n, dtype=np.int64)
+    _analysis_columns(table, layout, instrument)
+    table = _arrival_times_and_sky(table, rng, start_mjd, days)
     if with_report:
         purity = kept_signal / max(kept_all, 1)
         eff = kept_signal / max(signal_all, 1)
@@ -145,33 +185,16 @@ def simulate_events(
     return table
 
 
-def traditional_cut(
-    gammas: dict, background: dict, variable: str = "COMPACTNESS", efficiency: float = 0.5, higher_is_gamma=True
-) -> dict:
-    """Per-bin threshold on one discriminant keeping ``efficiency`` of the gammas; background survival.
-
-    Returns ``{bin: (threshold, gamma_efficiency, background_survival, n_gamma, n_background)}``.
-    """
-    if variable not in gammas:
-        raise KeyError(f"no column {variable!r}; available: {sorted(gammas)}")
-    out = {}
-    sign = 1.0 if higher_is_gamma else -1.0
-    for b in np.unique(gammas["BIN"]):
-        if b < 0:
-            continue
-        g = sign * gammas[variable][gammas["BIN"] == b]
-        h = sign * background[variable][background["BIN"] == b]
-        if g.size < 20 or h.size == 0:
-            continue
-        thr = np.quantile(g, 1 - efficiency)
-        out[int(b)] = (
-            float(sign * thr),
-            float(np.mean(g >= thr)),
-            float(np.mean(h >= thr)),
-            int(g.size),
-            int(h.size),
-        )
-    return out
+def simulate_events(*args, **kwargs):
+    """Deprecated alias of :func:`simulate_shower_events` (to be removed in the next release: the name
+    is :func:`skyfit.simulate.simulate_events`'s, events from a sky model)."""
+    warnings.warn(
+        "skyfit.showers.pipeline.simulate_events is renamed simulate_shower_events (simulate_events is "
+        "skyfit.simulate's, events from a sky model); the old name goes in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return simulate_shower_events(*args, **kwargs)
 
 
 def derive_response(
@@ -246,7 +269,7 @@ RECONSTRUCTED_COLUMNS = ("REC_ZENITH", "REC_AZIMUTH", "REC_CORE_X", "REC_CORE_Y"
 
 
 def reconstruct_table(table: dict, hits: dict, instrument: str = "WCDA", window_ns: float = 20.0) -> tuple:
-    """Re-run the reconstruction on stored hits (from ``simulate_events(..., hits_out=...)``) and
+    """Re-run the reconstruction on stored hits (from ``simulate_shower_events(..., hits_out=...)``) and
     return the table with its reconstructed columns replaced, and the noise-filter report."""
     from .simulate import Hits
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import physics as ph
+import skyfit.showers.physics as ph
+
 from .detectors import Layout
 from .simulate import C_M_PER_NS, Hits
 

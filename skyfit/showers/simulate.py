@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import physics as ph
+import skyfit.showers.physics as ph
+
 from .detectors import Layout
 
 __all__ = ["sample_primaries", "simulate_hits", "Hits", "C_M_PER_NS"]
@@ -82,6 +83,111 @@ def _axis(zen_deg, az_deg):
     return np.stack([np.sin(th) * np.sin(az), np.sin(th) * np.cos(az), np.cos(th)], axis=1)
 
 
+def _draw_shower(rng, z, e) -> dict:
+    """The fluctuations of each shower, shared by the layouts of one array (see :func:`simulate_hits`)."""
+    n = e.size
+    x1 = ph.first_interaction_depth(rng, z, e)
+    # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
+    # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
+    lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
+    # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size and
+    # 10 % on the muon number
+    size_fluct = np.exp(rng.normal(0, 0.2, n))
+    mu_fluct = np.exp(rng.normal(0, 0.1, n))
+    return {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct}
+
+
+def _add_subcascades(mu_em, primaries, layout: Layout, rng, z, lead, e_em, x1, slant, cos_t, proj, conv):
+    """Off-axis electromagnetic sub-cascades of hadronic showers, added to ``mu_em`` in place; returns
+    their number per shower. They are compact, so only detectors within 60 m of each sub-cascade centre
+    are evaluated (a k-d tree query)."""
+    n = e_em.size
+    hadron = (z > 0) & ~lead
+    k = np.where(hadron, rng.poisson(ph.SUBCASCADES_PER_TEV * np.maximum(e_em, 1e-3) ** 0.4), 0)
+    k = np.minimum(k, 12)
+    owner = np.repeat(np.arange(n), k)
+    if not owner.size:
+        return k
+    from scipy.spatial import cKDTree
+
+    f32 = np.float32
+    frac = 10 ** rng.uniform(-3.0, -1.3, owner.size)  # energy fraction, log-uniform (approximate)
+    e_sub = e_em[owner] * frac
+    # start: a little after the first interaction; distance from the axis h pT / E, with h
+    # the slant distance from the start to the ground (deep showers: clumps near the core)
+    start = x1[owner] + rng.uniform(0, 150, owner.size)
+    h_km = (ph.altitude_km(start * cos_t[owner]) - ph.SITE_ALTITUDE_KM) / cos_t[owner]
+    h_km = np.maximum(h_km, 0.1)
+    dist = np.minimum(h_km * 1e3 * ph.PT_GEV / (e_sub * 1e3), 600.0) * rng.exponential(1.0, owner.size)
+    ang = rng.uniform(0, 2 * np.pi, owner.size)
+    sx = primaries["CORE_X"][owner] + dist * np.cos(ang)
+    sy = primaries["CORE_Y"][owner] + dist * np.sin(ang)
+    depth = np.maximum(slant[owner] - start, 1.0)
+    s_size, s_age = ph.electron_size(e_sub, depth, np.zeros(owner.size, int))
+    tree = cKDTree(np.stack([layout.x, layout.y], 1))
+    lists = tree.query_ball_point(np.stack([sx, sy], 1), 60.0)
+    lens = np.fromiter((len(li) for li in lists), int, len(lists))
+    if lens.sum():
+        src = np.repeat(np.arange(owner.size), lens)
+        det = np.concatenate([np.asarray(li, int) for li in lists if li])
+        rr = np.hypot(layout.x[det] - sx[src], layout.y[det] - sy[src])
+        # sub-showers are young relative to the main one: a compact core (a quarter Moliere radius)
+        dens = ph.nkg_density(rr * 4.0, s_size[src], s_age[src]) * 16.0
+        np.add.at(mu_em, (owner[src], det), (dens * proj[owner[src], 0] * conv).astype(f32))
+    return k
+
+
+def _draw_signals(mu_em, mu_mu, layout: Layout, rng) -> tuple:
+    """Hit detectors and their particle numbers and signals: ``(shower, detector, n_em, n_muon, signal)``.
+
+    Compound Poisson: P(no signal) = exp(-mu_em (1 - e^-pe_em) - mu_mu (1 - e^-pe_mu)); the hits are
+    drawn first, then the particle numbers and signals only where there is a hit (exact, conditional on
+    >= 1)."""
+    f32 = np.float32
+    c_em = f32(1 - np.exp(-layout.pe_per_em)) if layout.photoelectrons else f32(1.0)
+    c_mu = f32(1 - np.exp(-layout.pe_per_muon)) if layout.photoelectrons else f32(1.0)
+    p_hit = -np.expm1(-(mu_em * c_em + mu_mu * c_mu))
+    hit = rng.random(mu_em.shape, dtype=np.float32) < p_hit
+    s_idx, d_idx = np.nonzero(hit)
+    m_em = mu_em[s_idx, d_idx].astype(float)
+    m_mu = mu_mu[s_idx, d_idx].astype(float)
+    n_em = np.zeros(s_idx.size, np.int64)
+    n_muon = np.zeros(s_idx.size, np.int64)
+    signal = np.zeros(s_idx.size, float)
+    todo = np.arange(s_idx.size)
+    for _ in range(200):  # rejection: redraw the few with zero signal
+        if todo.size == 0:
+            break
+        a_ = rng.poisson(m_em[todo])
+        b_ = rng.poisson(m_mu[todo])
+        if layout.photoelectrons:
+            sg = rng.poisson(a_ * layout.pe_per_em) + rng.poisson(b_ * layout.pe_per_muon)
+        else:
+            sg = a_ * layout.pe_per_em + b_ * layout.pe_per_muon
+        ok = sg >= layout.threshold
+        n_em[todo[ok]], n_muon[todo[ok]], signal[todo[ok]] = a_[ok], b_[ok], sg[ok]
+        todo = todo[~ok]
+    keep = signal >= layout.threshold
+    return s_idx[keep], d_idx[keep], n_em[keep], n_muon[keep], signal[keep]
+
+
+def _add_noise(s_idx, d_idx, sig, t, layout: Layout, rng, n: int) -> tuple:
+    """Uncorrelated noise hits (dark counts) in a window of ``NOISE_WINDOW_NS`` around each shower:
+    ``(shower, detector, signal, time, noise flag)``."""
+    noise_flag = np.zeros(s_idx.size, bool)
+    if layout.noise_rate_hz > 0:
+        per = layout.noise_rate_hz * NOISE_WINDOW_NS * 1e-9 * layout.n
+        k_noise = rng.poisson(per, n)
+        ns = np.repeat(np.arange(n), k_noise)
+        nd = rng.integers(0, layout.n, ns.size)
+        s_idx = np.concatenate([s_idx, ns])
+        d_idx = np.concatenate([d_idx, nd])
+        sig = np.concatenate([sig, 1.0 + rng.poisson(0.3, ns.size)])
+        t = np.concatenate([t, rng.uniform(-NOISE_WINDOW_NS / 2, NOISE_WINDOW_NS / 2, ns.size)])
+        noise_flag = np.concatenate([noise_flag, np.ones(ns.size, bool)])
+    return s_idx, d_idx, sig, t, noise_flag
+
+
 def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None, shower: dict | None = None) -> Hits:
     """Hits of ``primaries`` on ``layout``. ``truth`` (optional dict) receives per-shower truth
     (first-interaction depth, size, age, muon number, sub-cascades, and under ``"SHOWER"`` the drawn
@@ -95,15 +201,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     nvec = _axis(primaries["ZENITH"], primaries["AZIMUTH"])
     slant = ph.SITE_DEPTH / cos_t
     if shower is None:
-        x1 = ph.first_interaction_depth(rng, z, e)
-        # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
-        # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
-        lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
-        # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size and
-        # 10 % on the muon number
-        size_fluct = np.exp(rng.normal(0, 0.2, n))
-        mu_fluct = np.exp(rng.normal(0, 0.1, n))
-        shower = {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct}
+        shower = _draw_shower(rng, z, e)
     elif len(shower["X1"]) != n:
         raise ValueError(f"shower holds {len(shower['X1'])} showers, primaries {n}: pass the same primaries")
     x1, lead = shower["X1"], shower["LEADING_PI0"]
@@ -125,70 +223,13 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     conv = f32(1.0 + layout.photon_conversion * ph.PHOTONS_PER_ELECTRON)
     if layout.em_sensitive:
         mu_em = ph.nkg_density(r, size[:, None].astype(f32), age[:, None].astype(f32)) * (proj * conv)
-        # off-axis electromagnetic sub-cascades of hadronic showers: compact, so only detectors
-        # within 60 m of each sub-cascade centre are evaluated (a k-d tree query)
-        hadron = (z > 0) & ~lead
-        k = np.where(hadron, rng.poisson(ph.SUBCASCADES_PER_TEV * np.maximum(e_em, 1e-3) ** 0.4), 0)
-        k = np.minimum(k, 12)
-        owner = np.repeat(np.arange(n), k)
-        if owner.size:
-            from scipy.spatial import cKDTree
-
-            frac = 10 ** rng.uniform(-3.0, -1.3, owner.size)  # energy fraction, log-uniform (approximate)
-            e_sub = e_em[owner] * frac
-            # start: a little after the first interaction; distance from the axis h pT / E, with h
-            # the slant distance from the start to the ground (deep showers: clumps near the core)
-            start = x1[owner] + rng.uniform(0, 150, owner.size)
-            h_km = (ph.altitude_km(start * cos_t[owner]) - ph.SITE_ALTITUDE_KM) / cos_t[owner]
-            h_km = np.maximum(h_km, 0.1)
-            dist = np.minimum(h_km * 1e3 * ph.PT_GEV / (e_sub * 1e3), 600.0) * rng.exponential(1.0, owner.size)
-            ang = rng.uniform(0, 2 * np.pi, owner.size)
-            sx = primaries["CORE_X"][owner] + dist * np.cos(ang)
-            sy = primaries["CORE_Y"][owner] + dist * np.sin(ang)
-            depth = np.maximum(slant[owner] - start, 1.0)
-            s_size, s_age = ph.electron_size(e_sub, depth, np.zeros(owner.size, int))
-            tree = cKDTree(np.stack([layout.x, layout.y], 1))
-            lists = tree.query_ball_point(np.stack([sx, sy], 1), 60.0)
-            lens = np.fromiter((len(li) for li in lists), int, len(lists))
-            if lens.sum():
-                src = np.repeat(np.arange(owner.size), lens)
-                det = np.concatenate([np.asarray(li, int) for li in lists if li])
-                rr = np.hypot(layout.x[det] - sx[src], layout.y[det] - sy[src])
-                # sub-showers are young relative to the main one: a compact core (a quarter Moliere radius)
-                dens = ph.nkg_density(rr * 4.0, s_size[src], s_age[src]) * 16.0
-                np.add.at(mu_em, (owner[src], det), (dens * proj[owner[src], 0] * conv).astype(f32))
+        k = _add_subcascades(mu_em, primaries, layout, rng, z, lead, e_em, x1, slant, cos_t, proj, conv)
         if truth is not None:
             truth["N_SUBCASCADES"] = k
     else:
         mu_em = np.zeros_like(r)
     mu_mu = ph.muon_density(r, n_mu[:, None].astype(f32), ph.muon_ldf_r0(x1, cos_t)[:, None]) * proj
-    # compound Poisson: P(no signal) = exp(-mu_em (1 - e^-pe_em) - mu_mu (1 - e^-pe_mu)); draw the hits
-    # first, then the particle numbers and signals only where there is a hit (exact, conditional on >= 1)
-    c_em = f32(1 - np.exp(-layout.pe_per_em)) if layout.photoelectrons else f32(1.0)
-    c_mu = f32(1 - np.exp(-layout.pe_per_muon)) if layout.photoelectrons else f32(1.0)
-    p_hit = -np.expm1(-(mu_em * c_em + mu_mu * c_mu))
-    hit = rng.random(r.shape, dtype=np.float32) < p_hit
-    s_idx, d_idx = np.nonzero(hit)
-    m_em = mu_em[s_idx, d_idx].astype(float)
-    m_mu = mu_mu[s_idx, d_idx].astype(float)
-    n_em = np.zeros(s_idx.size, np.int64)
-    n_muon = np.zeros(s_idx.size, np.int64)
-    signal = np.zeros(s_idx.size, float)
-    todo = np.arange(s_idx.size)
-    for _ in range(200):  # rejection: redraw the few with zero signal
-        if todo.size == 0:
-            break
-        a_ = rng.poisson(m_em[todo])
-        b_ = rng.poisson(m_mu[todo])
-        if layout.photoelectrons:
-            sg = rng.poisson(a_ * layout.pe_per_em) + rng.poisson(b_ * layout.pe_per_muon)
-        else:
-            sg = a_ * layout.pe_per_em + b_ * layout.pe_per_muon
-        ok = sg >= layout.threshold
-        n_em[todo[ok]], n_muon[todo[ok]], signal[todo[ok]] = a_[ok], b_[ok], sg[ok]
-        todo = todo[~ok]
-    keep = signal >= layout.threshold
-    s_idx, d_idx, n_em, n_muon, signal = s_idx[keep], d_idx[keep], n_em[keep], n_muon[keep], signal[keep]
+    s_idx, d_idx, n_em, n_muon, signal = _draw_signals(mu_em, mu_mu, layout, rng)
     n_part = n_em + n_muon
     rh = r[s_idx, d_idx].astype(float)
     t = (
@@ -197,18 +238,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
         + ph.front_thickness_ns(rh) * rng.exponential(1.0, s_idx.size) / np.maximum(n_part, 1)
         + rng.normal(0, layout.time_jitter_ns, s_idx.size)
     )
-    sig = signal
-    noise_flag = np.zeros(s_idx.size, bool)
-    if layout.noise_rate_hz > 0:
-        per = layout.noise_rate_hz * NOISE_WINDOW_NS * 1e-9 * layout.n
-        k_noise = rng.poisson(per, n)
-        ns = np.repeat(np.arange(n), k_noise)
-        nd = rng.integers(0, layout.n, ns.size)
-        s_idx = np.concatenate([s_idx, ns])
-        d_idx = np.concatenate([d_idx, nd])
-        sig = np.concatenate([sig, 1.0 + rng.poisson(0.3, ns.size)])
-        t = np.concatenate([t, rng.uniform(-NOISE_WINDOW_NS / 2, NOISE_WINDOW_NS / 2, ns.size)])
-        noise_flag = np.concatenate([noise_flag, np.ones(ns.size, bool)])
+    s_idx, d_idx, sig, t, noise_flag = _add_noise(s_idx, d_idx, signal, t, layout, rng, n)
     order = np.lexsort((d_idx, s_idx))
     if truth is not None:
         truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead, SHOWER=shower)

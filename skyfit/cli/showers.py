@@ -1,0 +1,132 @@
+"""`skyfit showers simulate | reconstruct | report`: air showers, their reconstruction and the traditional cut
+(:mod:`skyfit.showers`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ._common import add_deprecated_output, add_outdir, output_file
+
+__all__ = ["add_parsers", "cmd_simulate", "cmd_reconstruct", "cmd_report"]
+
+EVENTS_NAME, HITS_NAME = "showers.parquet", "hits.parquet"
+
+
+def _write_table(out: Path, table: dict, meta: dict) -> None:
+    from ..events import write_events
+
+    # SPECIES (strings) goes to Parquet only
+    write_events(out, {k: v for k, v in table.items() if k != "SPECIES" or out.suffix == ".parquet"}, meta)
+
+
+def cmd_simulate(args) -> int:
+    from ..events import write_events
+    from ..showers import hits_table, simulate_shower_events
+
+    out = output_file(args, EVENTS_NAME)
+    t0 = time.perf_counter()
+    hits = [] if args.hits else None
+    table, rep = simulate_shower_events(
+        args.instrument, args.particle, args.n, e_min_tev=args.e_min, e_max_tev=args.e_max, index=args.index,
+        seed=args.seed, with_report=True, hits_out=hits,
+    )  # fmt: skip
+    if hits is not None:
+        hits_path = Path(args.outdir or ".") / args.hits
+        hits_path.parent.mkdir(parents=True, exist_ok=True)
+        write_events(hits_path, hits_table(hits), {"INSTRUME": args.instrument.upper()})
+        print(f"hits written to {hits_path}")
+    _write_table(out, table, {"INSTRUME": args.instrument.upper(), "PARTICLE": str(args.particle)})
+    print(f"{args.n} {args.particle} showers simulated and reconstructed in {time.perf_counter() - t0:.1f} s")
+    print(f"noise filter: purity {rep['noise_filter_purity']:.4f}, efficiency {rep['noise_filter_efficiency']:.4f}")
+    print(f"event table written to {out}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from ..events import EventFile
+    from ..showers import reconstruct_table
+
+    out = output_file(args, EVENTS_NAME)
+    ev_file = EventFile(args.events)
+    table = ev_file.read(tuple(c for c in ev_file.columns))
+    hit_file = EventFile(args.hits)
+    hits = hit_file.read(hit_file.columns)
+    instrument = ev_file.meta.get("INSTRUME", args.instrument)
+    out_table, rep = reconstruct_table(table, hits, instrument, window_ns=args.window_ns)
+    _write_table(out, out_table, {"INSTRUME": instrument})
+    print(f"noise filter (window {args.window_ns} ns): purity {rep['noise_filter_purity']:.4f}, "
+          f"efficiency {rep['noise_filter_efficiency']:.4f}; table written to {out}")  # fmt: skip
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Per-bin traditional cut, PSF and ROC curves of two event tables (gammas, background)."""
+    from ..events import EventFile
+    from ..showers import cut_table, plot_cut_roc, quality_cut
+
+    g, b = (quality_cut(f.read(tuple(c for c in f.columns if c != "SPECIES")))
+            for f in map(EventFile, (args.gammas, args.background)))  # fmt: skip
+    higher = not args.lower_is_gamma
+    table = cut_table(g, b, args.variable, args.efficiency, higher_is_gamma=higher)
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    table.write(outdir / "cut_table.ecsv", overwrite=True)
+    print(table)
+    plot_cut_roc(g, b, list(table["bin"]), args.variable, outdir / "roc.png", higher_is_gamma=higher)
+    print(f"cut table and ROC curves written to {outdir}")
+    return 0
+
+
+def add_parsers(sub, common) -> None:
+    """`showers` and its actions."""
+    sh = sub.add_parser("showers", parents=[common], help="air-shower simulation, reconstruction and the "
+                        "traditional g/h cut", description="Air showers on LHAASO-like arrays (skyfit.showers): "
+                        "simulate and reconstruct them, reconstruct stored hits again, report the traditional "
+                        "gamma/hadron cut.")  # fmt: skip
+    actions = sh.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    s = actions.add_parser("simulate", parents=[common], help="simulate and reconstruct showers: an event table",
+                           description="Simulate and reconstruct air showers: an event table with truth and "
+                           "reconstructed columns (showers.parquet), optionally the hits.")  # fmt: skip
+    s.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"])
+    s.add_argument("--particle", default="gamma", help="gamma, proton, He, CNO, MgSi, Fe, H..Fe or Z")
+    s.add_argument("--n", type=int, default=10000, help="showers thrown")
+    s.add_argument("--e-min", type=float, default=None, help="TeV (default: WCDA 0.3, KM2A 10)")
+    s.add_argument("--e-max", type=float, default=None, help="TeV (default: WCDA 30, KM2A 1000)")
+    s.add_argument("--index", type=float, default=2.6, help="spectral index of the thrown primaries")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--hits",
+        nargs="?",
+        const=HITS_NAME,
+        default=None,
+        metavar="NAME",
+        help=f"also write the hits (for `showers reconstruct`), as NAME in --outdir (default {HITS_NAME})",
+    )
+    add_outdir(s, EVENTS_NAME)  # fmt: skip
+    add_deprecated_output(s, "--output", EVENTS_NAME)
+    s.set_defaults(func=cmd_simulate)
+
+    r = actions.add_parser("reconstruct", parents=[common], help="reconstruct an event table again from its hits",
+                           description="Reconstruct the showers of an event table again from its stored hits "
+                           "(`showers simulate --hits`), e.g. with another noise-filter window.")  # fmt: skip
+    r.add_argument("events", help="event table from `showers simulate`")
+    r.add_argument("--hits", required=True, help="its hit table (`showers simulate --hits`)")
+    r.add_argument("--window-ns", type=float, default=20.0, help="noise-filter time window (ns)")
+    r.add_argument("--instrument", default="WCDA", choices=["WCDA", "KM2A"],
+                   help="where the table does not say (INSTRUME)")  # fmt: skip
+    add_outdir(r, EVENTS_NAME)
+    add_deprecated_output(r, "--output", EVENTS_NAME)
+    r.set_defaults(func=cmd_reconstruct)
+
+    p = actions.add_parser("report", parents=[common], help="the traditional cut per analysis bin: table and ROC",
+                           description="The traditional cut on one variable per analysis bin, keeping a gamma "
+                           "efficiency: cut_table.ecsv (threshold, efficiencies, PSF) and roc.png.")  # fmt: skip
+    p.add_argument("gammas", help="gamma event table")
+    p.add_argument("background", help="background event table (protons, nuclei)")
+    p.add_argument("--variable", default="COMPACTNESS", help="the discriminating column")
+    p.add_argument("--lower-is-gamma", action="store_true", help="e.g. for PINCNESS, DISPERSION, MU_E_RATIO")
+    p.add_argument("--efficiency", type=float, default=0.5, help="gamma efficiency kept per bin")
+    add_outdir(p, "cut_table.ecsv and roc.png", "shower-report")
+    p.set_defaults(func=cmd_report)
