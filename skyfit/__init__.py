@@ -14,6 +14,8 @@ import importlib
 # names of the public API and the module each lives in: imported on first use (PEP 562), so that
 # `import skyfit` and `skyfit --help` do not pay for JAX, healpy and astropy up front
 _LAZY = {
+    "DataNotFoundError": "_data",
+    "data_dir": "_data",
     "Dataset": "dataset",
     "Fit": "fit",
     "FitError": "fit",
@@ -58,9 +60,11 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # noqa: E402
 
 __all__ = [
+    "DataNotFoundError",
+    "data_dir",
     "Dataset",
     "Fit",
     "FitError",

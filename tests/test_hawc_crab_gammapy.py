@@ -27,6 +27,7 @@ GAMMAPY_TS_FREE = 643.76
 # SafeMaskMaker(methods=["aeff-max"]) energy_min (TeV) at the map centre (83.63, 22.01), gammapy 2.1
 GAMMAPY_THRESHOLD_TEV = {5: 2.02796, 6: 3.43860, 7: 5.52630, 8: 8.83270, 9: 17.47656}
 
+
 @pytest.fixture(scope="module")
 def bench():
     return load_benchmark("crab_ts_vs_gammapy")
