@@ -16,7 +16,7 @@ TS-map proposer; seeds 0-4 for the Poisson noise):
   40 two-detector sources, of the KM2A flux against the WCDA power law extrapolated and of the index
   step; their 16-84 % ranges are -0.53..-0.01 and 0.59..1.66). Shapes are drawn per seed (generator
   seed 7000 + seed): a point with probability 0.4, otherwise a Gaussian of r39 log-uniform in
-  0.1-0.8 deg, the same for both detectors. The sky is written as a SkyModel YAML and simulated
+  0.1-0.8 deg, the same for both detectors. The sky is written as a Models YAML and simulated
   through `CatalogConfig(sky=...)`, as `skyfit catalog --simulate-sky` does.
 
 Truth: each true component's TS_true is 2 (ln L(truth) - ln L(truth without it)) on the simulated counts,
@@ -159,11 +159,11 @@ KM2A_DEFICIT_DEX, KM2A_INDEX_STEP = -0.24, 0.87
 
 
 def hwc_sky(region: Region, seed: int, margin_deg: float, path) -> str:
-    """The ``3hwc`` population's sky of one seed (see the protocol) as a SkyModel YAML at ``path``."""
+    """The ``3hwc`` population's sky of one seed (see the protocol) as a Models YAML at ``path``."""
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    from skyfit.models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+    from skyfit.models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
     from skyfit.skies import builtin_catalog_file
 
     rows = Table.read(builtin_catalog_file("3hwc"))
@@ -183,7 +183,7 @@ def hwc_sky(region: Region, seed: int, margin_deg: float, path) -> str:
             spatial = (GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=r39) if r39 > 0
                        else PointSpatialModel.create(c.ra.deg, c.dec.deg))  # fmt: skip
             sources.append(Source(f"h{tag}_{det}", spatial, PowerLaw.create(n0, index, ref), datasets=(det,)))
-    SkyModel(sources).to_yaml(path)
+    Models(sources).to_yaml(path)
     return str(path)
 
 

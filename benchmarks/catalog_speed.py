@@ -23,14 +23,14 @@ from skyfit.catalog import Region, read_1lhaaso
 from skyfit.detect import ts_map
 from skyfit.fit import Fit
 from skyfit.likelihood import Likelihood
-from skyfit.models import PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit.models import Models, PointSpatialModel, PowerLaw, Source
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
 from skyfit.skies import catalog_sky, galactic_diffuse
 
 CRAB_3TEV = 2.34e-13 * (3.0 / 7.0) ** -2.6  # approximate Crab flux at 3 TeV (HAWC log-parabola at 7 TeV)
 
 
-def truth_model(region: Region, n_sources: int, rng) -> SkyModel:
+def truth_model(region: Region, n_sources: int, rng) -> Models:
     sky = catalog_sky(read_1lhaaso(), region, 1.5)
     sources = list(sky.sources)
     k = 0
@@ -46,10 +46,10 @@ def truth_model(region: Region, n_sources: int, rng) -> SkyModel:
         sources.append(Source(f"synthetic{k}_{det}", PointSpatialModel.create(c.ra.deg, c.dec.deg),
                               PowerLaw.create(amp, 2.7, ref), datasets=(det,)))  # fmt: skip
         k += 1
-    return SkyModel(sources + [galactic_diffuse()])
+    return Models(sources + [galactic_diffuse()])
 
 
-def perturbed(model: SkyModel, rng) -> SkyModel:
+def perturbed(model: Models, rng) -> Models:
     values = {}
     for key, q in model.parameters().items():
         if q.frozen:

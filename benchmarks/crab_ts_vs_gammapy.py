@@ -54,7 +54,7 @@ from scipy.special import xlogy
 sys.path.insert(0, str(Path(__file__).parent))
 import _gammapy_peer as peer  # noqa: E402
 
-from skyfit import Fit, Likelihood, LogParabola, PointSpatialModel, SkyModel, Source, hawc_dataset  # noqa: E402
+from skyfit import Fit, Likelihood, LogParabola, Models, PointSpatialModel, Source, hawc_dataset  # noqa: E402
 from skyfit.dataset import BackgroundNaNWarning  # noqa: E402
 from skyfit.fit import ts_of_source  # noqa: E402
 from skyfit.hawc import CRAB_DEC_DEG, CRAB_RA_DEG, aeff_max_threshold_gammapy  # noqa: E402
@@ -97,13 +97,13 @@ def with_gammapy_transits(ds, path=None):
     (background) and per declination node (exposure)."""
     path = Path(path) if path is not None else peer.data_dir_default()
     transits, wcs, _ = read_car_cube(path / "irfs" / "TransitsMap_Crab.fits.gz", 0)
-    t_centre = float(sample_car(transits, wcs, *GAMMAPY_CENTER, order=0)[0])
+    t_center = float(sample_car(transits, wcs, *GAMMAPY_CENTER, order=0)[0])
     ra, dec = ds.roi.radec()
-    background = HealpixMaps(ds.background.data * t_centre / sample_car(transits, wcs, ra, dec), ds.roi, ds.bin_names)
+    background = HealpixMaps(ds.background.data * t_center / sample_car(transits, wcs, ra, dec), ds.roi, ds.bin_names)
     r = ds.response
     nodes = np.asarray(r.dec_nodes_deg, float)
     t_nodes = sample_car(transits, wcs, np.full(nodes.size, ds.roi.center()[0]), nodes)
-    response = dataclasses.replace(r, counts_matrix=r.counts_matrix * (t_centre / t_nodes)[:, None, None])
+    response = dataclasses.replace(r, counts_matrix=r.counts_matrix * (t_center / t_nodes)[:, None, None])
     return dataclasses.replace(ds, background=background, response=response)
 
 
@@ -111,7 +111,7 @@ def crab_model(free_position):
     crab = Source(
         "crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0)
     )
-    model = SkyModel([crab])
+    model = Models([crab])
     return model if free_position else model.with_frozen(["crab.lon_0", "crab.lat_0"])
 
 

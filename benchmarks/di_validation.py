@@ -96,7 +96,7 @@ def run_null(args):
 
 
 def run_fit(args):
-    from skyfit import Fit, Likelihood, LogParabola, PointSpatialModel, SkyModel, Source
+    from skyfit import Fit, Likelihood, LogParabola, Models, PointSpatialModel, Source
     from skyfit.dataset import Dataset
     from skyfit.maps import HealpixMaps, HealpixROI
     from skyfit.response.lhaaso import wcda_response
@@ -122,8 +122,8 @@ def run_fit(args):
     # true source counts in the aperture (no background): computed once, they do not depend on the realisation
     zero = HealpixMaps(np.zeros((len(bins), roi.n_pix)), roi, names)
     empty = Dataset("WCDA", zero, zero, response)
-    faint_in_aperture = npred(SkyModel([faint]), empty)[:, aperture].sum()
-    bright_leak = npred(SkyModel([bright]), empty)[:, aperture].sum()
+    faint_in_aperture = npred(Models([faint]), empty)[:, aperture].sum()
+    bright_leak = npred(Models([bright]), empty)[:, aperture].sum()
     out = {"excluded": [], "not_excluded": []}
     t0 = time.perf_counter()
     for i in range(args.n):
@@ -138,7 +138,7 @@ def run_fit(args):
                 b_sum[key] = b_sum[key] + b[bins]
         for key in out:
             ds = Dataset("WCDA", HealpixMaps(c_sum[key], roi, names), HealpixMaps(b_sum[key], roi, names), response)
-            model = SkyModel([bright, faint]).with_frozen(
+            model = Models([bright, faint]).with_frozen(
                 [
                     "bright.lon_0",
                     "bright.lat_0",

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _gammapy_peer import data_dir_default, fit_crab_gammapy, make_gammapy_datasets  # noqa: E402
 
-from skyfit import Fit, Likelihood, LogParabola, PointSpatialModel, SkyModel, Source, hawc_dataset  # noqa: E402
+from skyfit import Fit, Likelihood, LogParabola, Models, PointSpatialModel, Source, hawc_dataset  # noqa: E402
 from skyfit.fit import ts_of_source  # noqa: E402
 from skyfit.hawc import CRAB_DEC_DEG, CRAB_RA_DEG  # noqa: E402
 
@@ -34,7 +34,7 @@ def skyfit_run(estimator, free_position):
     crab = Source(
         "crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0)
     )
-    model = SkyModel([crab])
+    model = Models([crab])
     if not free_position:
         model = model.with_frozen(["crab.lon_0", "crab.lat_0"])
     lk = Likelihood(model, [ds])

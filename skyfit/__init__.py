@@ -3,9 +3,9 @@ gamma-ray arrays (LHAASO WCDA/KM2A, HAWC).
 
 Quick tour::
 
-    from skyfit import hawc_dataset, SkyModel, Source, PointSpatialModel, LogParabola, fit
+    from skyfit import hawc_dataset, Models, Source, PointSpatialModel, LogParabola, fit
     ds = hawc_dataset("NN")
-    model = SkyModel([Source("crab", PointSpatialModel.create(83.633, 22.0145), LogParabola.create(2.3e-13))])
+    model = Models([Source("crab", PointSpatialModel.create(83.633, 22.0145), LogParabola.create(2.3e-13))])
     result = fit(model, ds)
 """
 
@@ -37,7 +37,8 @@ _LAZY = {
     "LogParabola": "models",
     "PointSpatialModel": "models",
     "PowerLaw": "models",
-    "SkyModel": "models",
+    "Models": "models",
+    "SkyModel": "models",  # deprecated alias of Models (FutureWarning)
     "Source": "models",
     "GaussianMixturePSF": "response",
     "Response": "response",
@@ -47,17 +48,23 @@ _LAZY = {
 }
 
 
+_DEPRECATED = {"SkyModel"}  # old names that warn on every use
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'skyfit' has no attribute {name!r}")
+    if name == "SkyModel":
+        return importlib.import_module(".models.sky", __name__).deprecated_sky_model(stacklevel=3)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the next lookup is a plain attribute
+    if name not in _DEPRECATED:
+        globals()[name] = value  # the next lookup is a plain attribute
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted((set(globals()) | set(_LAZY)) - _DEPRECATED)
 
 
 from ._version import __version__ as __version__  # noqa: E402
@@ -86,7 +93,7 @@ __all__ = [
     "LogParabola",
     "PointSpatialModel",
     "PowerLaw",
-    "SkyModel",
+    "Models",
     "Source",
     "GaussianMixturePSF",
     "Response",

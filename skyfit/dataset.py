@@ -195,8 +195,8 @@ def _enclosing_disc(roi: HealpixROI) -> tuple[str, np.ndarray]:
         if np.array_equal(pix, roi.pixels):
             return f"DISK({ra!r},{dec!r},{radius!r})", pix
     ra, dec = roi.center()
-    centre = hp.ang2vec(ra, dec, lonlat=True)
-    cos_sep = np.clip(roi.unit_vectors() @ centre, -1.0, 1.0)
+    center = hp.ang2vec(ra, dec, lonlat=True)
+    cos_sep = np.clip(roi.unit_vectors() @ center, -1.0, 1.0)
     radius = float(np.degrees(np.arccos(cos_sep.min()))) * (1 + 1e-9) + 1e-9
     pix = _disc_pixels(roi.nside, roi.nest, ra, dec, radius)
     while not np.all(np.isin(roi.pixels, pix)):  # rounding at the rim: widen by a hair

@@ -19,7 +19,7 @@ from scipy import stats
 from scipy.optimize import brentq
 
 from .likelihood import Likelihood
-from .models import SkyModel
+from .models import Models
 
 __all__ = [
     "Fit",
@@ -35,7 +35,7 @@ __all__ = [
     "release",
     "position_bounds",
     "pinned",
-    "recentred",
+    "recentered",
 ]
 
 
@@ -49,7 +49,7 @@ class FitResult:
 
     Attributes
     ----------
-    model : SkyModel
+    model : Models
         The model at the best-fit values.
     stat : float
         -2 ln L at the minimum (deviance form).
@@ -63,7 +63,7 @@ class FitResult:
         Covariance of the free parameters (their units), in ``free_keys`` order.
     """
 
-    model: SkyModel
+    model: Models
     stat: float
     valid: bool
     messages: tuple
@@ -160,7 +160,7 @@ class Fit:
         self.strategy = strategy
         self.tol = tol
 
-    def _setup(self, model: SkyModel):
+    def _setup(self, model: Models):
         lk = self.likelihood
         params = model.parameters()
         keys = lk.keys
@@ -225,7 +225,7 @@ class Fit:
 
         return free, free_idx, scales, base, fcn, grad, hessian, forced
 
-    def run(self, model: SkyModel | None = None, minos=(), hesse: bool = True, migrad: bool = True) -> FitResult:
+    def run(self, model: Models | None = None, minos=(), hesse: bool = True, migrad: bool = True) -> FitResult:
         """Fit ``model`` (default: the likelihood's) and return a :class:`FitResult`.
 
         ``migrad=False`` runs HESSE (and MINOS) at the model's values without minimising: for a model
@@ -333,7 +333,7 @@ def _positive_definite(h: np.ndarray) -> tuple[np.ndarray, bool]:
         return (vec * lam) @ vec.T, True
 
 
-def fit(model: SkyModel, datasets, **kwargs) -> FitResult:
+def fit(model: Models, datasets, **kwargs) -> FitResult:
     """Fit ``model`` to one or several datasets (convenience over :class:`Likelihood` and :class:`Fit`)."""
     datasets = datasets if isinstance(datasets, list | tuple) else [datasets]
     return Fit(Likelihood(model, datasets), **kwargs).run()
@@ -398,7 +398,7 @@ def upper_limit(result: FitResult, datasets, key: str, cl: float = 0.95, **kwarg
 
 
 # ---- the robust-fit recipe of many-source models (the catalogue's fits) -------------------------------------
-def robust_fit(likelihood: Likelihood, model: SkyModel, hesse: bool = False) -> FitResult:
+def robust_fit(likelihood: Likelihood, model: Models, hesse: bool = False) -> FitResult:
     """Fit ``model`` with Minuit's strategy escalated where it fails: the recipe of many-source fits.
 
     MIGRAD (strategy 0) is seeded by Minuit's own Hessian estimate: far from the minimum (new seeds) the
@@ -446,7 +446,7 @@ def position_bounds(ra: float, dec: float, shift_deg: float) -> dict:
     return {"lon_0": (ra - d_ra, ra + d_ra), "lat_0": (max(dec - shift_deg, -90.0), min(dec + shift_deg, 90.0))}
 
 
-def pinned(model: SkyModel, tol_deg: float = 1e-3) -> list[str]:
+def pinned(model: Models, tol_deg: float = 1e-3) -> list[str]:
     """The sources of ``model`` (templates aside) with a free position parameter within ``tol_deg`` of one
     of its bounds."""
     out = []
@@ -460,7 +460,7 @@ def pinned(model: SkyModel, tol_deg: float = 1e-3) -> list[str]:
     return out
 
 
-def recentred(model: SkyModel, names, shift_deg: float) -> SkyModel:
+def recentered(model: Models, names, shift_deg: float) -> Models:
     """``model`` with the position bounds of the sources ``names`` centred on their positions
     (:func:`position_bounds`)."""
     sources = []
@@ -471,7 +471,7 @@ def recentred(model: SkyModel, names, shift_deg: float) -> SkyModel:
                 replace(q, min=bounds[q.name][0], max=bounds[q.name][1]) if q.name in bounds else q
                 for q in s.spatial.parameters)))  # fmt: skip
         sources.append(s)
-    return SkyModel(sources, model.backgrounds)
+    return Models(sources, model.backgrounds)
 
 
 def release(likelihood: Likelihood, result: FitResult, max_releases: int = 2, shift_deg: float = 0.5,
@@ -497,7 +497,7 @@ def release(likelihood: Likelihood, result: FitResult, max_releases: int = 2, sh
         names = pinned(result.model)
         if not names:
             break
-        result = refit(recentred(result.model, names, shift_deg))
+        result = refit(recentered(result.model, names, shift_deg))
         n += 1
     return result, n
 

@@ -86,14 +86,14 @@ def aeff_max_threshold_gammapy(aeff_path, ra_deg: float, dec_deg: float, percent
     """
     aeff, wcs, bands = read_car_cube(aeff_path, "AEFF", "AEFF_BANDS")
     values = sample_car(aeff, wcs, ra_deg, dec_deg)[:, 0]
-    centres = np.sqrt(bands["ENERGY_TRUE_MIN"] * bands["ENERGY_TRUE_MAX"])
+    centers = np.sqrt(bands["ENERGY_TRUE_MIN"] * bands["ENERGY_TRUE_MAX"])
     positive = values > 0
     if not positive.any():
         return np.inf
-    log_e, diff = np.log(centres[positive]), np.log(values[positive] / (percent / 100 * values.max()))
+    log_e, diff = np.log(centers[positive]), np.log(values[positive] / (percent / 100 * values.max()))
     crossing = np.nonzero((diff[:-1] == 0) | (np.sign(diff[:-1]) != np.sign(diff[1:])))[0]
     if not len(crossing):
-        return float(centres[positive][0])
+        return float(centers[positive][0])
     k = crossing[0]
     return float(np.exp(log_e[k] - diff[k] * (log_e[k + 1] - log_e[k]) / (diff[k + 1] - diff[k])))
 

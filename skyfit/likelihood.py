@@ -6,7 +6,7 @@ non-negative and keeps the float64 sum well conditioned.
 The statistic is a sum of terms that compose: one :class:`CashTerm` per dataset, a
 :class:`GaussianPriorTerm` for the priors, and any further ``-2 ln p`` terms a user adds (``terms``).
 Inside, parameters are a pytree ``{component: {parameter: value}}`` (:meth:`Likelihood.params`); the flat
-vector that Minuit sees (order of :meth:`SkyModel.parameters`) is derived from it and back. The model's
+vector that Minuit sees (order of :meth:`Models.parameters`) is derived from it and back. The model's
 structure (which shapes, which spectra) is static.
 """
 
@@ -22,7 +22,7 @@ from scipy.special import xlogy
 
 from .dataset import Dataset
 from .maps import unit_vectors
-from .models import ModelError, SkyModel
+from .models import ModelError, Models
 from .models.spatial import source_unit_vector
 
 jax.config.update("jax_enable_x64", True)
@@ -132,7 +132,7 @@ class GaussianPriorTerm:
 
 @dataclass(frozen=True, eq=False)
 class Likelihood:
-    """Joint Poisson likelihood of a :class:`SkyModel` over several datasets.
+    """Joint Poisson likelihood of a :class:`Models` over several datasets.
 
     Calling :meth:`stat` with a flat parameter vector (order of ``model.parameters()``) returns
     ``-2 ln L`` (deviance form); :meth:`npred` gives the predicted counts per dataset.
@@ -153,7 +153,7 @@ class Likelihood:
     :meth:`prior_stat` includes them.
     """
 
-    model: SkyModel
+    model: Models
     datasets: tuple
     cutout_margin_deg: float | None = None
     priors: dict | None = None
@@ -390,6 +390,6 @@ class Likelihood:
         return [np.asarray(x) for x in out]
 
 
-def npred(model: SkyModel, dataset: Dataset) -> np.ndarray:
+def npred(model: Models, dataset: Dataset) -> np.ndarray:
     """Predicted counts (n_bins, n_pix) of ``model`` in ``dataset``."""
     return Likelihood(model.for_datasets([dataset.name]), [dataset]).npred()[0]

@@ -11,13 +11,13 @@ import numpy as np
 from .dataset import Dataset
 from .likelihood import npred
 from .maps import HealpixMaps, HealpixROI
-from .models import SkyModel
+from .models import Models
 from .response.lhaaso import background_counts_per_sr, km2a_response, wcda_response
 
 __all__ = ["simulate_dataset", "lhaaso_dataset", "simulate_events", "npred"]
 
 
-def simulate_dataset(model: SkyModel, dataset: Dataset, seed) -> Dataset:
+def simulate_dataset(model: Models, dataset: Dataset, seed) -> Dataset:
     """A copy of ``dataset`` whose counts are a Poisson realisation of ``model`` (plus background)."""
     rng = np.random.default_rng(seed)
     mu = np.where(dataset.mask, npred(model, dataset), 0.0)
@@ -63,7 +63,7 @@ def lhaaso_dataset(
     )
 
 
-def simulate_events(model: SkyModel, dataset: Dataset, seed) -> dict:
+def simulate_events(model: Models, dataset: Dataset, seed) -> dict:
     """Event list drawn from ``model`` in ``dataset``: RA, DEC (deg) and analysis-bin index.
 
     Counts are drawn per pixel (Poisson of the predicted counts) and each event is placed uniformly
@@ -100,7 +100,7 @@ def simulate_events(model: SkyModel, dataset: Dataset, seed) -> dict:
 # --- event streams seen from the site -----------------------------------------------------------
 
 
-def _vmf_offsets(rng, kappa, centre_vectors):
+def _vmf_offsets(rng, kappa, center_vectors):
     """Directions drawn from von Mises-Fisher densities of concentration ``kappa`` about ``centre_vectors``.
 
     The same density the likelihood uses for a PSF Gaussian (and a Gaussian source convolved with it).
@@ -110,7 +110,7 @@ def _vmf_offsets(rng, kappa, centre_vectors):
     w = 1.0 + np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa  # cos(theta), exact inversion
     phi = rng.uniform(0, 2 * np.pi, n)
     s = np.sqrt(np.clip(1.0 - w * w, 0.0, None))
-    c = centre_vectors
+    c = center_vectors
     # an orthonormal basis (e1, e2) perpendicular to each centre
     helper = np.where(np.abs(c[:, 2:3]) < 0.9, np.array([[0.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0]]))
     e1 = np.cross(helper, c)

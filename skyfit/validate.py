@@ -10,7 +10,7 @@ from scipy import stats
 
 from .fit import Fit
 from .likelihood import Likelihood, npred
-from .models import PointSpatialModel, PowerLaw, SkyModel, Source
+from .models import Models, PointSpatialModel, PowerLaw, Source
 from .simulate import lhaaso_dataset
 
 __all__ = ["toy_setup", "pull_study", "null_ts_study", "null_ts_cdf"]
@@ -22,7 +22,7 @@ def toy_setup(crab_fraction: float = 0.3, livetime_days: float = 30.0, nside: in
     # Crab power law: dN/dE ~ 2.3e-13 (E/7 TeV)^-2.7 (HAWC 2019, see skyfit demo), with its reference
     # moved to 3 TeV, near this dataset's decorrelation energy, where amplitude and index are
     # nearly uncorrelated and the likelihood close to parabolic
-    truth = SkyModel(
+    truth = Models(
         [
             Source(
                 "src",
@@ -71,7 +71,7 @@ def null_ts_cdf(ts):
 def null_ts_study(n: int, seed: int = 0, **setup) -> dict:
     """TS of a fixed-position source with free non-negative amplitude on background-only skies."""
     ds, truth = toy_setup(**setup)
-    mu = np.where(ds.mask, npred(SkyModel([], truth.backgrounds), ds), 0.0)
+    mu = np.where(ds.mask, npred(Models([], truth.backgrounds), ds), 0.0)
     model = truth.with_values({"src.amplitude": 1e-15}).with_frozen(["src.lon_0", "src.lat_0", "src.index"])
     lk = Likelihood(model, [ds])
     vec_null = lk.vector({"src.amplitude": 0.0})

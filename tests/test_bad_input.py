@@ -13,7 +13,7 @@ from skyfit.dataset import BackgroundNaNWarning, BadBackgroundError, Dataset
 from skyfit.hawc import read_hawc_events
 from skyfit.likelihood import Likelihood
 from skyfit.maps import EmptyRegionError, HealpixMaps, HealpixROI, MapFormatError
-from skyfit.models import ModelError, PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit.models import ModelError, Models, PointSpatialModel, PowerLaw, Source
 from skyfit.response.hawc import HAWCFileError, read_car_cube
 
 GARBAGE = b"SIMPLE? no: this is not a FITS file\n" * 200
@@ -278,20 +278,20 @@ def test_invalid_nside():
 
 def test_source_outside_every_roi(small_dataset):
     inside = Source("crab", PointSpatialModel.create(*SMALL_CENTER), PowerLaw.create())
-    Likelihood(SkyModel((inside,)), (small_dataset,))  # fine
+    Likelihood(Models((inside,)), (small_dataset,))  # fine
     far = Source("far", PointSpatialModel.create(120.0, -10.0), PowerLaw.create())
     message = r"source 'far' at \(ra, dec\) = \(120\.000, -10\.000\) deg is too far from every dataset's ROI"
     with pytest.raises(ModelError, match=message):
-        Likelihood(SkyModel((inside, far)), (small_dataset,))
+        Likelihood(Models((inside, far)), (small_dataset,))
     # just beyond the ROI's edge (2 deg disc; the widest PSF component is 0.8 deg): its emission reaches the ROI,
     # so it is part of the model and adds counts at the edge
     near = Source("near", PointSpatialModel.create(SMALL_CENTER[0], SMALL_CENTER[1] + 2.5), PowerLaw.create())
-    lk = Likelihood(SkyModel((inside, near)), (small_dataset,))
-    alone = Likelihood(SkyModel((inside,)), (small_dataset,))
+    lk = Likelihood(Models((inside, near)), (small_dataset,))
+    alone = Likelihood(Models((inside,)), (small_dataset,))
     assert float(np.sum(lk.npred()[0])) > float(np.sum(alone.npred()[0]))
     beyond = Source("beyond", PointSpatialModel.create(SMALL_CENTER[0], SMALL_CENTER[1] + 5.0), PowerLaw.create())
     with pytest.raises(ModelError, match="too far"):
-        Likelihood(SkyModel((inside, beyond)), (small_dataset,))
+        Likelihood(Models((inside, beyond)), (small_dataset,))
 
 
 GOOD_SOURCE = """\
@@ -339,7 +339,7 @@ BAD_YAML = {
 def test_good_yaml_reads(tmp_path):
     path = tmp_path / "model.yaml"
     path.write_text(GOOD_SOURCE)
-    assert SkyModel.from_yaml(path).values()["crab.beta"] == 0.1
+    assert Models.from_yaml(path).values()["crab.beta"] == 0.1
 
 
 @pytest.mark.parametrize("case", sorted(BAD_YAML))
@@ -349,18 +349,18 @@ def test_malformed_yaml_file(tmp_path, case, as_str):
     path = tmp_path / f"{case}.yaml"
     path.write_text(text)
     with pytest.raises(ModelError, match=re.escape(f"{path}: ") + problem):
-        SkyModel.from_yaml(str(path) if as_str else path)
+        Models.from_yaml(str(path) if as_str else path)
 
 
 def test_malformed_yaml_text_says_string():
     with pytest.raises(ModelError, match=r"^<string>: source 'crab': missing or unknown 'StarSpatialModel'"):
-        SkyModel.from_yaml(BAD_YAML["unknown_spatial"][0])
+        Models.from_yaml(BAD_YAML["unknown_spatial"][0])
 
 
 def test_missing_yaml_file(tmp_path):
     path = tmp_path / "model.yaml"
     with pytest.raises(FileNotFoundError, match=re.escape(f"model file {path} does not exist")):
-        SkyModel.from_yaml(path)
+        Models.from_yaml(path)
 
 
 # --- the real HAWC background ----------------------------------------------------------------------

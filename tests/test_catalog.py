@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source, fit, ts_of_source
+from skyfit import Likelihood, Models, PointSpatialModel, PowerLaw, Source, fit, ts_of_source
 from skyfit.catalog import (
     CatalogConfig,
     CatalogError,
@@ -87,7 +87,7 @@ def test_diffuse_band_counts_match_an_independent_integral():
     roi = HealpixROI.from_galactic_box((30, 50), (-8, 8), 128)
     ds = lhaaso_dataset("KM2A", roi=roi, livetime_days=100.0)
     src = galactic_diffuse(amplitude=1e-13, sigma_b=2.0)
-    mu = npred(SkyModel([src]), ds) - ds.background.data
+    mu = npred(Models([src]), ds) - ds.background.data
     ra, dec = roi.radec()
     b = SkyCoord(ra, dec, unit="deg").galactic.b.deg
     r = ds.response
@@ -104,7 +104,7 @@ def test_diffuse_band_counts_match_an_independent_integral():
 def test_ts_map_peak_equals_the_likelihood_fit_of_a_point_source():
     roi_center = (287.05, 6.26)
     ds = lhaaso_dataset("WCDA", roi_center, 2.5, nside=256, livetime_days=365.0)
-    truth = SkyModel([Source("src", PointSpatialModel.create(*roi_center), PowerLaw.create(4e-14, 2.6, 3.0))])
+    truth = Models([Source("src", PointSpatialModel.create(*roi_center), PowerLaw.create(4e-14, 2.6, 3.0))])
     ds = simulate_dataset(truth, ds, 3)
     tsm = ts_map(ds, None, "point")
     peaks = tsm.peaks(25.0)
@@ -113,7 +113,7 @@ def test_ts_map_peak_equals_the_likelihood_fit_of_a_point_source():
     sep = np.degrees(np.arccos(np.clip(unit_vectors(best["ra"], best["dec"]) @ unit_vectors(*roi_center), -1, 1)))
     assert sep < 0.15
     # the TS map's value at the peak is the TS of a fit with the position fixed there and index 2.6
-    model = SkyModel([Source("src", PointSpatialModel.create(best["ra"], best["dec"]),
+    model = Models([Source("src", PointSpatialModel.create(best["ra"], best["dec"]),
                              PowerLaw.create(best["amplitude"], 2.6, 3.0))])  # fmt: skip
     model = model.with_frozen(["src.lon_0", "src.lat_0", "src.index"])
     res = fit(model, ds)
@@ -163,7 +163,7 @@ def test_cutouts_and_grouped_sources_agree_with_the_full_evaluation():
         shape = (PointSpatialModel.create(ra[j], dec[j]) if k % 2 else
                  GaussianSpatialModel.create(ra[j], dec[j], sigma=0.1 + 0.1 * k))  # fmt: skip
         sources.append(Source(f"s{k}", shape, PowerLaw.create(1e-13, 2.5, 3.0), datasets=None if k < 3 else ("WCDA",)))
-    model = SkyModel(sources)
+    model = Models(sources)
     full = Likelihood(model, ds)
     cut = Likelihood(model, ds, cutout_margin_deg=0.3)
     assert cut.cutouts  # some sources are on cut-outs
@@ -230,7 +230,7 @@ def test_a_component_made_point_like_must_pass_the_threshold_again():
     from skyfit.models import GaussianSpatialModel
 
     c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
-    truth = SkyModel([Source("ext", GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=0.7),
+    truth = Models([Source("ext", GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=0.7),
                             PowerLaw.create(2e-13, 2.6, 3.0), datasets=("WCDA",)), galactic_diffuse()])  # fmt: skip
     roi = Region(39, 43, -2, 2).roi(128)
     ds = simulate_dataset(truth, lhaaso_dataset("WCDA", roi=roi, livetime_days=365), seed=3)
@@ -254,7 +254,7 @@ def test_a_bright_source_split_with_a_faint_neighbour_keeps_its_own_ts():
 
     bright = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
     faint = SkyCoord(41.2, 0.0, unit="deg", frame="galactic").icrs
-    truth = SkyModel([
+    truth = Models([
         Source("bright", GaussianSpatialModel.create(bright.ra.deg, bright.dec.deg, sigma=0.3),
                PowerLaw.create(3e-13, 2.6, 3.0), datasets=("WCDA",)),
         Source("faint", PointSpatialModel.create(faint.ra.deg, faint.dec.deg), PowerLaw.create(5e-14, 2.6, 3.0),
@@ -289,7 +289,7 @@ def test_sources_in_the_margin_and_just_beyond_the_roi_are_modelled():
         return c.ra.deg, c.dec.deg
 
     true = {"inner": (41.0, 0.0, 1e-13), "margin": (42.7, 0.3, 3e-13), "outside": (43.15, -0.3, 3e-13)}
-    truth = SkyModel([
+    truth = Models([
         Source("inner", GaussianSpatialModel.create(*at(41.0, 0.0), sigma=0.3), PowerLaw.create(1e-13, 2.6, 3.0),
                datasets=("WCDA",)),
         Source("margin", PointSpatialModel.create(*at(42.7, 0.3)), PowerLaw.create(3e-13, 2.6, 3.0),

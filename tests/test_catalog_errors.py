@@ -3,7 +3,7 @@
 from skyfit.catalog import DetectionConfig, Region, galactic_diffuse
 from skyfit.catalog._errors import _sandwich_scale
 from skyfit.detect.components import RoiFitter, seed_component, to_point
-from skyfit.models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit.models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
 
 
@@ -16,12 +16,12 @@ def test_a_point_fit_to_an_extended_source_quotes_a_wider_position_error():
     c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
     base = lhaaso_dataset("WCDA", roi=Region(40, 42, -1, 1).roi(512), livetime_days=365)
     seed = to_point(seed_component("c", c.ra.deg, c.dec.deg, "WCDA", "WCDA", 1e-13, DetectionConfig()))
-    model = SkyModel([seed, galactic_diffuse()])
+    model = Models([seed, galactic_diffuse()])
     scales = {}
     for shape in ("gaussian", "point"):
         spatial = (GaussianSpatialModel.create(c.ra.deg, c.dec.deg, sigma=0.3) if shape == "gaussian"
                    else PointSpatialModel.create(c.ra.deg, c.dec.deg))  # fmt: skip
-        truth = SkyModel([Source("src", spatial, PowerLaw.create(2e-13, 2.6, 3.0), datasets=("WCDA",)),
+        truth = Models([Source("src", spatial, PowerLaw.create(2e-13, 2.6, 3.0), datasets=("WCDA",)),
                           galactic_diffuse()])  # fmt: skip
         ds = simulate_dataset(truth, base, seed=101)
         fitter = RoiFitter(model, [ds])

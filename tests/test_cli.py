@@ -96,7 +96,7 @@ def test_the_command_line_imports_no_numerics_until_a_command_runs():
     assert out[1] == "True PowerLaw"
 
 
-def test_a_centre_beyond_the_pole_is_refused(tmp_path, capsys):
+def test_a_center_beyond_the_pole_is_refused(tmp_path, capsys):
     """`skyfit bin --center RA DEC` with |DEC| > 90 is a usage error (it used to bin nothing and exit 0)."""
     events = tmp_path / "events.fits"
     events.write_text("")

@@ -9,7 +9,7 @@ from skyfit.detect import DetectionConfig, psf68
 from skyfit.detect.components import seed_component
 from skyfit.detect.nn_stage import _accept_unsure, _pair_members, _residual_ts
 from skyfit.likelihood import Likelihood
-from skyfit.models import PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit.models import Models, PointSpatialModel, PowerLaw, Source
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
 
 
@@ -20,7 +20,7 @@ def test_a_second_proposal_on_an_excess_already_explained_is_not_added():
     # out and the other source is still added.
     ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=2.5, nside=128, livetime_days=60, name="WCDA")
     pos = {"a": (83.0, 22.0), "b": (84.2, 22.3)}
-    truth = SkyModel([Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(1e-12, 2.6, 3.0), datasets=("WCDA",))
+    truth = Models([Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(1e-12, 2.6, 3.0), datasets=("WCDA",))
                       for k, (ra, dec) in pos.items()])  # fmt: skip
     ds = simulate_dataset(truth, ds, 21)
     cfg = DetectionConfig()
@@ -45,8 +45,8 @@ def test_turned_down_pair_member_beside_a_component_is_tried_and_duplicates_are_
     pos = {"a": (83.0, 22.0), "b": (83.0, 22.35), "c": (84.6, 22.0)}
     sources = {k: Source(k, PointSpatialModel.create(ra, dec), PowerLaw.create(6e-14, 2.6, 3.0), datasets=("WCDA",))
                for k, (ra, dec) in pos.items()}  # fmt: skip
-    ds = simulate_dataset(SkyModel(list(sources.values())), ds, 21)
-    fitted = SkyModel([sources["a"]])  # the model found a only, at its true flux
+    ds = simulate_dataset(Models(list(sources.values())), ds, 21)
+    fitted = Models([sources["a"]])  # the model found a only, at its true flux
     lk = Likelihood(fitted, [ds])
     npreds = lk.npred(lk.vector(fitted.values()))
     cfg = DetectionConfig()

@@ -32,7 +32,7 @@ SIGMA_MIGRA = 0.12
 BANDS = np.array([1.0, 3.0, 10.0, 30.0, 100.0])
 
 
-def _centres(edges, log=False):
+def _centers(edges, log=False):
     return np.sqrt(edges[1:] * edges[:-1]) if log else 0.5 * (edges[1:] + edges[:-1])
 
 
@@ -80,7 +80,7 @@ def _table_hdu(columns, name, hduclas2, hduclas4, pointlike=False):
 
 def write_irf(path, aeff="flat", psf="flat", psf_format="PSF_TABLE", drop=(), pointlike=False):
     """Write a synthetic GADF IRF file; returns its path."""
-    e_c, z_c = _centres(E_EDGES, log=True), _centres(Z_EDGES)
+    e_c, z_c = _centers(E_EDGES, log=True), _centers(Z_EDGES)
     hdus = [fits.PrimaryHDU()]
     energy = {"ENERG_LO": E_EDGES[:-1][None], "ENERG_HI": E_EDGES[1:][None]}
     theta = {"THETA_LO": Z_EDGES[:-1][None], "THETA_HI": Z_EDGES[1:][None]}
@@ -96,13 +96,13 @@ def write_irf(path, aeff="flat", psf="flat", psf_format="PSF_TABLE", drop=(), po
         cols = {**energy, "MIGRA_LO": MIGRA_EDGES[:-1][None], "MIGRA_HI": MIGRA_EDGES[1:][None], **theta}
         hdus.append(_table_hdu({**cols, "MATRIX": matrix[None]}, "ENERGY DISPERSION", "EDISP", "EDISP_2D"))
     if "psf" not in drop:
-        pe_c = _centres(PSF_E_EDGES, log=True)
+        pe_c = _centers(PSF_E_EDGES, log=True)
         pz = {"THETA_LO": PSF_Z_EDGES[:-1][None], "THETA_HI": PSF_Z_EDGES[1:][None]}
         pen = {"ENERG_LO": PSF_E_EDGES[:-1][None], "ENERG_HI": PSF_E_EDGES[1:][None]}
         sig = _psf_sigma_deg(pe_c, psf)  # (E,)
         n_z = PSF_Z_EDGES.size - 1
         if psf_format == "PSF_TABLE":
-            r = _centres(RAD_EDGES)
+            r = _centers(RAD_EDGES)
             sig_rad = np.radians(sig)
             rpsf = np.exp(-0.5 * (np.radians(r)[:, None] / sig_rad[None, :]) ** 2) / (2 * np.pi * sig_rad**2)
             rpsf = np.repeat(rpsf[:, None, :], n_z, axis=1)  # (rad, zen, E), sr^-1
@@ -167,7 +167,7 @@ def test_livetime_days_equals_transits(flat_file):
 
 
 def test_quadrature_weights_sum_to_transit_time():
-    z, w = hour_angle_quadrature(LAT, 10.0, Z_MAX, zenith_breaks_deg=_centres(Z_EDGES))
+    z, w = hour_angle_quadrature(LAT, 10.0, Z_MAX, zenith_breaks_deg=_centers(Z_EDGES))
     assert w.sum() == pytest.approx(transit_seconds(LAT, 10.0), rel=1e-12)
     assert np.all(z < Z_MAX) and z.min() >= abs(LAT - 10.0) - 1e-9
     assert hour_angle_quadrature(LAT, -40.0, Z_MAX)[0].size == 0

@@ -17,8 +17,8 @@ from skyfit import (
     Fit,
     Likelihood,
     LogParabola,
+    Models,
     PointSpatialModel,
-    SkyModel,
     Source,
     hawc_dataset,
     ts_of_source,
@@ -45,7 +45,7 @@ def crab_fit(estimator, hawc_data):
     crab = Source(
         "crab", PointSpatialModel.create(CRAB_RA_DEG, CRAB_DEC_DEG), LogParabola.create(2.3e-13, 2.6, 0.1, 7.0)
     )
-    model = SkyModel([crab]).with_frozen(["crab.lon_0", "crab.lat_0"])
+    model = Models([crab]).with_frozen(["crab.lon_0", "crab.lat_0"])
     result = Fit(Likelihood(model, [ds])).run()
     return ds, result
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from skyfit import Dataset, Fit, Likelihood, LogParabola, PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit import Dataset, Fit, Likelihood, LogParabola, Models, PointSpatialModel, PowerLaw, Source
 from skyfit.cli import main
 from skyfit.dataset import EmptyCountsError, require_counts
 from skyfit.io import DatasetFileError, file_format, read_response
@@ -20,7 +20,7 @@ CRAB = (83.633, 22.0145)
 
 
 def _crab_model(amplitude=2.31e-13):
-    return SkyModel([Source("crab", PointSpatialModel.create(*CRAB), LogParabola.create(amplitude, 2.73, 0.06, 7.0))])
+    return Models([Source("crab", PointSpatialModel.create(*CRAB), LogParabola.create(amplitude, 2.73, 0.06, 7.0))])
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,7 @@ ts: [src]
     out = tmp_path / "fit"
     assert main(["fit", str(fit_cfg), "--outdir", str(out)]) == 0
     result = json.loads((out / "fit_result.json").read_text())
-    in_memory = Fit(Likelihood(SkyModel([Source("src", PointSpatialModel.create(*CRAB),
+    in_memory = Fit(Likelihood(Models([Source("src", PointSpatialModel.create(*CRAB),
                                                 PowerLaw.create(1e-13, 2.7, 50.0))]), [ds])).run()  # fmt: skip
     for k in in_memory.free_keys:
         assert result["parameters"][k]["value"] == pytest.approx(in_memory.value(k), rel=1e-8)

@@ -12,9 +12,9 @@ from skyfit.models import (
     ExpCutoffPowerLaw,
     GaussianSpatialModel,
     LogParabola,
+    Models,
     PointSpatialModel,
     PowerLaw,
-    SkyModel,
     Source,
 )
 from skyfit.simulate import lhaaso_dataset, simulate_dataset
@@ -33,7 +33,7 @@ def wcda():
 
 
 def _all_kinds_model(n_bins_km2a):
-    return SkyModel(
+    return Models(
         [
             Source("pt", PointSpatialModel.create(RA + 0.05, DEC - 0.03), LogParabola.create(2e-13, 2.7, 0.1, 7.0)),
             Source("gs", GaussianSpatialModel.create(RA - 0.6, DEC + 0.4, 0.3), PowerLaw.create(5e-14, 2.4, 10.0)),
@@ -95,9 +95,9 @@ def test_npred_sums_to_the_analytic_total(spatial):
     # nside 1024 (0.057 deg pixels) samples even the narrowest PSF core (~0.1 deg)
     ds = lhaaso_dataset("WCDA", (RA, DEC), 8.0, nside=1024, livetime_days=10)
     spectrum = LogParabola.create(2.3e-13, 2.7, 0.06, 7.0)
-    model = SkyModel([Source("s", spatial, spectrum)])
+    model = Models([Source("s", spatial, spectrum)])
     # background norm 0 leaves the source alone
-    model = SkyModel(model.sources, [BackgroundNorm.create(ds.name, ds.n_bins, mode="global")])
+    model = Models(model.sources, [BackgroundNorm.create(ds.name, ds.n_bins, mode="global")])
     lk = Likelihood(model, [ds])
     npred = lk.npred(lk.vector({f"{ds.name}-bkg.norm": 0.0}))[0]
     expected = ds.response.counts_matrix_at(DEC) @ np.asarray(spectrum.evaluate(ds.response.energy_true_tev))
@@ -135,7 +135,7 @@ def _numpy_stat(model, dataset, values):
 
 
 def test_likelihood_matches_independent_numpy(km2a):
-    model = SkyModel(
+    model = Models(
         [
             Source("a", PointSpatialModel.create(RA, DEC), LogParabola.create(2.3e-13, 2.7, 0.06, 7.0)),
             Source("b", GaussianSpatialModel.create(RA + 0.8, DEC - 0.5, 0.25), PowerLaw.create(3e-14, 2.5, 10.0)),
@@ -151,7 +151,7 @@ def test_likelihood_matches_independent_numpy(km2a):
 
 
 def test_with_counts_reuses_structure(km2a):
-    model = SkyModel([Source("a", PointSpatialModel.create(RA, DEC), PowerLaw.create(3e-14, 2.5, 10.0))])
+    model = Models([Source("a", PointSpatialModel.create(RA, DEC), PowerLaw.create(3e-14, 2.5, 10.0))])
     a = simulate_dataset(model, km2a, seed=1)
     b = simulate_dataset(model, km2a, seed=2)
     lk_a = Likelihood(model, [a])
@@ -164,7 +164,7 @@ def test_hessian_options_agree_with_the_exact_jax_hessian(km2a):
     differences both reproduce the errors from JAX's exact reverse-over-reverse Hessian."""
     from skyfit.fit import Fit
 
-    model = SkyModel(
+    model = Models(
         [
             Source("a", PointSpatialModel.create(RA, DEC), LogParabola.create(9e-16, 2.8, 0.06, 50.0)),
             Source("b", GaussianSpatialModel.create(RA + 0.8, DEC - 0.5, 0.25), PowerLaw.create(3e-14, 2.5, 10.0)),
@@ -194,9 +194,9 @@ def test_a_saddle_is_reported_not_a_crash(km2a):
     def point(name, ra, amplitude=2e-14):
         return Source(name, PointSpatialModel.create(ra, DEC), PowerLaw.create(amplitude, 2.6, 10.0))
 
-    pair = SkyModel([point("a", RA - 1.0), point("b", RA + 1.0)])
+    pair = Models([point("a", RA - 1.0), point("b", RA + 1.0)])
     ds = simulate_dataset(pair, km2a, seed=11)
-    one = SkyModel([point("m", RA, 1e-14)]).with_frozen(["m.index"])
+    one = Models([point("m", RA, 1e-14)]).with_frozen(["m.index"])
     lk = Likelihood(one, [ds])
     for option in ("fd", "exact"):
         at_saddle = Fit(lk, hessian=option).run(one, migrad=False)

@@ -39,7 +39,7 @@ def test_disc_pixel_count_matches_area(center, radius, nside):
 
 
 @pytest.mark.parametrize("nest", [True, False])
-def test_disc_holds_exactly_the_pixels_with_centre_inside(nest):
+def test_disc_holds_exactly_the_pixels_with_center_inside(nest):
     center, radius, nside = (83.6, 22.0), 2.0, 256
     roi = HealpixROI.from_disc(center, radius, nside, nest=nest)
     all_pix = np.arange(hp.nside2npix(nside))

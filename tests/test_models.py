@@ -17,10 +17,10 @@ from skyfit.models import (
     GaussianSpatialModel,
     LogParabola,
     ModelError,
+    Models,
     Parameter,
     PointSpatialModel,
     PowerLaw,
-    SkyModel,
     Source,
 )
 
@@ -36,13 +36,13 @@ SPECTRAL = {
 }
 
 
-def all_combinations_model() -> SkyModel:
+def all_combinations_model() -> Models:
     """One source per spatial x spectral type, mixed frames, edited bounds and flags, two backgrounds."""
     sources = []
     for i, (sp, spec) in enumerate(itertools.product(SPATIAL, SPECTRAL)):
         frame = "galactic" if i % 2 else "icrs"
         sources.append(Source(f"{sp}-{spec}", SPATIAL[sp](80.0 + i, 20.0 - i, frame), SPECTRAL[spec]()))
-    model = SkyModel(
+    model = Models(
         tuple(sources),
         (BackgroundNorm.create("hawc", 3, mode="per_bin"), BackgroundNorm.create("lhaaso", 2, mode="global")),
     )
@@ -54,7 +54,7 @@ def all_combinations_model() -> SkyModel:
         dataclasses.replace(q, min=1.0, max=3.5) if q.name == "index" else q for q in src.spectral.parameters
     )
     spectral = dataclasses.replace(src.spectral, parameters=params)
-    return SkyModel(
+    return Models(
         tuple(dataclasses.replace(s, spectral=spectral) if s.name == "gauss-ecpl" else s for s in model.sources),
         model.backgrounds,
     )
@@ -65,7 +65,7 @@ def assert_same_parameter(a: Parameter, b: Parameter, key=""):
     np.testing.assert_array_equal([a.min, a.max], [b.min, b.max], err_msg=key)  # nan == nan here
 
 
-def assert_same_model(a: SkyModel, b: SkyModel):
+def assert_same_model(a: Models, b: Models):
     assert list(a.parameters()) == list(b.parameters())
     for key, q in a.parameters().items():
         assert_same_parameter(q, b.parameters()[key], key)
@@ -90,7 +90,7 @@ def test_yaml_round_trip_all_types(tmp_path, how):
     text = model.to_yaml(path)
     assert path.read_text() == text
     source = {"path": path, "str_path": str(path), "text": text}[how]
-    back = SkyModel.from_yaml(source)
+    back = Models.from_yaml(source)
     assert_same_model(model, back)
     assert yaml.safe_load(back.to_yaml()) == yaml.safe_load(text)
     # the edited flags and bounds really are in the file and survive
@@ -106,8 +106,8 @@ def test_yaml_round_trip_all_types(tmp_path, how):
 
 
 def test_yaml_keeps_scales():
-    model = SkyModel((Source("g", GaussianSpatialModel.create(83.6, 22.0, 0.2), PowerLaw.create()),))
-    back = SkyModel.from_yaml(model.to_yaml())
+    model = Models((Source("g", GaussianSpatialModel.create(83.6, 22.0, 0.2), PowerLaw.create()),))
+    back = Models.from_yaml(model.to_yaml())
     assert back.parameters()["g.lon_0"].scale == 1.0 and back.parameters()["g.sigma"].scale == 0.1
     assert back.parameters()["g.lon_0"].autoscale == 1.0
 
@@ -121,18 +121,18 @@ components:
   spectral: {type: lp, parameters: [{name: amplitude, value: 1.0e-12}, {name: alpha, value: 2.5},
                                     {name: beta, value: 0.1}, {name: reference, value: 5, unit: TeV}]}
 """
-    m = SkyModel.from_yaml(text)
+    m = Models.from_yaml(text)
     assert isinstance(m.sources[0].spatial, GaussianSpatialModel)
     assert isinstance(m.sources[0].spectral, LogParabola)
     assert m.sources[0].spatial.frame == "icrs" and m.values()["src.reference"] == 5.0
 
 
 def test_gammapy_reads_skyfit_yaml():
-    from gammapy.modeling.models import Models
+    from gammapy.modeling.models import Models as GammapyModels
 
     model = all_combinations_model()
-    sources_only = SkyModel(model.sources)
-    gp = Models.from_yaml(sources_only.to_yaml())
+    sources_only = Models(model.sources)
+    gp = GammapyModels.from_yaml(sources_only.to_yaml())
     assert gp.names == [s.name for s in model.sources]
     for s in model.sources:
         for q in s.parameters:
@@ -185,7 +185,7 @@ ENERGIES_TEV = np.array([0.31, 1.0, 2.7, 7.0, 19.0, 55.0, 180.0, 420.0])
     ids=lambda m: m.tag,
 )
 def test_spectral_formula_equals_gammapy(spectral):
-    model = SkyModel((Source("s", PointSpatialModel.create(0.0, 0.0), spectral),))
+    model = Models((Source("s", PointSpatialModel.create(0.0, 0.0), spectral),))
     gp = model.to_gammapy()["s"].spectral_model
     ours = np.asarray(spectral.evaluate(ENERGIES_TEV))
     theirs = gp(ENERGIES_TEV * u.TeV).to_value("cm-2 s-1 TeV-1")
@@ -209,7 +209,7 @@ def test_logparabola_uses_natural_log():
 
 
 def _model():
-    return SkyModel(
+    return Models(
         (
             Source("crab", PointSpatialModel.create(83.63, 22.01), LogParabola.create()),
             Source("halo", GaussianSpatialModel.create(84.0, 22.5, 0.5), PowerLaw.create()),
@@ -273,7 +273,7 @@ def test_models_are_frozen_dataclasses():
     with pytest.raises(dataclasses.FrozenInstanceError):
         m.sources[0].spectral.parameters[0].value = 2.0
     with pytest.raises(ModelError, match="component names must be unique; repeated: \\['crab'\\]"):
-        SkyModel(m.sources + (m.sources[0],))
+        Models(m.sources + (m.sources[0],))
 
 
 def test_to_gammapy_carries_the_fit_errors():
@@ -287,3 +287,17 @@ def test_to_gammapy_carries_the_fit_errors():
             gp.spatial_model.parameters[name])  # fmt: skip
         assert par.error == pytest.approx(err)
     assert all(p.error == 0 for p in model.to_gammapy()[s.name].parameters)
+
+
+def test_sky_model_is_a_deprecated_alias_of_models():
+    """skyfit's collection of sources is gammapy's ``Models``; the old name still works for one release and
+    says so, and the YAML keeps gammapy's ``type: SkyModel`` for a source."""
+    import skyfit
+    import skyfit.models
+
+    for module in (skyfit, skyfit.models):
+        with pytest.warns(FutureWarning, match="renamed Models"):
+            assert module.SkyModel is Models
+    assert "SkyModel" not in skyfit.__all__ and "SkyModel" not in dir(skyfit)
+    model = Models((Source("s", PointSpatialModel.create(1.0, 2.0), PowerLaw.create()),))
+    assert "type: SkyModel" in model.to_yaml()

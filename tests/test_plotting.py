@@ -7,13 +7,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from skyfit import Fit, Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source  # noqa: E402
+from skyfit import Fit, Likelihood, Models, PointSpatialModel, PowerLaw, Source  # noqa: E402
 from skyfit.plotting import plot_residuals, plot_spectrum  # noqa: E402
 from skyfit.simulate import simulate_dataset  # noqa: E402
 
 
 def test_spectrum_band_and_residual_plot(small_dataset, tmp_path):
-    truth = SkyModel([Source("s", PointSpatialModel.create(83.6, 22.0), PowerLaw.create(1e-12, 2.6, 1.0))])
+    truth = Models([Source("s", PointSpatialModel.create(83.6, 22.0), PowerLaw.create(1e-12, 2.6, 1.0))])
     ds = simulate_dataset(truth, small_dataset, seed=5)
     result = Fit(Likelihood(truth.with_frozen(["s.lon_0", "s.lat_0"]), [ds])).run()
     assert result.valid

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from skyfit import Likelihood, PointSpatialModel, PowerLaw, SkyModel, Source
+from skyfit import Likelihood, Models, PointSpatialModel, PowerLaw, Source
 from skyfit.catalog import CatalogConfig, CatalogError, DetectionConfig, Region, component_table, detect_and_fit, run
 from skyfit.detect.prior import (
     SHIPPED_WEIGHTS,
@@ -24,7 +24,7 @@ needs_data = pytest.mark.data
 def _small_fit_problem():
     ds = lhaaso_dataset("WCDA", center=(83.6, 22.0), radius_deg=1.5, nside=128, livetime_days=30, name="WCDA")
     src = Source("src", PointSpatialModel.create(83.6, 22.0), PowerLaw.create(2e-12, 2.6, 3.0), datasets=("WCDA",))
-    model = SkyModel([src])
+    model = Models([src])
     return model, simulate_dataset(model, ds, 4)
 
 

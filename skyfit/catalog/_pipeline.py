@@ -57,7 +57,7 @@ class CatalogConfig:
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     # dataset files (Dataset.write, `skyfit bin`) to catalogue instead of a simulated sky
     datasets: tuple = ()
-    # a sky of the user's (SkyModel YAML: sources with positions, shapes, spectra; a source restricted to
+    # a sky of the user's (Models YAML: sources with positions, shapes, spectra; a source restricted to
     # one detector with `datasets: [WCDA]`) simulated with the diffuse band and the cosmic-ray background
     sky: str | None = None
 
@@ -67,7 +67,7 @@ class CatalogConfig:
             if self.simulate not in ("1lhaaso", "sky") or self.datasets:
                 raise CatalogError("a sky to simulate (sky=...) excludes datasets and other simulations: give one")
             if not Path(self.sky).is_file():
-                raise CatalogError(f"sky model file {self.sky} does not exist (a SkyModel YAML, e.g. "
+                raise CatalogError(f"sky model file {self.sky} does not exist (a Models YAML, e.g. "
                                    "best_fit_model.yaml of `skyfit fit`)")  # fmt: skip
             object.__setattr__(self, "sky", str(self.sky))
             object.__setattr__(self, "simulate", "sky")
@@ -154,8 +154,8 @@ def footprint(cfg: CatalogConfig) -> str:
         ra, dec = ds.roi.radec()
         g = SkyCoord(ra, dec, unit="deg").galactic
         l_deg, b_deg = g.l.deg, g.b.deg
-        centre = np.degrees(np.angle(np.mean(np.exp(1j * np.radians(l_deg)))))
-        l_deg = centre + (l_deg - centre + 180.0) % 360.0 - 180.0
+        center = np.degrees(np.angle(np.mean(np.exp(1j * np.radians(l_deg)))))
+        l_deg = center + (l_deg - center + 180.0) % 360.0 - 180.0
         boxes.append((l_deg.min(), l_deg.max(), b_deg.min(), b_deg.max()))
     b = np.array(boxes)
     # one longitude convention for all: shift each box next to the first
@@ -241,12 +241,12 @@ def _simulated_region(cfg: CatalogConfig, region: Region):
         _CACHE.clear()
         catalog = None
         if cfg.simulate == "sky":
-            from ..models import SkyModel
+            from ..models import Models
 
             try:
-                catalog = SkyModel.from_yaml(Path(cfg.sky))
+                catalog = Models.from_yaml(Path(cfg.sky))
             except (ValueError, KeyError, TypeError, OSError) as exc:
-                raise CatalogError(f"sky model file {cfg.sky} could not be read as a SkyModel YAML: {exc}") from None
+                raise CatalogError(f"sky model file {cfg.sky} could not be read as a Models YAML: {exc}") from None
         if cfg.simulate in ("synthetic", "wide"):  # a random sky from a population (its own seed stream)
             from ..detect._skies import draw_sky, sky_model
 
@@ -400,8 +400,8 @@ def _versions() -> dict:
 
 
 def model_from_components(components: list[dict], diffuse_amplitude: float):
-    """A SkyModel of catalogue components (as in the ROI checkpoints) plus the diffuse band."""
-    from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+    """A Models of catalogue components (as in the ROI checkpoints) plus the diffuse band."""
+    from ..models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
     from ..skies import galactic_diffuse
 
     sources = []
@@ -410,7 +410,7 @@ def model_from_components(components: list[dict], diffuse_amplitude: float):
                    else PointSpatialModel.create(c["ra"], c["dec"]))  # fmt: skip
         spectral = PowerLaw.create(c["amplitude"], c["index"], c["reference_tev"])
         sources.append(Source(c["component"] + f"_roi{c.get('roi', 0)}", spatial, spectral, datasets=(c["dataset"],)))
-    return SkyModel(sources + [galactic_diffuse(amplitude=diffuse_amplitude)])
+    return Models(sources + [galactic_diffuse(amplitude=diffuse_amplitude)])
 
 
 def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path) -> list[str]:

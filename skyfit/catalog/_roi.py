@@ -66,7 +66,7 @@ from ..detect.config import DetectionConfig
 from ..detect.network import load_prior
 from ..detect.nn_stage import nn_stage
 from ..fit import FitResult
-from ..models import SkyModel
+from ..models import Models
 from ..skies import galactic_diffuse
 from ._errors import _sandwich_scale, component_table, radius95
 from ._seeding import _split_test, _tsmap_peaks
@@ -129,15 +129,15 @@ class _Roi:
     history: list = field(default_factory=list)
     fits: int = 0
 
-    def refit(self, model: SkyModel) -> None:
+    def refit(self, model: Models) -> None:
         """A new fitter for ``model`` (its structure changed) and its full fit, released."""
         self.fitter = RoiFitter(model, self.datasets, self.priors)
         self.result, n = self.fitter.run_released(model, self.cfg)
         self.fits += n
 
 
-def _without(model: SkyModel, drop) -> SkyModel:
-    return SkyModel([s for s in model.sources if s.name not in drop], model.backgrounds)
+def _without(model: Models, drop) -> Models:
+    return Models([s for s in model.sources if s.name not in drop], model.backgrounds)
 
 
 def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print) -> RoiResult:
@@ -181,7 +181,7 @@ def _start(datasets, cfg: DetectionConfig, log) -> _Roi:
     if cfg.proposer != "tsmap":  # a missing or bad network is an error here, never a silent TS-map run
         prior_model = load_prior(cfg.prior_weights)
     names = {d.name: instrument_of(d) for d in datasets}
-    model = SkyModel([galactic_diffuse()])
+    model = Models([galactic_diffuse()])
     roi = _Roi(datasets, cfg, log, names, RoiFitter(model, datasets, {}))
     if prior_model is not None:
         roi.result, roi.fitter, roi.priors, roi.history, roi.fits = nn_stage(
@@ -311,7 +311,7 @@ def _test_extension(roi: _Roi) -> tuple[dict, list]:
             made_point.append(s.name)
     if made_point:
         sources = [to_point(s) if s.name in made_point else s for s in roi.result.model.sources]
-        roi.refit(SkyModel(sources, roi.result.model.backgrounds))
+        roi.refit(Models(sources, roi.result.model.backgrounds))
     return ts_ext, made_point
 
 

@@ -10,7 +10,7 @@ from ..detect.config import DetectionConfig
 from ..detect.tsmap import ts_map
 from ..fit import FitResult
 from ..maps import unit_vectors
-from ..models import SkyModel, Source
+from ..models import Models, Source
 
 
 def _interior(roi, margin_deg: float) -> np.ndarray:
@@ -68,7 +68,7 @@ def _tsmap_peaks(ds, npred, cfg: DetectionConfig) -> list[dict]:
     return chosen[: cfg.max_new_per_iteration]
 
 
-def _principal_axis(datasets, fitter: RoiFitter, model: SkyModel, s: Source, radius_deg: float):
+def _principal_axis(datasets, fitter: RoiFitter, model: Models, s: Source, radius_deg: float):
     """Unit vector (tangent plane at ``s``) along which the excess attributed to ``s`` is most elongated,
     and the ratio of the two second moments (1 for a round excess)."""
     ds_index = next(i for i, d in enumerate(datasets) if s.applies_to(d.name))
@@ -76,9 +76,9 @@ def _principal_axis(datasets, fitter: RoiFitter, model: SkyModel, s: Source, rad
     without = model.with_values({f"{s.name}.amplitude": 0.0})
     npred0 = fitter.lk.npred(fitter.lk.vector(without.values()))[ds_index]
     excess = np.sum(np.asarray(ds.counts.data, float) - npred0, axis=0)
-    centre = unit_vectors(*s.spatial.position())
+    center = unit_vectors(*s.spatial.position())
     v = ds.roi.unit_vectors()
-    near = v @ centre > np.cos(np.radians(radius_deg))
+    near = v @ center > np.cos(np.radians(radius_deg))
     w = np.clip(excess[near], 0.0, None)
     if w.sum() <= 0:
         return None, 1.0
@@ -119,7 +119,7 @@ def _split_test(result: FitResult, fitter: RoiFitter, datasets, cfg: DetectionCo
         sources = []
         for src in result.model.sources:
             sources += halves if src.name == s.name else [src]
-        trial = SkyModel(sources, result.model.backgrounds).with_values({f"{h.name}.index": p["index"] for h in halves})
+        trial = Models(sources, result.model.backgrounds).with_values({f"{h.name}.index": p["index"] for h in halves})
         local = freeze_far(trial, halves[0], cfg.local_radius_deg)
         split_fitter = RoiFitter(trial, datasets, fitter.lk.priors)
         res2 = split_fitter.run(local)

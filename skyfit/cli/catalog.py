@@ -75,7 +75,7 @@ def add_parsers(sub, common) -> None:
     c = sub.add_parser(
         "catalog", parents=[common], help="make a source catalogue of a region (default: a built-in simulated field)",
         description="Make a source catalogue of a Galactic region: of dataset files, or of a simulated sky (the "
-        "1LHAASO sources, or a SkyModel YAML); without arguments a built-in simulated field.",
+        "1LHAASO sources, or a Models YAML); without arguments a built-in simulated field.",
     )  # fmt: skip
     c.add_argument("--config", default=None, help="YAML with CatalogConfig fields (command-line options override)")
     c.add_argument(
@@ -94,7 +94,7 @@ def add_parsers(sub, common) -> None:
         "--simulate-sky",
         default=None,
         metavar="SKY.yaml",
-        help="simulate this sky (a SkyModel YAML) instead of the 1LHAASO sources, then catalogue it",
+        help="simulate this sky (a Models YAML) instead of the 1LHAASO sources, then catalogue it",
     )
     c.add_argument("--livetime-days", type=float, default=None)
     c.add_argument("--nside", type=int, default=None)

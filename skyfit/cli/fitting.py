@@ -26,13 +26,13 @@ def _load_config(path) -> dict:
 
 
 def _model_from(cfg):
-    from ..models import SkyModel
+    from ..models import Models
 
     model = cfg["model"]
     if isinstance(model, str):
         p = Path(model) if Path(model).is_absolute() else cfg["_base"] / model
-        return SkyModel.from_yaml(p)
-    return SkyModel.from_dict(model)
+        return Models.from_yaml(p)
+    return Models.from_dict(model)
 
 
 def _config_path(cfg, value) -> Path:
@@ -135,13 +135,13 @@ def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=()):
 
 
 def cmd_demo(args) -> int:
-    from ..models import LogParabola, PointSpatialModel, SkyModel, Source
+    from ..models import LogParabola, Models, PointSpatialModel, Source
     from ..simulate import lhaaso_dataset, simulate_dataset
 
     t0 = time.perf_counter()
     ra, dec = 83.633, 22.0145
     # Crab-like log-parabola at 7 TeV (HAWC NN fit, Abeysekara et al. 2019, ApJ 881 134)
-    truth = SkyModel([Source("crab", PointSpatialModel.create(ra, dec), LogParabola.create(2.31e-13, 2.73, 0.06, 7.0))])
+    truth = Models([Source("crab", PointSpatialModel.create(ra, dec), LogParabola.create(2.31e-13, 2.73, 0.06, 7.0))])
     datasets = []
     for i, inst in enumerate(("WCDA", "KM2A")):
         base = lhaaso_dataset(inst, (ra, dec), args.radius, nside=args.nside, livetime_days=args.livetime_days)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import healpy as hp
 import numpy as np
 
-from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+from ..models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
 from .tsmap import REFERENCE_TEV
 
 __all__ = ["GRID_DEG", "CHANNEL_GROUPS", "Grid", "draw_sky", "residual_image", "targets", "counts_per_amplitude"]
@@ -65,7 +65,7 @@ class Grid:
         nb = int(np.ceil((lat.max() - lat.min()) / step)) + 1
         return cls(float(l_min), float(lat.min()), nl, nb, step)
 
-    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+    def centers(self) -> tuple[np.ndarray, np.ndarray]:
         ll, bb = np.meshgrid(self.l0 + self.step * np.arange(self.nl), self.b0 + self.step * np.arange(self.nb))
         return ll, bb
 
@@ -93,7 +93,7 @@ def _icrs(lon, lat):
 
 def _cell_pixels(grid: Grid, roi) -> np.ndarray:
     """Index into ``roi.pixels`` of each cell's HEALPix pixel (-1 outside the ROI), shape (nb, nl)."""
-    ll, bb = grid.centres()
+    ll, bb = grid.centers()
     ra, dec = _icrs(ll.ravel(), bb.ravel())
     pix = hp.ang2pix(roi.nside, ra, dec, nest=roi.nest, lonlat=True)
     return roi.index_of(pix).reshape(ll.shape)
@@ -207,8 +207,8 @@ def draw_sky(region, seed: int, population: str = "1lhaaso", density_per_deg2: f
     return [s for s in sources if g.contains(s["l"], s["b"])]
 
 
-def sky_model(sources: list[dict], prefix: str = "s") -> SkyModel:
-    """The sources as a :class:`SkyModel`: one component per source and detector (``s003_WCDA``)."""
+def sky_model(sources: list[dict], prefix: str = "s") -> Models:
+    """The sources as a :class:`Models`: one component per source and detector (``s003_WCDA``)."""
     out = []
     for k, s in enumerate(sources):
         ra, dec = (float(v) for v in _icrs(s["l"], s["b"]))
@@ -219,7 +219,7 @@ def sky_model(sources: list[dict], prefix: str = "s") -> SkyModel:
                 spatial = PointSpatialModel.create(ra, dec)
             spectral = PowerLaw.create(amplitude=n0, index=index, reference=REFERENCE_TEV[det])
             out.append(Source(f"{prefix}{k:03d}_{det}", spatial, spectral, datasets=(det,)))
-    return SkyModel(out)
+    return Models(out)
 
 
 def targets(sources: list[dict], datasets, mus, grid: Grid, ts_min: float = 16.0) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 from ..fit import FitResult, position_bounds, release, robust_fit, settle
 from ..likelihood import Likelihood
 from ..maps import unit_vectors
-from ..models import GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+from ..models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
 from ._skies import instrument_of
 from .config import DetectionConfig
 from .tsmap import DEFAULT_INDEX, REFERENCE_TEV
@@ -55,7 +55,7 @@ class RoiFitter:
     :func:`~skyfit.fit.release`). ``priors`` (Gaussian terms) that name parameters of other models are
     left out."""
 
-    def __init__(self, model: SkyModel, datasets, priors: dict | None = None):
+    def __init__(self, model: Models, datasets, priors: dict | None = None):
         self.datasets = datasets
         keys = model.parameters()
         priors = {k: v for k, v in (priors or {}).items() if k in keys}
@@ -63,12 +63,12 @@ class RoiFitter:
         self.fits = 0
         self.settled = 0  # fits that :meth:`settle` found short of their minimum
 
-    def run(self, model: SkyModel, hesse: bool = False) -> FitResult:
+    def run(self, model: Models, hesse: bool = False) -> FitResult:
         """:func:`skyfit.fit.robust_fit` of ``model``."""
         self.fits += 1
         return robust_fit(self.lk, model, hesse)
 
-    def data_stat(self, model: SkyModel, stat: float) -> float:
+    def data_stat(self, model: Models, stat: float) -> float:
         """``stat`` (of ``model``'s values) without the Gaussian prior terms: the likelihood alone, which
         the TS tests compare. With the prior in it, fixing r39 at 0 in the extension test would add the
         prior's penalty of r39 = 0 to TS_ext (the prior on a tested parameter must not vote)."""
@@ -76,7 +76,7 @@ class RoiFitter:
             return stat
         return stat - self.lk.prior_stat(self.lk.vector(model.values()))
 
-    def stat_of(self, model: SkyModel) -> float:
+    def stat_of(self, model: Models) -> float:
         """The likelihood alone (no prior terms) of ``model``'s values, no fit."""
         return self.data_stat(model, self.lk.stat(self.lk.vector(model.values())))
 
@@ -93,19 +93,19 @@ class RoiFitter:
         neighbours of the tested component on their own sources). Returns (result, refits run)."""
         return release(self.lk, res, cfg.max_releases, cfg.max_shift_deg, refit=self.run)
 
-    def run_released(self, model: SkyModel, cfg: DetectionConfig) -> tuple[FitResult, int]:
+    def run_released(self, model: Models, cfg: DetectionConfig) -> tuple[FitResult, int]:
         """A full-model fit: :meth:`run`, then :meth:`release`. Returns (result, fits run)."""
         res, n = self.release(self.run(model), cfg)
         return res, 1 + n
 
-    def fit_stat(self, model: SkyModel) -> float:
+    def fit_stat(self, model: Models) -> float:
         """The likelihood alone (no prior terms) at the fit of ``model`` (priors in the fit), checked by
         :meth:`settle`: the null fits of the TS tests."""
         res = self.settle(self.run(model))
         return self.data_stat(res.model, res.stat)
 
 
-def components(model: SkyModel) -> list[Source]:
+def components(model: Models) -> list[Source]:
     """The sources of ``model`` that are components (the diffuse template aside)."""
     return [s for s in model.sources if not s.spatial.per_pixel_exposure]
 
@@ -126,11 +126,11 @@ def neighbours(a: Source, b: Source, radius_deg: float) -> bool:
     return share_data(a, b) and separation_deg(a, b) <= radius_deg
 
 
-def freeze_far(model: SkyModel, centre: Source, radius_deg: float) -> SkyModel:
+def freeze_far(model: Models, center: Source, radius_deg: float) -> Models:
     """Freeze every parameter of the components farther than ``radius_deg`` from ``centre``."""
     far = []
     for s in components(model):
-        if s.name != centre.name and separation_deg(s, centre) > radius_deg:
+        if s.name != center.name and separation_deg(s, center) > radius_deg:
             far += [f"{s.name}.{q.name}" for q in s.parameters if not q.frozen]
     return model.with_frozen(far) if far else model
 
@@ -157,7 +157,7 @@ def outside_roi_deg(datasets, s: Source) -> float:
     return float("inf")
 
 
-def cleanup(model: SkyModel, cfg: DetectionConfig, datasets) -> tuple[SkyModel, list]:
+def cleanup(model: Models, cfg: DetectionConfig, datasets) -> tuple[Models, list]:
     """Drop components with zero amplitude or farther than ``beyond_deg + max_shift_deg`` outside the ROI;
     Gaussians at the r39 lower limit become points."""
     keep, dropped = [], []
@@ -172,13 +172,13 @@ def cleanup(model: SkyModel, cfg: DetectionConfig, datasets) -> tuple[SkyModel, 
         if s.spatial.tag == "GaussianSpatialModel" and s.spatial.extent_deg() < cfg.min_r39_deg:
             s = to_point(s)  # keeps the position bounds
         keep.append(s)
-    return SkyModel(keep, model.backgrounds), dropped
+    return Models(keep, model.backgrounds), dropped
 
 
-def add_and_fit(model: SkyModel, seeds, datasets, priors: dict, cfg: DetectionConfig):
+def add_and_fit(model: Models, seeds, datasets, priors: dict, cfg: DetectionConfig):
     """``model`` with ``seeds`` added, fitted, cleaned up (and refitted if that changed it).
     Returns (result, fitter, fits run)."""
-    model = SkyModel(model.sources + tuple(seeds), model.backgrounds)
+    model = Models(model.sources + tuple(seeds), model.backgrounds)
     fitter = RoiFitter(model, datasets, priors)
     result, n = fitter.run_released(model, cfg)
     cleaned, dropped = cleanup(result.model, cfg, datasets)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..likelihood import Likelihood
 from ..maps import HealpixROI
-from ..models import SkyModel
+from ..models import Models
 from ._skies import counts_per_amplitude, psf68
 from .components import RoiFitter, add_and_fit, components, seed_component, separation_deg, share_data
 from .config import DetectionConfig
@@ -25,7 +25,7 @@ from .tsmap import DEFAULT_INDEX, REFERENCE_TEV, ts_map
 __all__ = ["nn_stage"]
 
 
-def _nn_seeds(datasets, fitter: RoiFitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict):
+def _nn_seeds(datasets, fitter: RoiFitter, model: Models, prior_model, cfg: DetectionConfig, names: dict):
     """Components proposed by the network on the residuals of ``model`` (one per proposal and detector),
     with their Gaussian priors {key: (mean, sigma)} on position and r39."""
     npreds = fitter.lk.npred(fitter.lk.vector(model.values()))
@@ -78,7 +78,7 @@ def _accept_unsure(datasets, npreds, unsure, cfg: DetectionConfig) -> list:
     explains is then not added; on crowded fields such extra components cost pruning rounds of fits
     each (issue #6)."""
     seeds = tuple(sd for sd, _ in unsure)
-    lk = Likelihood(SkyModel(seeds), datasets, cutout_margin_deg=1.0)  # the seeds' counts alone
+    lk = Likelihood(Models(seeds), datasets, cutout_margin_deg=1.0)  # the seeds' counts alone
     values = {f"{sd.name}.amplitude": 0.0 for sd in seeds}
     zero = lk.npred(lk.vector(values))
     kept = []
@@ -108,7 +108,7 @@ def _accept_unsure(datasets, npreds, unsure, cfg: DetectionConfig) -> list:
     return kept
 
 
-def _pair_members(datasets, npreds, model: SkyModel, turned, cfg: DetectionConfig) -> list:
+def _pair_members(datasets, npreds, model: Models, turned, cfg: DetectionConfig) -> list:
     """The turned-down proposals (``turned``) that may be the other member of a pair: within 2 PSF68 of
     a fitted component of their detector, and with a residual TS above ``cfg.nn_pair_ts`` over the fitted
     model (``npreds``), chosen greedily as :func:`_accept_unsure` does (each chosen one's counts added to
@@ -133,7 +133,7 @@ def _pair_members(datasets, npreds, model: SkyModel, turned, cfg: DetectionConfi
     return chosen
 
 
-def nn_stage(datasets, fitter: RoiFitter, model: SkyModel, prior_model, cfg: DetectionConfig, names: dict, log):
+def nn_stage(datasets, fitter: RoiFitter, model: Models, prior_model, cfg: DetectionConfig, names: dict, log):
     """Seed the network's proposals in two fits, or three (below). The network reads the residuals of
     ``model`` (background and diffuse emission at their given values) *before* any fit: a fit of the
     diffuse band alone would absorb the sources (on a bright field its normalisation grew 180-fold) and

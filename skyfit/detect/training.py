@@ -28,7 +28,7 @@ def simulate_field(seed: int, population: str = "1lhaaso", width_deg: float = 8.
                    density_per_deg2: float = 0.25) -> dict:  # fmt: skip
     """One simulated field: its datasets, true sources, the network's input image and its targets."""
     from ..likelihood import npred
-    from ..models import SkyModel
+    from ..models import Models
     from ..simulate import lhaaso_dataset, simulate_dataset
     from ..skies import Region, galactic_diffuse
     from ._skies import draw_sky, psf68, sky_model, targets
@@ -41,12 +41,12 @@ def simulate_field(seed: int, population: str = "1lhaaso", width_deg: float = 8.
     sources = draw_sky(region, seed, population, density_per_deg2, margin_deg,
                        psf68_deg={d.name: psf68(d.response) for d in empty})  # fmt: skip
     diffuse = galactic_diffuse()
-    truth = SkyModel(list(sky_model(sources).sources) + [diffuse])
+    truth = Models(list(sky_model(sources).sources) + [diffuse])
     datasets, mus = [], []
     for ds in empty:
         sim = simulate_dataset(truth.for_datasets([ds.name]), ds, rng.integers(2**63))
         datasets.append(sim)
-        mus.append(npred(SkyModel([diffuse]), sim))
+        mus.append(npred(Models([diffuse]), sim))
     grid = Grid.covering(roi)
     image = residual_image(datasets, mus, grid)
     return {"seed": seed, "region": region, "datasets": datasets, "mus": mus, "truth": truth, "sources": sources,
@@ -60,7 +60,7 @@ def _target_maps(tg: dict, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     cell off still reads a right offset."""
     nb, nl = shape
     heat = np.zeros((2, nb, nl), np.float32)
-    centre = np.zeros((2, nb, nl), np.float32)
+    center = np.zeros((2, nb, nl), np.float32)
     weight = np.zeros((2, nb, nl), np.float32)
     reg = np.zeros((2, 4, nb, nl), np.float32)
     dist = np.full((2, nb, nl), np.inf)
@@ -71,7 +71,7 @@ def _target_maps(tg: dict, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             if not (0 <= i < nl and 0 <= j < nb):
                 continue
             heat[k] = np.maximum(heat[k], np.exp(-((ii - i) ** 2 + (jj - j) ** 2) / 2.0))
-            centre[k, j, i] = 1.0
+            center[k, j, i] = 1.0
             for a in (-1, 0, 1):
                 for b in (-1, 0, 1):
                     ci, cj = i + a, j + b
@@ -82,14 +82,14 @@ def _target_maps(tg: dict, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
                         dist[k, cj, ci] = d
                         weight[k, cj, ci] = 1.0
                         reg[k, :, cj, ci] = (t["di"] - a, t["dj"] - b, t["r39"], t["log10_counts"])
-    return heat, centre, weight, reg
+    return heat, center, weight, reg
 
 
 def _loss_fn():
     import jax
     import jax.numpy as jnp
 
-    def one(net, x, heat, centre, weight, reg):
+    def one(net, x, heat, center, weight, reg):
         out = net(x)
         total = 0.0
         for k in range(2):
@@ -98,7 +98,7 @@ def _loss_fn():
             p = jax.nn.sigmoid(logit)
             logp, log1mp = jax.nn.log_sigmoid(logit), jax.nn.log_sigmoid(-logit)
             y = heat[k]
-            c = centre[k]
+            c = center[k]
             focal = -c * (1 - p) ** 2 * logp - (1 - c) * (1 - y) ** 4 * p**2 * log1mp
             n = jnp.maximum(jnp.sum(c), 1.0)
             ls_pos, ls_r, ls_c = o[3], o[5], o[7]
@@ -118,12 +118,12 @@ def _crops(fields, rng, batch: int, size: int):
     out = [[] for _ in range(5)]
     for _ in range(batch):
         f = fields[rng.integers(len(fields))]
-        x, (heat, centre, weight, reg) = f["image"], f["maps"]
+        x, (heat, center, weight, reg) = f["image"], f["maps"]
         nb, nl = x.shape[1:]
         j0 = rng.integers(0, max(nb - size, 0) + 1)
         i0 = rng.integers(0, max(nl - size, 0) + 1)
         sj, si = slice(j0, j0 + size), slice(i0, i0 + size)
-        arrays = [x[:, sj, si], heat[:, sj, si], centre[:, sj, si], weight[:, sj, si], reg[:, :, sj, si]]
+        arrays = [x[:, sj, si], heat[:, sj, si], center[:, sj, si], weight[:, sj, si], reg[:, :, sj, si]]
         if rng.random() < 0.5:  # mirror in longitude: the offsets in l change sign
             arrays = [a[..., ::-1].copy() for a in arrays]
             arrays[4][:, 0] *= -1

@@ -30,7 +30,7 @@ from ..dataset import Dataset
 from ..fit import Fit
 from ..likelihood import Likelihood
 from ..maps import HealpixMaps, HealpixROI, unit_vectors
-from ..models import GaussianSpatialModel, LogParabola, PointSpatialModel, SkyModel, Source
+from ..models import GaussianSpatialModel, LogParabola, Models, PointSpatialModel, Source
 from ..models.sky import BackgroundNorm
 from ..simulate import lhaaso_dataset
 from ._samples import CRAB_LOGPARABOLA
@@ -49,7 +49,7 @@ def scaled_dataset(ds: Dataset, r_gamma, r_bkg, name: str | None = None) -> Data
     return Dataset(name or ds.name, ds.counts, bkg, resp, meta=dict(ds.meta))
 
 
-def plane_position(sky: SkyModel, l_range=(26.0, 44.0), b_range=(-0.5, 0.5), min_neighbours: int = 3):
+def plane_position(sky: Models, l_range=(26.0, 44.0), b_range=(-0.5, 0.5), min_neighbours: int = 3):
     """A Galactic-plane test position among the components of ``sky`` (e.g. :func:`catalog_sky`): the
     grid point (0.25 deg steps) farthest from every component that still has ``min_neighbours``
     components within 2 deg. Returns (l, b)."""
@@ -76,7 +76,7 @@ def _test_source(ra, dec, sigma_deg, crab_fraction):
     return Source("test", spatial, spec)
 
 
-def _asimov_ts(lk: Likelihood, truth: SkyModel, null: SkyModel) -> np.ndarray:
+def _asimov_ts(lk: Likelihood, truth: Models, null: Models) -> np.ndarray:
     """Per dataset and bin, the Asimov TS of the test source (expected counts as data)."""
     mu1 = lk.npred(lk.vector(truth.values()))
     mu0 = lk.npred(lk.vector(null.values()))
@@ -114,10 +114,10 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
             datasets.append(ds)
         sources = [test]
         free = set()
-        centre = unit_vectors(ra, dec)
+        center = unit_vectors(ra, dec)
         fixed = []
         for s in neighbours or ():
-            d = np.degrees(np.arccos(np.clip(unit_vectors(*s.spatial.position()) @ centre, -1, 1)))
+            d = np.degrees(np.arccos(np.clip(unit_vectors(*s.spatial.position()) @ center, -1, 1)))
             if d < 1.5:
                 sources.append(s)
                 free.add(f"{s.name}.amplitude")
@@ -128,7 +128,7 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
 
             with_fixed = []
             for ds in datasets:
-                m = SkyModel(fixed).for_datasets([ds.name])
+                m = Models(fixed).for_datasets([ds.name])
                 extra = source_npred(m, ds) if m.sources else 0.0
                 bkg = HealpixMaps(ds.background.data + extra, ds.background.roi, ds.background.bin_names)
                 with_fixed.append(Dataset(ds.name, ds.counts, bkg, ds.response, meta=dict(ds.meta)))
@@ -137,7 +137,7 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
             sources.append(diffuse)
             free.add(f"{diffuse.name}.amplitude")
         bkgs = [BackgroundNorm.create(d.name, d.n_bins, "global") for d in datasets]
-        truth = SkyModel(sources, bkgs).for_datasets([d.name for d in datasets])
+        truth = Models(sources, bkgs).for_datasets([d.name for d in datasets])
         # neighbours: everything but the amplitudes near the test source frozen
         fix = [k for k, q in truth.parameters().items()
                if not q.frozen and not k.startswith("test.") and not k.startswith(tuple(b.name for b in bkgs))

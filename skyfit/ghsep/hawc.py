@@ -83,7 +83,7 @@ def read_onoff(root=None, estimator: str = "GP", bins=(5, 6, 7, 8, 9), on_positi
 
     root = Path(root) if root is not None else data_dir("hawc", "crab_events_pass4")
     crab = unit_vectors(*CRAB)
-    centre = unit_vectors(*on_position)
+    center = unit_vectors(*on_position)
     parts, alpha = [], {}
     for b in bins:
         path = root / "events" / f"EventList_Crab_fHitbin{b}{estimator}.fits.gz"
@@ -100,11 +100,11 @@ def read_onoff(root=None, estimator: str = "GP", bins=(5, 6, 7, 8, 9), on_positi
         dec_lim = (on_position[1] - th, on_position[1] + th)
 
         def sel_on(r, d, th=th):
-            return np.degrees(np.arccos(np.clip(unit_vectors(r, d) @ centre, -1, 1))) < th
+            return np.degrees(np.arccos(np.clip(unit_vectors(r, d) @ center, -1, 1))) < th
 
         def sel_off(r, d, ra_lim=ra_lim, dec_lim=dec_lim):
             v = unit_vectors(r, d)
-            far = (np.degrees(np.arccos(np.clip(v @ centre, -1, 1))) > OFF_EXCLUSION_DEG) & (
+            far = (np.degrees(np.arccos(np.clip(v @ center, -1, 1))) > OFF_EXCLUSION_DEG) & (
                 np.degrees(np.arccos(np.clip(v @ crab, -1, 1))) > OFF_EXCLUSION_DEG
             )
             return far & (r > ra_lim[0]) & (r < ra_lim[1]) & (d > dec_lim[0]) & (d < dec_lim[1])

@@ -78,7 +78,7 @@ def _root_response_axes(f, path: Path) -> tuple:
     spectrum = _TF1.from_uproot(_root_get(f, path, "LogLogSpectrum", "simulated spectrum"))
     decs = _root_get(f, path, "DecBins", "declination bands")
     try:
-        centre = np.asarray(decs["simdec"].array(library="np"), float)
+        center = np.asarray(decs["simdec"].array(library="np"), float)
         lower = np.asarray(decs["lowerEdge"].array(library="np"), float)
         upper = np.asarray(decs["upperEdge"].array(library="np"), float)
     except Exception as exc:
@@ -94,7 +94,7 @@ def _root_response_axes(f, path: Path) -> tuple:
         raise HALFormatError(
             f"{path}: AnalysisBins has neither a 'name' nor an 'id' branch; the response is incomplete"
         )
-    return spectrum, centre, lower, upper, names
+    return spectrum, center, lower, upper, names
 
 
 def _root_response_bins(f, path: Path, n_dec: int, names) -> tuple:
@@ -127,14 +127,14 @@ def _root_response_bins(f, path: Path, n_dec: int, names) -> tuple:
     return edges, signal, bkg_sum, psf_xs, psf_ys, sources
 
 
-def _sim_log_flux(spectrum: _TF1, log_centre: np.ndarray, path: Path) -> tuple:
+def _sim_log_flux(spectrum: _TF1, log_center: np.ndarray, path: Path) -> tuple:
     """(log10 of the simulated spectrum at ``log_centre``, how it was evaluated)."""
     try:
-        log_flux = spectrum.evaluate(log_centre)
+        log_flux = spectrum.evaluate(log_center)
         how = "the TF1's stored ROOT 5 formula"
     except _TF1Unsupported:
         try:
-            log_flux = _hal_builtin_spectrum(spectrum, log_centre)
+            log_flux = _hal_builtin_spectrum(spectrum, log_center)
             how = f"hawc_hal's built-in {spectrum.title!r} shape (the TF1 formula is not stored)"
         except _TF1Unsupported as exc:
             raise HALFormatError(f"{path}: cannot evaluate LogLogSpectrum ({exc}); the response is not usable") from exc
@@ -144,8 +144,8 @@ def _sim_log_flux(spectrum: _TF1, log_centre: np.ndarray, path: Path) -> tuple:
 def _read_response_root(path: Path) -> _ResponseTables:
     f = _open_root(path)
     try:
-        spectrum, centre, lower, upper, names = _root_response_axes(f, path)
-        edges, signal, bkg_sum, psf_xs, psf_ys, sources = _root_response_bins(f, path, len(centre), names)
+        spectrum, center, lower, upper, names = _root_response_axes(f, path)
+        edges, signal, bkg_sum, psf_xs, psf_ys, sources = _root_response_bins(f, path, len(center), names)
     except HALFormatError:
         raise
     except Exception as exc:
@@ -153,22 +153,22 @@ def _read_response_root(path: Path) -> _ResponseTables:
     finally:
         f.close()
 
-    log_centre = 0.5 * (edges[:-1] + edges[1:])
-    log_flux, how = _sim_log_flux(spectrum, log_centre, path)
+    log_center = 0.5 * (edges[:-1] + edges[1:])
+    log_flux, how = _sim_log_flux(spectrum, log_center, path)
     sim_flux = 10.0**log_flux
     if not np.all(np.isfinite(sim_flux)) or np.any(sim_flux <= 0):
         raise HALFormatError(f"{path}: LogLogSpectrum is not positive and finite on the simulated energies")
 
-    order = np.argsort(centre, kind="stable")
+    order = np.argsort(center, kind="stable")
     tables = _ResponseTables(
         path=str(path),
         fmt="root",
         bin_names=tuple(names),
-        dec_center=centre[order],
+        dec_center=center[order],
         dec_min=lower[order],
         dec_max=upper[order],
         e_low=10.0 ** edges[:-1],
-        e_center=10.0**log_centre,
+        e_center=10.0**log_center,
         e_high=10.0 ** edges[1:],
         sim_flux=np.broadcast_to(sim_flux, signal.shape).copy(),
         signal=signal[order],
@@ -200,9 +200,9 @@ def _psf_samples(fit: _TF1, hist) -> tuple:  # hist: callable returning (edges, 
             source = "hawc_hal double-Gaussian with the TF1 parameters"
         elif (table := hist()) is not None:
             edges, values = table
-            centres = 0.5 * (edges[1:] + edges[:-1])
+            centers = 0.5 * (edges[1:] + edges[:-1])
             dndr = values / np.diff(edges)
-            return np.append(centres, _PSF_OUTER_RADIUS_DEG), np.append(dndr, 0.0), "PSF histogram"
+            return np.append(centers, _PSF_OUTER_RADIUS_DEG), np.append(dndr, 0.0), "PSF histogram"
         else:
             return None, None, "none"
     grid = np.linspace(0.0, _PSF_OUTER_RADIUS_DEG, 3001)

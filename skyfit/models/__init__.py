@@ -2,7 +2,7 @@
 
 from .._precision import X64  # noqa: F401  (JAX in float64 before this package's code runs)
 from ._parameter import ModelError, Parameter
-from .sky import BackgroundNorm, SkyModel, Source
+from .sky import BackgroundNorm, Models, Source, deprecated_sky_model
 from .spatial import (
     DiskSpatialModel,
     GalacticDiffuseSpatialModel,
@@ -17,7 +17,7 @@ __all__ = [
     "ModelError",
     "Source",
     "BackgroundNorm",
-    "SkyModel",
+    "Models",
     "SpatialModel",
     "PointSpatialModel",
     "GaussianSpatialModel",
@@ -28,3 +28,9 @@ __all__ = [
     "LogParabola",
     "ExpCutoffPowerLaw",
 ]
+
+
+def __getattr__(name: str):
+    if name == "SkyModel":  # deprecated alias of Models
+        return deprecated_sky_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Sources, background normalisations and the SkyModel; tagged-YAML round trip; gammapy export.
+"""Sources, background normalisations and :class:`Models`, the collection of them (gammapy's name; a
+:class:`Source` is what gammapy calls a ``SkyModel``); tagged-YAML round trip; gammapy export.
 
 The YAML layout follows gammapy's::
 
@@ -25,7 +26,26 @@ from ._parameter import ModelError, Parameter
 from .spatial import SPATIAL_MODELS, SpatialModel
 from .spectral import SPECTRAL_MODELS, SpectralModel
 
-__all__ = ["Source", "BackgroundNorm", "SkyModel"]
+__all__ = ["Source", "BackgroundNorm", "Models"]
+
+
+def __getattr__(name: str):
+    if name == "SkyModel":
+        return deprecated_sky_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def deprecated_sky_model(stacklevel: int = 3):
+    """``Models`` under its old name, with a FutureWarning (the alias goes in the next release)."""
+    import warnings
+
+    warnings.warn(
+        "skyfit's SkyModel is renamed Models (gammapy's name for a collection of sources and background "
+        "norms; a skyfit Source is what gammapy calls a SkyModel); the old name goes in the next release",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return Models
 
 
 def _replace_parameters(model, values: dict, prefix: str):
@@ -156,7 +176,7 @@ class BackgroundNorm:
 
 
 @dataclass(frozen=True)
-class SkyModel:
+class Models:
     """All model components of a fit: sources and per-dataset background normalisations."""
 
     sources: tuple = ()
@@ -184,7 +204,7 @@ class SkyModel:
     def values(self) -> dict:
         return {k: q.value for k, q in self.parameters().items()}
 
-    def with_values(self, values: dict) -> SkyModel:
+    def with_values(self, values: dict) -> Models:
         """A copy with parameter values replaced (keys ``"component.name"``)."""
         unknown = set(values) - set(self.parameters())
         if unknown:
@@ -198,9 +218,9 @@ class SkyModel:
             for s in self.sources
         )
         backgrounds = tuple(_replace_parameters(b, values, b.name) for b in self.backgrounds)
-        return SkyModel(sources, backgrounds)
+        return Models(sources, backgrounds)
 
-    def with_frozen(self, keys, frozen: bool = True) -> SkyModel:
+    def with_frozen(self, keys, frozen: bool = True) -> Models:
         keys = set(keys)
         unknown = keys - set(self.parameters())
         if unknown:
@@ -217,18 +237,18 @@ class SkyModel:
         sources = tuple(
             replace(s, spatial=upd(s.spatial, s.name), spectral=upd(s.spectral, s.name)) for s in self.sources
         )
-        return SkyModel(sources, tuple(upd(b, b.name) for b in self.backgrounds))
+        return Models(sources, tuple(upd(b, b.name) for b in self.backgrounds))
 
-    def without(self, name: str) -> SkyModel:
+    def without(self, name: str) -> Models:
         if name not in [s.name for s in self.sources]:
             raise ModelError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
-        return SkyModel(tuple(s for s in self.sources if s.name != name), self.backgrounds)
+        return Models(tuple(s for s in self.sources if s.name != name), self.backgrounds)
 
-    def for_datasets(self, names) -> SkyModel:
+    def for_datasets(self, names) -> Models:
         """The model without the sources and background norms that apply to none of ``names``."""
         names = set(names)
         sources = tuple(s for s in self.sources if s.datasets is None or names & set(s.datasets))
-        return SkyModel(sources, tuple(b for b in self.backgrounds if b.dataset in names))
+        return Models(sources, tuple(b for b in self.backgrounds if b.dataset in names))
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -253,7 +273,7 @@ class SkyModel:
         return text
 
     @classmethod
-    def from_dict(cls, d: dict) -> SkyModel:
+    def from_dict(cls, d: dict) -> Models:
         if not isinstance(d, dict) or not isinstance(d.get("components"), list):
             raise ModelError("a model file needs a top-level 'components:' list")
         sources, backgrounds = [], []
@@ -270,7 +290,7 @@ class SkyModel:
         return cls(tuple(sources), tuple(backgrounds))
 
     @classmethod
-    def from_yaml(cls, text_or_path) -> SkyModel:
+    def from_yaml(cls, text_or_path) -> Models:
         """Read a model from YAML text or a file; errors name the file and the problem."""
         where = "<string>"
         text = str(text_or_path)

@@ -209,10 +209,10 @@ def log_simpson_nodes(edges_tev) -> tuple[np.ndarray, np.ndarray]:
     ``bin_weights[i]`` (shape (n, 2n+1)) can be obtained from :func:`log_simpson_bin_weights`.
     """
     edges = np.asarray(edges_tev, dtype=float)
-    centres = np.sqrt(edges[1:] * edges[:-1])
-    nodes = np.empty(2 * len(centres) + 1)
+    centers = np.sqrt(edges[1:] * edges[:-1])
+    nodes = np.empty(2 * len(centers) + 1)
     nodes[0::2] = edges
-    nodes[1::2] = centres
+    nodes[1::2] = centers
     return nodes, log_simpson_bin_weights(edges).sum(axis=0)
 
 
@@ -220,12 +220,12 @@ def log_simpson_bin_weights(edges_tev) -> np.ndarray:
     """Per-bin Simpson weights (TeV), shape (n_bins, 2 n_bins + 1); see :func:`log_simpson_nodes`."""
     edges = np.asarray(edges_tev, dtype=float)
     n = len(edges) - 1
-    centres = np.sqrt(edges[1:] * edges[:-1])
+    centers = np.sqrt(edges[1:] * edges[:-1])
     h = np.log(edges[1:] / edges[:-1])
     w = np.zeros((n, 2 * n + 1))
     # integral f dE = integral f E dlnE; Simpson in ln E with the factor E folded into the weight
     w[np.arange(n), 2 * np.arange(n)] = h / 6 * edges[:-1]
-    w[np.arange(n), 2 * np.arange(n) + 1] = 4 * h / 6 * centres
+    w[np.arange(n), 2 * np.arange(n) + 1] = 4 * h / 6 * centers
     w[np.arange(n), 2 * np.arange(n) + 2] = h / 6 * edges[1:]
     return w
 

@@ -151,11 +151,11 @@ def _interp_matrix(x, xp) -> np.ndarray:
     return m
 
 
-def _centres(edges):
+def _centers(edges):
     return 0.5 * (edges[1:] + edges[:-1])
 
 
-def _log_centres(edges):
+def _log_centers(edges):
     return 0.5 * (np.log(edges[1:]) + np.log(edges[:-1]))
 
 
@@ -168,7 +168,7 @@ def _bin_probability(irf: DL3IRF, energy_tev, bands) -> np.ndarray:
     )  # (zen, e_irf, n_mu + 1), piecewise linear in mu (constant density per migra bin)
     lo = bands[None, :, 0] / energy_tev[:, None]  # (n_true, n_bins)
     hi = bands[None, :, 1] / energy_tev[:, None]
-    le = _interp_matrix(np.log(energy_tev), _log_centres(irf.edisp_energy_edges_tev))  # (n_true, n_e_irf)
+    le = _interp_matrix(np.log(energy_tev), _log_centers(irf.edisp_energy_edges_tev))  # (n_true, n_e_irf)
     prob = np.zeros((cdf.shape[0], energy_tev.size, bands.shape[0]))
     for ie in range(cdf.shape[1]):  # each IRF energy row serves the (at most) few nodes next to it
         ks = np.nonzero(le[:, ie])[0]
@@ -183,7 +183,7 @@ def _bin_probability(irf: DL3IRF, energy_tev, bands) -> np.ndarray:
 def _aeff_at_nodes(irf: DL3IRF, energy_tev) -> np.ndarray:
     """Effective area (cm^2) at the table's zenith nodes and the true-energy nodes, (n_zen_a, n_true)."""
     edges = irf.aeff_energy_edges_tev
-    le = _interp_matrix(np.log(energy_tev), _log_centres(edges))
+    le = _interp_matrix(np.log(energy_tev), _log_centers(edges))
     inside = (energy_tev >= edges[0] * (1 - 1e-12)) & (energy_tev <= edges[-1] * (1 + 1e-12))
     return (irf.aeff_cm2 @ le.T) * inside[None, :]
 
@@ -394,7 +394,7 @@ def _drift_tables(irf: DL3IRF, nodes, bands, site_latitude_deg: float, z_cut: fl
     a_nodes = _aeff_at_nodes(irf, nodes)  # (n_zen_a, n_true)
     p_nodes = _bin_probability(irf, nodes, bands)  # (n_zen_e, n_true, n_bins)
     za, ze, zp = (
-        _centres(e) for e in (irf.aeff_zenith_edges_deg, irf.edisp_zenith_edges_deg, irf.psf_zenith_edges_deg)
+        _centers(e) for e in (irf.aeff_zenith_edges_deg, irf.edisp_zenith_edges_deg, irf.psf_zenith_edges_deg)
     )
     breaks = np.unique(np.concatenate([za, ze, zp]))
     return _DriftTables(site_latitude_deg, z_cut, irf.files["aeff"][0], a_nodes, p_nodes, za, ze, zp, breaks)
@@ -420,7 +420,7 @@ def _psf_mixtures(drift: _DriftTables, irf: DL3IRF, psf_dec: float, nodes, simps
     zen, wt, area, prob = drift.fold(psf_dec)
     weight = wt[:, None, None] * area[..., None] * prob * (simpson_w * nodes**-psf_spectral_index)[None, :, None]
     mz = _interp_matrix(zen, drift.zp)  # (n_h, n_zen_p)
-    me = _interp_matrix(np.log(nodes), _log_centres(irf.psf_energy_edges_tev))  # (n_true, n_e_p)
+    me = _interp_matrix(np.log(nodes), _log_centers(irf.psf_energy_edges_tev))  # (n_true, n_e_p)
     v = np.einsum("bzk,ke->bze", np.einsum("hkb,hz->bzk", weight, mz, optimize=True), me, optimize=True)
     dens = np.einsum("bze,zer->br", v, irf.psf_density_deg2, optimize=True)
     total = weight.sum(axis=(0, 1))

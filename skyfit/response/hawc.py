@@ -143,9 +143,9 @@ def _fit_psfs(psf_rad, psf_table, band_index, counts_matrix) -> tuple:
     return weights_psf, sigma_psf, psf_err, valid
 
 
-def _aeff_threshold(exp_centre, true_edges) -> float:
+def _aeff_threshold(exp_center, true_edges) -> float:
     """Lowest true energy (TeV) where the exposure exceeds 10% of its maximum: its bin's log centre."""
-    above = np.nonzero(exp_centre > 0.1 * exp_centre.max())[0]
+    above = np.nonzero(exp_center > 0.1 * exp_center.max())[0]
     return float(np.sqrt(true_edges[above[0]] * true_edges[above[0] + 1])) if len(above) else np.inf
 
 
@@ -220,12 +220,12 @@ def hawc_response(
     per_bin = exposure.T[:, None, :] * migration[:, band_index, :].transpose(2, 1, 0)  # (n_dec, n_band, n_true)
     counts_matrix = np.einsum("dbk,kn->dbn", per_bin * n_transits[:, None, None], weights)
 
-    centre = np.array([len(dec_nodes) // 2])
+    center = np.array([len(dec_nodes) // 2])
     psf_rad = psf_bands["RAD"][: psf.shape[1]]
-    psf_table = sample_car(psf, psf_wcs, ras[centre], dec_nodes[centre])[..., 0]  # (n_reco, n_rad)
+    psf_table = sample_car(psf, psf_wcs, ras[center], dec_nodes[center])[..., 0]  # (n_reco, n_rad)
     weights_psf, sigma_psf, psf_err, valid = _fit_psfs(psf_rad, psf_table, band_index, counts_matrix)
 
-    aeff_threshold = _aeff_threshold(exposure[:, centre[0]], true_edges)
+    aeff_threshold = _aeff_threshold(exposure[:, center[0]], true_edges)
 
     names = tuple(f"fHit{fhit}{estimator}_E{lo:.3g}-{hi:.3g}" for lo, hi in bands)
     response = Response(

@@ -18,7 +18,7 @@ import numpy as np
 from .._data import DataNotFoundError, data_dir
 from ..dataset import Dataset
 from ..maps import HealpixROI
-from ..models import GalacticDiffuseSpatialModel, GaussianSpatialModel, PointSpatialModel, PowerLaw, SkyModel, Source
+from ..models import GalacticDiffuseSpatialModel, GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
 from ..simulate import lhaaso_dataset, simulate_dataset
 
 __all__ = [
@@ -200,7 +200,7 @@ def _value(row, col):
 
 
 def catalog_sky(table, region: Region | None = None, margin_deg: float = 1.0, detectors=("WCDA", "KM2A"),
-                dataset_names: dict | None = None) -> SkyModel:  # fmt: skip
+                dataset_names: dict | None = None) -> Models:  # fmt: skip
     """Sources (one per 1LHAASO component) within ``region`` grown by ``margin_deg``.
 
     Component names are ``<Source_Name>_<detector>``; each applies only to its detector's dataset
@@ -231,7 +231,7 @@ def catalog_sky(table, region: Region | None = None, margin_deg: float = 1.0, de
             name = row["Source_Name"]
             name = (name.decode() if isinstance(name, bytes) else str(name)).strip().replace(" ", "_")
             sources.append(Source(f"{name}_{det}", spatial, spectral, datasets=(names.get(det, det),)))
-    return SkyModel(sources)
+    return Models(sources)
 
 
 def galactic_diffuse(amplitude: float = DIFFUSE_AMPLITUDE, index: float = DIFFUSE_INDEX,
@@ -245,25 +245,25 @@ def galactic_diffuse(amplitude: float = DIFFUSE_AMPLITUDE, index: float = DIFFUS
 
 def simulate_plane(region: Region | str, livetime_days: float = 365.0, nside: int = 512, seed: int = 0,
                    margin_deg: float = 1.5, catalog=None, with_sources: bool = True, with_diffuse: bool = True,
-                   detectors=("WCDA", "KM2A")) -> tuple[list[Dataset], SkyModel]:  # fmt: skip
+                   detectors=("WCDA", "KM2A")) -> tuple[list[Dataset], Models]:  # fmt: skip
     """Simulated LHAASO-like datasets over ``region`` (grown by ``margin_deg``, so sources near the edge
     are seen whole) and the true sky: 1LHAASO components, diffuse emission and the residual
     cosmic-ray background, ``livetime_days`` of data. Returns ``(datasets, truth)``.
     ``with_sources=False`` simulates background (and diffuse) only: the null hypothesis. ``catalog``: a
-    1LHAASO-format table (default: the real catalogue), or a :class:`SkyModel` of the sources to simulate.
+    1LHAASO-format table (default: the real catalogue), or a :class:`Models` of the sources to simulate.
     """
     region = Region.parse(region)
     roi = region.roi(nside, margin_deg)
     truth_sources = []
     if with_sources:
-        if isinstance(catalog, SkyModel):  # a sky drawn elsewhere (e.g. skyfit.detect._skies.draw_sky)
+        if isinstance(catalog, Models):  # a sky drawn elsewhere (e.g. skyfit.detect._skies.draw_sky)
             truth_sources += [s for s in catalog.sources if any(s.applies_to(d) for d in detectors)]
         else:
             table = _sky_table(region, margin_deg) if catalog is None else catalog
             truth_sources += list(catalog_sky(table, region, margin_deg, detectors).sources)
     if with_diffuse:
         truth_sources.append(galactic_diffuse())
-    truth = SkyModel(truth_sources)
+    truth = Models(truth_sources)
     rng = np.random.default_rng(seed)
     datasets = []
     for det in detectors:
