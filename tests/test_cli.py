@@ -125,6 +125,23 @@ def test_an_invalid_fit_exits_3(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "demo" / "fit_result.json").exists()
 
 
+def test_an_unexpected_error_exits_1_with_its_traceback():
+    """Exit codes: a crash (an error skyfit did not foresee) exits 1 with its traceback, not 2 (bad input)
+    nor 3 (an invalid fit)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, skyfit.cli.fitting as f\n"
+        "def boom(args):\n    raise RuntimeError('boom')\n"
+        "f.cmd_demo = boom\n"
+        "from skyfit.cli import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" in run.stderr and "RuntimeError: boom" in run.stderr
+
+
 def _fake_prior(monkeypatch, tmp_path):
     import skyfit.detect.prior as prior
 
