@@ -109,6 +109,19 @@ def hal_response():
         )
 
 
+@pytest.fixture(scope="session")
+def fermi_gc():
+    """``fermi-3fhl-gc/`` of the reference data (Fermi-LAT Galactic centre above 10 GeV: events, exposure,
+    PSF and background cubes, the diffuse model; gammapy's data, CC BY-NC-SA 4.0), or skip."""
+    try:
+        return data_dir("fermi-3fhl-gc")
+    except DataNotFoundError as exc:
+        pytest.skip(
+            "Fermi-LAT 3FHL Galactic-centre files not found: set SKYFIT_DATA to a folder holding fermi-3fhl-gc/ "
+            f"(gammapy-data's fermi-3fhl-gc, or place it in ../shared/data). {exc}"
+        )
+
+
 def load_benchmark(name: str):
     """The module ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package), for tests of its parts."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"

@@ -5,7 +5,9 @@ Which reader to use:
 * a file ``skyfit bin`` or :meth:`skyfit.Dataset.write` made: :func:`read_dataset` (``Dataset.read``);
 * a response alone (``Response.write``): :func:`read_response`;
 * a HAWC/LHAASO maptree and detector response in 3ML's HAL layout (ROOT or HDF5):
-  :func:`maptree_dataset`, or :func:`read_maptree` and :func:`read_hal_response` separately.
+  :func:`maptree_dataset`, or :func:`read_maptree` and :func:`read_hal_response` separately;
+* Fermi-LAT event lists and map cubes (counts, model background, diffuse templates): :mod:`skyfit.io.fermi`
+  (the PSF table and exposure cube: :mod:`skyfit.response.fermi`).
 
 :func:`file_format` tells which of these a file is, from its content.
 """

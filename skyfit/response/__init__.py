@@ -4,7 +4,8 @@
   drift-scan array, exposure integrated over the transits;
 * ``skyfit.response.hawc.hawc_response``: HAWC's public pass-4 map IRFs;
 * ``skyfit.io.read_hal_response``: a HAWC/LHAASO detector response in 3ML's HAL layout (ROOT or HDF5);
-* ``skyfit.response.lhaaso``: the parametric WCDA and KM2A instruments.
+* ``skyfit.response.lhaaso``: the parametric WCDA and KM2A instruments;
+* :mod:`skyfit.response.fermi`: Fermi-LAT's PSF table (gtpsf) and exposure cube (gtexpcube2).
 """
 
 from ._types import GaussianMixturePSF, Response, TabulatedPSF, log_simpson_bin_weights, log_simpson_nodes

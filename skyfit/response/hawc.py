@@ -105,8 +105,11 @@ def fit_gaussian_mixture_psf(rad_deg, density_deg2, n_components: int = 3):
         w /= w.sum()
         return w, sig, np.sum(w * (1 - np.exp(-0.5 * (grid[:, None] / sig) ** 2)), axis=1)
 
-    start = np.concatenate([np.log(r68 / 1.5 * np.array([0.6, 1.2, 3.0])[:n_components]), np.zeros(n_components - 1)])
-    sol = least_squares(lambda t: model(t)[2] - target, start, method="lm", max_nfev=4000)
+    # start widths: three spread about r68 (HAWC's and the DL3 PSFs); more for cuspy, long-tailed PSFs
+    # (Fermi-LAT's King profile), spread geometrically from the core to the tail
+    scale = np.array([0.6, 1.2, 3.0])[:n_components] if n_components <= 3 else np.geomspace(0.25, 6.0, n_components)
+    start = np.concatenate([np.log(r68 / 1.5 * scale), np.zeros(n_components - 1)])
+    sol = least_squares(lambda t: model(t)[2] - target, start, method="lm", max_nfev=4000 * max(1, n_components - 2))
     w, sig, fitted = model(sol.x)
     order = np.argsort(sig)
     return w[order], sig[order], float(np.max(np.abs(fitted - target)))
