@@ -25,7 +25,7 @@ LAYERS = (
     ("foundations", ("skyfit._precision", "skyfit._data", "skyfit._netfile", "skyfit._tasks", "skyfit._version",
                      "skyfit.coords", "skyfit.events")),
     ("maps, responses, models, backgrounds; air showers beside them",
-     ("skyfit.maps", "skyfit.response", "skyfit.models", "skyfit.background", "skyfit.plotting",
+     ("skyfit.maps", "skyfit.reproject", "skyfit.response", "skyfit.models", "skyfit.background", "skyfit.plotting",
       "skyfit.showers")),
     ("datasets and their readers", ("skyfit.dataset", "skyfit.io", "skyfit.hawc", "skyfit.stream")),
     ("likelihood", ("skyfit.likelihood",)),
