@@ -23,7 +23,7 @@ from scipy.special import xlogy
 from .dataset import Dataset
 from .maps import unit_vectors
 from .models import ModelError, Models
-from .models.spatial import source_unit_vector
+from .models.spatial import _galactic_to_icrs_matrix, source_unit_vector
 
 jax.config.update("jax_enable_x64", True)
 
@@ -44,7 +44,12 @@ class DatasetArrays(NamedTuple):
     psf_weights: jax.Array  # (n_bins, n_comp)
     psf_sigma_rad: jax.Array  # (n_bins, n_comp)
     stat_constant: jax.Array  # () 2 sum mask (n ln n - n)
-    pixel_dec_weights: jax.Array  # (n_pix, n_dec) interpolation weights of each pixel's declination
+    pixel_dec_weights: jax.Array  # (n_pix, n_dec) interpolation weights of each pixel over the response's nodes
+    # a response on a sky grid (SkyGrid): its longitudes and latitudes, and the rotation from ICRS to its
+    # frame; empty (0,) for a response tabulated in declination
+    node_lon_deg: jax.Array  # (n_lon,) or (0,)
+    node_lat_deg: jax.Array  # (n_lat,) or (0,)
+    node_rotation: jax.Array  # (3, 3)
 
 
 def dataset_arrays(dataset: Dataset) -> DatasetArrays:
@@ -52,10 +57,17 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
     counts = dataset.counts.data
     mask = dataset.mask.astype(float)
     const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
-    _, dec = dataset.roi.radec()
-    nodes = np.asarray(r.dec_nodes_deg, dtype=float)
-    eye = np.eye(nodes.size)
-    dec_weights = np.stack([np.interp(dec, nodes, eye[i]) for i in range(nodes.size)], axis=1)
+    ra, dec = dataset.roi.radec()
+    grid = r.sky_grid
+    if grid is None:
+        nodes = np.asarray(r.dec_nodes_deg, dtype=float)
+        eye = np.eye(nodes.size)
+        dec_weights = np.stack([np.interp(dec, nodes, eye[i]) for i in range(nodes.size)], axis=1)
+        lon_nodes, lat_nodes, rotation = np.zeros(0), np.zeros(0), np.eye(3)
+    else:
+        dec_weights = r.node_weights(ra, dec)
+        lon_nodes, lat_nodes = grid.lon_deg, grid.lat_deg
+        rotation = _galactic_to_icrs_matrix().T if grid.frame == "galactic" else np.eye(3)
     return DatasetArrays(
         counts=jnp.asarray(counts),
         background=jnp.asarray(dataset.background_filled()),
@@ -69,6 +81,9 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
         psf_sigma_rad=jnp.asarray(np.radians(r.psf.sigma_deg)),
         stat_constant=jnp.asarray(const),
         pixel_dec_weights=jnp.asarray(dec_weights),
+        node_lon_deg=jnp.asarray(lon_nodes, dtype=float),
+        node_lat_deg=jnp.asarray(lat_nodes, dtype=float),
+        node_rotation=jnp.asarray(rotation, dtype=float),
     )
 
 
@@ -83,6 +98,21 @@ def _dec_weights(dec_deg, dec_nodes):
     if n == 1:
         return jnp.ones(1)
     return jax.vmap(lambda e: jnp.interp(dec_deg, dec_nodes, e))(jnp.eye(n))
+
+
+def _source_node_weights(vec, arrays: DatasetArrays):
+    """Interpolation weights (n_nodes,) of a source at ICRS unit vector ``vec`` over the response's nodes:
+    linear in declination, or bilinear on a sky grid (:class:`skyfit.response.SkyGrid`)."""
+    if arrays.node_lon_deg.shape[0] == 0:
+        dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[2], -1.0, 1.0)))
+        return _dec_weights(dec, arrays.dec_nodes_deg)
+    v = arrays.node_rotation @ vec
+    lon = jnp.rad2deg(jnp.arctan2(v[1], v[0]))
+    lat = jnp.rad2deg(jnp.arcsin(jnp.clip(v[2], -1.0, 1.0)))
+    mid = 0.5 * (arrays.node_lon_deg[0] + arrays.node_lon_deg[-1])
+    lon = (lon - mid + 180.0) % 360.0 - 180.0 + mid
+    wl, wb = _dec_weights(lon, arrays.node_lon_deg), _dec_weights(lat, arrays.node_lat_deg)
+    return (wb[:, None] * wl[None, :]).reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -300,8 +330,7 @@ class Likelihood:
             vec = jax.vmap(lambda lon, lat, fr=frame: source_unit_vector(lon, lat, fr))(
                 spatial_p["lon_0"], spatial_p["lat_0"]
             )
-            dec = jnp.rad2deg(jnp.arcsin(jnp.clip(vec[:, 2], -1.0, 1.0)))
-            weights = jax.vmap(lambda d: _dec_weights(d, arrays.dec_nodes_deg))(dec)  # (n, n_dec)
+            weights = jax.vmap(lambda v: _source_node_weights(v, arrays))(vec)  # (n, n_nodes)
             expected = jnp.einsum("nd,ndb->nb", weights, per_dec)  # (n, n_bins)
 
             def kernel(p, vectors, f=first):

@@ -130,10 +130,13 @@ def residual_image(datasets, mus, grid: Grid) -> np.ndarray:
     return np.stack(channels).astype(np.float32)
 
 
-def counts_per_amplitude(response, dec_deg: float, index: float, reference_tev: float) -> np.ndarray:
-    """Expected counts per analysis bin of a power law of unit amplitude at ``dec_deg``."""
+def counts_per_amplitude(response, dec_deg: float, index: float, reference_tev: float, ra_deg=None) -> np.ndarray:
+    """Expected counts per analysis bin of a power law of unit amplitude at ``dec_deg`` (and ``ra_deg``,
+    which a response tabulated over a sky grid needs)."""
     p = {"amplitude": 1.0, "index": index, "reference": reference_tev}
-    return response.counts_matrix_at(dec_deg) @ np.asarray(PowerLaw.dnde(response.energy_true_tev, p))
+    matrix = response.counts_matrix_at(dec_deg) if response.sky_grid is None else response.counts_matrix_toward(
+        ra_deg, dec_deg)  # fmt: skip
+    return matrix @ np.asarray(PowerLaw.dnde(response.energy_true_tev, p))
 
 
 def psf68(response) -> float:

@@ -38,7 +38,7 @@ def _nn_seeds(datasets, fitter: RoiFitter, model: Models, prior_model, cfg: Dete
             continue
         inst = names[ds.name]
         index, ref = DEFAULT_INDEX.get(inst, 2.6), REFERENCE_TEV.get(inst, 1.0)
-        per_amp = float(np.sum(counts_per_amplitude(ds.response, pr["dec"], index, ref)))
+        per_amp = float(np.sum(counts_per_amplitude(ds.response, pr["dec"], index, ref, pr.get("ra"))))
         amplitude = 10.0 ** pr["log10_counts"] / max(per_amp, 1e-300)
         r39 = float(np.clip(pr["r39"], cfg.min_r39_deg, 1.5))
         seed = seed_component(f"n{k + 1:03d}_{ds.name}", pr["ra"], pr["dec"], ds.name, inst, amplitude, cfg, r39)

@@ -110,12 +110,15 @@ def _level_nside(data_nside: int, core_sigma_deg: float) -> int:
     return nside
 
 
-def _expected_per_unit(dataset: Dataset, index: float, reference_tev: float, dec_deg) -> np.ndarray:
-    """Expected counts per bin for amplitude 1 at each test declination: (n_test, n_bins)."""
+def _expected_per_unit(dataset: Dataset, index: float, reference_tev: float, dec_deg, ra_deg=None) -> np.ndarray:
+    """Expected counts per bin for amplitude 1 at each test position: (n_test, n_bins). A response
+    tabulated in declination needs ``dec_deg`` only; one on a sky grid the positions ``ra_deg, dec_deg``."""
     r = dataset.response
     spec = PowerLaw.create(1.0, index, reference_tev)
     dnde = np.asarray(spec.evaluate(r.energy_true_tev))
-    per_dec = np.asarray(r.counts_matrix) @ dnde  # (n_dec, n_bins)
+    per_dec = np.asarray(r.counts_matrix) @ dnde  # (n_nodes, n_bins)
+    if r.sky_grid is not None:
+        return r.node_weights(ra_deg, dec_deg) @ per_dec
     nodes = np.asarray(r.dec_nodes_deg, float)
     if nodes.size == 1:
         return np.repeat(per_dec, np.size(dec_deg), axis=0)
@@ -314,7 +317,7 @@ def ts_map(
     test_roi = test_roi or roi
     t_ra, t_dec = test_roi.radec()
     t_vec = test_roi.unit_vectors()
-    expected = _expected_per_unit(dataset, index, reference_tev, t_dec)  # (n_test, n_bins)
+    expected = _expected_per_unit(dataset, index, reference_tev, t_dec, t_ra)  # (n_test, n_bins)
 
     psf = dataset.response.psf
     src2 = np.radians(sigma_deg) ** 2 if kernel == "gaussian" else 0.0

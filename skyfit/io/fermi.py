@@ -5,6 +5,8 @@
 * :func:`read_map_cube`: a map cube on a celestial WCS with an energy axis (``EBOUNDS`` edges or
   ``ENERGIES`` nodes), its unit from ``BUNIT`` or given; :func:`read_counts_cube` for ``gtbin`` and
   ``gtmodel`` cubes;
+* :func:`fermi_dataset`: all of them, with the response of :func:`skyfit.response.fermi.fermi_response`,
+  as a skyfit dataset on HEALPix;
 * :func:`check_energy_range` and :func:`check_exposure_covers_counts`: an analysis range beyond the
   exposure's energies, or counts where the exposure is zero, are refused with the fix.
 
@@ -30,6 +32,7 @@ __all__ = [
     "read_gti",
     "check_energy_range",
     "check_exposure_covers_counts",
+    "fermi_dataset",
 ]
 
 
@@ -211,3 +214,51 @@ def check_exposure_covers_counts(counts, exposure, path="exposure", bin_names=No
             f"{name}, pixel {p}); the exposure does not cover the events: make it over the events' region and "
             "time (gtexpcube2 with the same livetime cube), or mask those pixels"
         )
+
+
+def fermi_dataset(events, exposure, psf, background, lon_range=(-9.0, 9.0), lat_range=(-4.0, 4.0),
+                  nside: int = 1024, energy_edges_tev=None, grid_step_deg: float = 1.0,
+                  n_psf_components: int = 4, name: str = "FERMI", log=None):  # fmt: skip
+    """A skyfit :class:`~skyfit.Dataset` of Fermi-LAT data over a Galactic box, on HEALPix.
+
+    ``events``: an FT1 event list; ``exposure``: its gtexpcube2 cube (its good-time intervals select the
+    events); ``psf``: a gtpsf table; ``background``: a gtmodel model-counts cube (e.g. the Galactic diffuse
+    and isotropic emission, already convolved with the PSF), spread onto the pixels by
+    :func:`skyfit.reproject.wcs_to_healpix`. The analysis bins are ``energy_edges_tev`` (default: the
+    background cube's bins), which must lie inside the exposure's energies; the response is
+    :func:`skyfit.response.fermi.fermi_response`. Events beyond the bins or the box are reported to
+    ``log`` and in ``meta["binning"]``, never dropped silently.
+    """
+    from ..dataset import Dataset
+    from ..maps import HealpixMaps, HealpixROI, bin_events
+    from ..reproject import wcs_to_healpix
+    from ..response.fermi import fermi_response, read_exposure_cube, read_gtpsf
+
+    log = log or (lambda *a: None)
+    exposure_cube = read_exposure_cube(exposure)
+    bkg = read_counts_cube(background, what="model counts cube")
+    edges = bkg.energy_edges_tev if energy_edges_tev is None else np.asarray(energy_edges_tev, dtype=float)
+    if len(edges) != len(bkg.energy_edges_tev) or not np.allclose(edges, bkg.energy_edges_tev, rtol=1e-5):
+        raise FermiFileError(
+            f"{background}: its bins {np.round(bkg.energy_edges_tev * 1e3, 3)} GeV differ from the analysis bins "
+            f"{np.round(edges * 1e3, 3)} GeV; make the cube with the same bins"
+        )
+    check_energy_range(edges, exposure_cube.energy_tev, exposure)
+    response = fermi_response(exposure_cube, read_gtpsf(psf), edges, lon_range, lat_range, grid_step_deg,
+                              n_components=n_psf_components, name=name)  # fmt: skip
+    roi = HealpixROI.from_galactic_box(lon_range, lat_range, nside)
+    ev = read_fermi_events(events, gti=read_gti(exposure), log=log)
+    bin_index = np.searchsorted(edges, ev["ENERGY"], side="right") - 1
+    counts, report = bin_events(ev["RA"], ev["DEC"], bin_index, roi, len(edges) - 1)
+    report["n_outside_gti"] = ev["n_outside_gti"]
+    log(f"binned {report['n_binned']} of {report['n_events']} events in the good-time intervals: "
+        f"{report['n_outside_roi']} outside the box, {report['n_outside_bins']} outside the energy bins")  # fmt: skip
+    ra, dec = roi.radec()
+    exposure_per_bin = response.node_weights(ra, dec) @ response.counts_matrix.sum(axis=2)  # (n_pix, n_bins)
+    check_exposure_covers_counts(counts, exposure_per_bin.T, exposure, response.bin_names)
+    background_map = wcs_to_healpix(bkg.data, bkg.wcs, bkg.frame, roi, how="counts", name=str(background))
+    names = response.bin_names
+    files = {"events": str(events), "exposure": str(exposure), "psf": str(psf), "background": str(background)}
+    meta = {"instrument": name, "binning": report, "files": files}
+    return Dataset(name, HealpixMaps(counts, roi, names), HealpixMaps(background_map, roi, names), response,
+                   meta=meta)  # fmt: skip

@@ -8,13 +8,14 @@
 * :mod:`skyfit.response.fermi`: Fermi-LAT's PSF table (gtpsf) and exposure cube (gtexpcube2).
 """
 
-from ._types import GaussianMixturePSF, Response, TabulatedPSF, log_simpson_bin_weights, log_simpson_nodes
+from ._types import GaussianMixturePSF, Response, SkyGrid, TabulatedPSF, log_simpson_bin_weights, log_simpson_nodes
 from .dl3 import DL3FileError, dl3_response, read_dl3_irfs
 
 __all__ = [
     "GaussianMixturePSF",
     "TabulatedPSF",
     "Response",
+    "SkyGrid",
     "log_simpson_nodes",
     "log_simpson_bin_weights",
     "dl3_response",

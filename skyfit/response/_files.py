@@ -18,6 +18,8 @@ Layout (``FORMAT = 'skyfit-dataset'`` or ``'skyfit-response'`` in the primary he
     RESP_BINS        per bin: NAME, E_MIN/E_MAX (TeV, NaN where the bin is not an energy band), the
                      Gaussian-mixture PSF (PSF_WEIGHT, PSF_SIGMA in deg)
     RESP_PSF_TABLE   optional tabulated radial PSF (RAD_DEG; DENSITY in deg-2 per bin)
+    RESP_GRID_LON, RESP_GRID_LAT   optional sky grid (deg, FRAME keyword) when RESP_MATRIX's first axis
+                     runs over (lon, lat) nodes (exposure per sky position) instead of declinations
     PROVENANCE       JSON: the dataset's and response's metadata, skyfit version, when and how made
 
 gammapy rebuilds an explicit partial-sky geometry only from a ``DISK`` region (``HPX_REG``), so the maps

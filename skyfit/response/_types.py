@@ -7,6 +7,9 @@ A response is precomputed per analysis bin (an fHit/nHit bin, a reconstructed-en
   It already holds exposure (effective area x time, transits included), energy dispersion into the
   bin, and the quadrature weight of node ``k`` in TeV, so that
   ``expected_counts[bin] = counts_matrix[dec, bin, :] @ dnde(energy_true_tev)``.
+  A space telescope's exposure is not a function of declination: with ``sky_grid`` (:class:`SkyGrid`),
+  the first axis runs over the nodes of a (lon, lat) grid in a frame instead (latitude-major), and the
+  matrix between them is interpolated bilinearly (:meth:`Response.node_weights`).
 * ``psf``: a Gaussian mixture per bin (weights and widths), which convolves analytically with point
   and Gaussian sources; ``psf_table`` optionally keeps the tabulated radial profile it was fitted to.
 """
@@ -30,7 +33,59 @@ from ._files import (
     _reading,
 )
 
-__all__ = ["GaussianMixturePSF", "TabulatedPSF", "Response", "log_simpson_nodes"]
+__all__ = ["GaussianMixturePSF", "TabulatedPSF", "Response", "SkyGrid", "log_simpson_nodes"]
+
+
+def _interp_weights(x, nodes) -> np.ndarray:
+    """Linear-interpolation weights (n, n_nodes) of ``x`` (n,) between increasing ``nodes``, clamped."""
+    nodes = np.asarray(nodes, dtype=float)
+    if nodes.size == 1:
+        return np.ones((np.size(x), 1))
+    eye = np.eye(nodes.size)
+    return np.stack([np.interp(np.atleast_1d(x), nodes, eye[i]) for i in range(nodes.size)], axis=1)
+
+
+@dataclass(frozen=True)
+class SkyGrid:
+    """The nodes at which a response is tabulated over the sky: longitudes x latitudes (deg, increasing)
+    in ``frame`` (``"galactic"`` or ``"icrs"``); node ``i_lat * n_lon + i_lon``. Longitudes may run through
+    0 (e.g. -10 ... 10); positions are wrapped to within 180 deg of the grid's middle."""
+
+    frame: str
+    lon_deg: np.ndarray
+    lat_deg: np.ndarray
+
+    def __post_init__(self):
+        if self.frame not in ("galactic", "icrs"):
+            raise ValueError(f"SkyGrid frame must be 'galactic' or 'icrs', got {self.frame!r}")
+        for name in ("lon_deg", "lat_deg"):
+            v = np.atleast_1d(np.asarray(getattr(self, name), dtype=float))
+            if not np.all(np.isfinite(v)) or np.any(np.diff(v) <= 0):
+                raise ValueError(f"SkyGrid {name} must be finite and strictly increasing")
+            object.__setattr__(self, name, v)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.lon_deg) * len(self.lat_deg)
+
+    def lonlat(self, ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray]:
+        """(lon, lat) in the grid's frame of ICRS positions, lon wrapped to the grid's middle +- 180 deg."""
+        ra, dec = np.atleast_1d(np.asarray(ra_deg, float)), np.atleast_1d(np.asarray(dec_deg, float))
+        if self.frame == "galactic":
+            from astropy.coordinates import SkyCoord
+
+            g = SkyCoord(ra, dec, unit="deg", frame="icrs").galactic
+            lon, lat = g.l.deg, g.b.deg
+        else:
+            lon, lat = ra, dec
+        mid = 0.5 * (self.lon_deg[0] + self.lon_deg[-1])
+        return (lon - mid + 180.0) % 360.0 - 180.0 + mid, lat
+
+    def weights(self, ra_deg, dec_deg) -> np.ndarray:
+        """Bilinear weights (n, n_nodes) of ICRS positions over the nodes (clamped at the grid's edge)."""
+        lon, lat = self.lonlat(ra_deg, dec_deg)
+        wl, wb = _interp_weights(lon, self.lon_deg), _interp_weights(lat, self.lat_deg)
+        return (wb[:, :, None] * wl[:, None, :]).reshape(len(lon), -1)
 
 
 @dataclass(frozen=True)
@@ -125,7 +180,8 @@ class Response:
     energy_true_tev : ndarray, shape (n_true,)
         True-energy nodes (TeV) at which spectra are evaluated.
     dec_nodes_deg : ndarray, shape (n_dec,)
-        Declinations (deg) at which ``counts_matrix`` is tabulated; linear interpolation between.
+        Declinations (deg) at which ``counts_matrix`` is tabulated; linear interpolation between. With
+        ``sky_grid``: the latitude of each grid node in the grid's frame (n_nodes,), for reference.
     counts_matrix : ndarray, shape (n_dec, n_bins, n_true)
         Expected counts per unit differential flux (cm^-2 s^-1 TeV^-1); see the module docstring.
     psf : GaussianMixturePSF
@@ -134,6 +190,9 @@ class Response:
         Reconstructed-energy range of each bin, where the bins are energy bands (for spectra).
     psf_table : TabulatedPSF, optional
         The tabulated profile the mixture was fitted to, for checks and plots.
+    sky_grid : SkyGrid, optional
+        Tabulated over a (lon, lat) grid instead of declinations (exposure per sky position: space
+        telescopes); ``counts_matrix``'s first axis runs over its nodes.
     meta : dict
         Provenance (instrument, files, citations).
     """
@@ -146,6 +205,7 @@ class Response:
     energy_reco_edges_tev: np.ndarray | None = None
     psf_table: TabulatedPSF | None = None
     meta: dict = field(default_factory=dict)
+    sky_grid: SkyGrid | None = None
 
     def __post_init__(self):
         cm = np.asarray(self.counts_matrix, dtype=float)
@@ -157,7 +217,10 @@ class Response:
             )
         if not np.all(np.isfinite(cm)) or np.any(cm < 0):
             raise ValueError("counts_matrix must be finite and non-negative")
-        if n_dec > 1 and np.any(np.diff(self.dec_nodes_deg) <= 0):
+        if self.sky_grid is not None:
+            if n_dec != self.sky_grid.n_nodes:
+                raise ValueError(f"counts_matrix has {n_dec} nodes, the sky grid {self.sky_grid.n_nodes}")
+        elif n_dec > 1 and np.any(np.diff(self.dec_nodes_deg) <= 0):
             raise ValueError("dec_nodes_deg must be strictly increasing")
         if self.psf.n_bins != len(self.bin_names):
             raise ValueError(f"PSF has {self.psf.n_bins} bins, response has {len(self.bin_names)}")
@@ -168,8 +231,24 @@ class Response:
     def n_bins(self) -> int:
         return len(self.bin_names)
 
+    def node_weights(self, ra_deg, dec_deg) -> np.ndarray:
+        """Interpolation weights (n, n_nodes) of ICRS positions over the nodes ``counts_matrix`` is
+        tabulated at: linear in declination, or bilinear on the sky grid; clamped at the edges."""
+        if self.sky_grid is not None:
+            return self.sky_grid.weights(ra_deg, dec_deg)
+        return _interp_weights(dec_deg, self.dec_nodes_deg)
+
+    def counts_matrix_toward(self, ra_deg: float, dec_deg: float) -> np.ndarray:
+        """The (n_bins, n_true) matrix toward one sky position (ICRS, deg)."""
+        if self.sky_grid is None:
+            return self.counts_matrix_at(dec_deg)
+        return np.einsum("d,dbt->bt", self.node_weights(ra_deg, dec_deg)[0], self.counts_matrix)
+
     def counts_matrix_at(self, dec_deg: float) -> np.ndarray:
-        """The (n_bins, n_true) matrix at one declination (linear interpolation, clamped)."""
+        """The (n_bins, n_true) matrix at one declination (linear interpolation, clamped); a response on a
+        sky grid needs the position: :meth:`counts_matrix_toward`."""
+        if self.sky_grid is not None:
+            raise ValueError("this response is tabulated over a sky grid: use counts_matrix_toward(ra, dec)")
         if len(self.dec_nodes_deg) == 1:
             return self.counts_matrix[0]
         d = np.clip(dec_deg, self.dec_nodes_deg[0], self.dec_nodes_deg[-1])
@@ -198,6 +277,7 @@ class Response:
             energy_reco_edges_tev=None if self.energy_reco_edges_tev is None else self.energy_reco_edges_tev[idx],
             psf_table=None if self.psf_table is None else self.psf_table.select(idx),
             meta=dict(self.meta),
+            sky_grid=self.sky_grid,
         )
 
 
@@ -262,6 +342,14 @@ def _response_hdus(response: Response) -> list:
         ),
     ]
     hdus[-1].header["HASEDGES"] = response.energy_reco_edges_tev is not None
+    if response.sky_grid is not None:
+        g = response.sky_grid
+        for axis, values in (("LON", g.lon_deg), ("LAT", g.lat_deg)):
+            h = fits.BinTableHDU.from_columns(
+                [fits.Column(axis, "D", unit="deg", array=values)], name=f"RESP_GRID_{axis}"
+            )
+            h.header["FRAME"] = g.frame
+            hdus.append(h)
     if response.psf_table is not None:
         t = response.psf_table
         hdus.append(
@@ -290,6 +378,10 @@ def _read_response_hdus(hdul, path: Path, meta: dict) -> Response:
         t = hdul["RESP_PSF_TABLE"].data
         psf_table = TabulatedPSF(np.asarray(t["RAD_DEG"], float), np.asarray(t["DENSITY"], float).T.copy())
     matrix = np.asarray(_hdu(hdul, "RESP_MATRIX", path).data, dtype=np.float64)
+    grid = None
+    if "RESP_GRID_LON" in hdul:
+        lon, lat = hdul["RESP_GRID_LON"], _hdu(hdul, "RESP_GRID_LAT", path)
+        grid = SkyGrid(str(lon.header["FRAME"]), np.asarray(lon.data["LON"], float), np.asarray(lat.data["LAT"], float))
     try:
         return Response(
             bin_names=names,
@@ -300,6 +392,7 @@ def _read_response_hdus(hdul, path: Path, meta: dict) -> Response:
             energy_reco_edges_tev=edges,
             psf_table=psf_table,
             meta=meta,
+            sky_grid=grid,
         )
     except ValueError as exc:
         raise DatasetFileError(f"{path}: the response in this file is inconsistent ({exc})") from None
