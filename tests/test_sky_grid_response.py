@@ -101,9 +101,9 @@ def test_a_fit_on_a_grid_response_recovers_the_injected_source():
 
 @pytest.mark.data
 def test_the_fermi_galactic_centre_dataset_from_files(fermi_gc):
-    """Binning the LAT's events on HEALPix (|l| <= 9, |b| <= 4, as gammapy's safe mask): the same 27726
-    events (nside 512) as gammapy's counts cube holds there (27727: one event on a box edge), the background cube's total
-    kept, the PSF mixture within 1 %."""
+    """Binning the LAT's events on HEALPix (|l| <= 9, |b| <= 4, as gammapy's safe mask; nside 512): the
+    same 27726 events as gammapy's counts cube holds there (27727: one event on a box edge), the background
+    cube's total kept, the PSF mixture within 1 %."""
     from skyfit.io.fermi import fermi_dataset
 
     ds = fermi_dataset(fermi_gc / "fermi-3fhl-gc-events.fits.gz", fermi_gc / "fermi-3fhl-gc-exposure-cube.fits.gz",
