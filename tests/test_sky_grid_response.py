@@ -142,3 +142,37 @@ def test_sgr_a_star_and_its_neighbour_fitted_on_fermi_data_agree_with_3fhl(fermi
     sep = SkyCoord(result.value("gc.lon_0"), result.value("gc.lat_0"), unit="deg").separation(
         SkyCoord(266.419, -29.011, unit="deg")).deg  # fmt: skip
     assert sep < 0.01
+
+
+@pytest.mark.data
+def test_skyfit_bin_and_fit_take_fermi_files(fermi_gc, tmp_path, capsys):
+    """`skyfit bin --response fermi` writes the dataset file; `skyfit fit` of a model with the background norm
+    fits it (exit 0: a valid minimum); a missing input is a usage error naming what is needed."""
+    from skyfit.cli import main
+
+    files = {"events": "events", "--exposure": "exposure-cube", "--psf-table": "psf-cube", "--background":
+             "background-cube"}  # fmt: skip
+    args = ["bin"] + [a for opt, f in files.items() for a in ([] if opt == "events" else [opt]) +
+                      [str(fermi_gc / f"fermi-3fhl-gc-{f}.fits.gz")]]  # fmt: skip
+    box = ["--galactic-box", "-1.5", "1.5", "-1.2", "1.0", "--nside", "1024", "--outdir", str(tmp_path)]
+    assert main(args + ["--response", "fermi", *box]) == 0
+    ra, dec = _icrs(-0.058, -0.050)
+    (tmp_path / "fit.yaml").write_text(f"""datasets:
+  - {{type: file, path: {tmp_path / "counts.fits"}}}
+model:
+  components:
+    - name: sgra
+      spatial: {{type: PointSpatialModel, parameters: [{{name: lon_0, value: {ra}}}, {{name: lat_0, value: {dec}}}]}}
+      spectral: {{type: PowerLawSpectralModel, parameters: [{{name: amplitude, value: 1.0e-9}},
+                 {{name: index, value: 2.7}}, {{name: reference, value: 0.02, frozen: true}}]}}
+    - name: FERMI-bkg
+      type: BackgroundNorm
+      dataset: FERMI
+      mode: global
+      parameters: [{{name: norm, value: 1.0}}]
+ts: [sgra]
+""")
+    assert main(["fit", str(tmp_path / "fit.yaml"), "--outdir", str(tmp_path / "fit")]) == 0
+    capsys.readouterr()
+    assert main(["bin", args[1], "--response", "fermi", *box]) == 2
+    assert "--exposure" in capsys.readouterr().err

@@ -131,9 +131,13 @@ def cmd_bin(args) -> int:
 
     from ..maps import HealpixMaps, HealpixROI, bin_events
 
-    roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
     path = Path(args.events)
     out = output_file(args, "counts.fits")
+    if (args.response or "").lower() == "fermi":
+        return _bin_fermi(args, path, out)
+    if args.center is None:
+        raise ConfigError("give --center RA DEC (deg) and --radius; --galactic-box goes with --response fermi")
+    roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
     if path.is_dir() and any((path / "events").glob("EventList_*fHitbin*.fits*")):
         return _bin_hawc_release(args, path, out)
     if args.background == "di" or path.is_dir() or path.suffix == ".parquet" or args.n_bins is not None:
@@ -166,6 +170,29 @@ def cmd_bin(args) -> int:
         return _write_binned_dataset(args, HealpixMaps(counts, roi, names), None, out, how=f"skyfit bin {path}")
     HealpixMaps(counts, roi, names).write(out, overwrite=True)
     print(f"counts maps ({n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {out}")
+    return 0
+
+
+def _bin_fermi(args, path: Path, out: Path) -> int:
+    """Fermi-LAT: an FT1 event list, its gtexpcube2 exposure cube, a gtpsf table and a gtmodel model-counts
+    cube (the background) over a Galactic box → one dataset file (skyfit.io.fermi.fermi_dataset)."""
+    from ..io.fermi import FermiFileError, fermi_dataset
+
+    missing = [opt for opt, v in (("--exposure", args.exposure), ("--psf-table", args.psf_table),
+                                  ("--galactic-box", args.galactic_box)) if v is None]  # fmt: skip
+    if missing or args.background in (None, "none", "di", "instrument"):
+        raise ConfigError(f"--response fermi needs {', '.join(missing + ['--background MODEL_CUBE'])}: the exposure "
+                          "cube (gtexpcube2), the PSF table (gtpsf), the Galactic box (deg) and a model-counts cube "
+                          "(gtmodel) as the background")  # fmt: skip
+    l0, l1, b0, b1 = args.galactic_box
+    try:
+        ds = fermi_dataset(path, args.exposure, args.psf_table, args.background, (l0, l1), (b0, b1), args.nside,
+                           psf_oversample=args.psf_oversample, name=args.name or "FERMI", log=print)  # fmt: skip
+    except FermiFileError as exc:
+        raise ConfigError(str(exc)) from None
+    ds.write(out, overwrite=True, how=f"skyfit bin {path} --response fermi")
+    print(ds.info())
+    print(f"dataset (counts, background, response; {ds.n_bins} bins x {ds.roi.n_pix} pixels) written to {out}")
     return 0
 
 
@@ -274,7 +301,7 @@ def add_parsers(sub, common) -> None:
         "background (counts_background.fits, counts_significance.png), with --response a complete dataset file.",
     )
     b.add_argument("events", help="event file or folder")
-    b.add_argument("--center", type=float, nargs=2, required=True, metavar=("RA", "DEC"))
+    b.add_argument("--center", type=float, nargs=2, default=None, metavar=("RA", "DEC"))
     b.add_argument("--radius", type=float, default=3.0)
     b.add_argument("--nside", type=int, default=1024)
     b.add_argument("--ring", action="store_true", help="RING ordering (default NESTED)")
@@ -291,7 +318,14 @@ def add_parsers(sub, common) -> None:
     )
     b.add_argument("--response", default=None, metavar="SPEC",
                    help="write a complete dataset file: wcda | km2a (parametric instrument), hal:PATH (HAL detector "
-                   "response, ROOT or HDF5), dl3:PATH (GADF IRFs of a drift-scan array)")  # fmt: skip
+                   "response, ROOT or HDF5), dl3:PATH (GADF IRFs of a drift-scan array), fermi (Fermi-LAT: with "
+                   "--exposure, --psf-table, --galactic-box and --background MODEL_CUBE)")  # fmt: skip
+    b.add_argument("--exposure", default=None, help="Fermi-LAT: exposure cube (gtexpcube2)")
+    b.add_argument("--psf-table", default=None, help="Fermi-LAT: PSF table (gtpsf)")
+    b.add_argument("--galactic-box", type=float, nargs=4, default=None, metavar=("L0", "L1", "B0", "B1"),
+                   help="Fermi-LAT: the region, a box in Galactic longitude and latitude (deg)")  # fmt: skip
+    b.add_argument("--psf-oversample", type=int, default=4,
+                   help="Fermi-LAT: PSF averaged over k x k sub-pixels of each pixel (4: nside 1024)")  # fmt: skip
     b.add_argument("--livetime-days", type=float, default=None, help="exposure of the events (parametric response)")
     b.add_argument("--transits", type=float, default=None, help="number of transits (HAL and DL3 responses)")
     b.add_argument("--site-latitude", type=float, default=None, help="array latitude, deg (DL3 responses)")
