@@ -344,3 +344,20 @@ def test_the_progress_bar_shows_the_step_inside_an_roi(tmp_path, capsys):
     run(cfg, out_dir=tmp_path / "cat", progress=True, plots=False, log=lambda *a: None)
     err = capsys.readouterr().err
     assert "ROI 1: " in err and "component TS" in err
+
+
+def test_the_catalogue_table_has_columns_for_the_detectors_it_holds():
+    """LHAASO's catalogues keep their WCDA and KM2A columns; another instrument's (the Fermi-LAT's dataset
+    FERMI) components get their own columns instead of being refused."""
+    from skyfit.catalog import catalog_table, merge_components
+
+    def component(dataset, ts, ra=266.4):
+        return {"dataset": dataset, "ra": ra, "dec": -29.0, "pos_err95": 0.01, "r39": 0.0, "r39_err": 0.0,
+                "amplitude": 1e-9, "amplitude_err": 1e-10, "index": 2.6, "index_err": 0.1, "reference_tev": 0.03,
+                "ts": ts, "ts_ext": 0.0}  # fmt: skip
+
+    fermi = catalog_table(merge_components([component("FERMI", 900.0), component("FERMI", 10.0, 267.0)], 0.5), 25)
+    assert len(fermi) == 1 and fermi["components"][0] == "FERMI" and fermi["FERMI_ts"][0] == 900.0
+    assert not any(c.startswith(("WCDA_", "KM2A_")) for c in fermi.colnames)
+    lhaaso = catalog_table(merge_components([component("WCDA", 100.0)], 0.5), 25)
+    assert "KM2A_ts" in lhaaso.colnames and np.isnan(lhaaso["KM2A_ts"][0]) and lhaaso["WCDA_ts"][0] == 100.0

@@ -82,6 +82,9 @@ def catalog_table(sources: list[dict], ts_keep: float):
     from astropy.table import Table
 
     rows = []
+    found = {k for s in sources for k, v in s.items() if isinstance(v, dict)}
+    # per-detector columns: LHAASO's two always (one table layout for its catalogues), or the detectors found
+    dets = ("WCDA", "KM2A") if found <= {"WCDA", "KM2A"} else tuple(sorted(found))
     for s in sources:
         comps = {k: v for k, v in s.items() if isinstance(v, dict)}  # detector -> component
         best = max(comps.values(), key=lambda c: c["ts"])
@@ -91,14 +94,14 @@ def catalog_table(sources: list[dict], ts_keep: float):
         row = {"name": _name(best["ra"], best["dec"]), "ra": best["ra"], "dec": best["dec"], "l": g.l.deg,
                "b": g.b.deg, "pos_err95": best["pos_err95"], "r39": best["r39"], "r39_err": best["r39_err"],
                "ts": best["ts"], "components": "+".join(sorted(comps))}  # fmt: skip
-        for det in ("WCDA", "KM2A"):
+        for det in dets:
             c = comps.get(det)
             for key in ("ra", "dec", "pos_err95", "r39", "r39_err", "amplitude", "amplitude_err", "index",
                         "index_err", "reference_tev", "ts", "ts_ext"):  # fmt: skip
                 row[f"{det}_{key}"] = float(c[key]) if c is not None else np.nan
         rows.append(row)
     names = ["name", "ra", "dec", "l", "b", "pos_err95", "r39", "r39_err", "ts", "components"]
-    names += [f"{d}_{k}" for d in ("WCDA", "KM2A") for k in ("ra", "dec", "pos_err95", "r39", "r39_err", "amplitude",
+    names += [f"{d}_{k}" for d in dets for k in ("ra", "dec", "pos_err95", "r39", "r39_err", "amplitude",
               "amplitude_err", "index", "index_err", "reference_tev", "ts", "ts_ext")]  # fmt: skip
     if not rows:
         t = Table(names=names, dtype=[str] + [float] * 8 + [str] + [float] * (len(names) - 10))
@@ -107,7 +110,7 @@ def catalog_table(sources: list[dict], ts_keep: float):
         t.sort("ra")
     units = {"ra": "deg", "dec": "deg", "l": "deg", "b": "deg", "pos_err95": "deg", "r39": "deg", "r39_err": "deg"}
     for n in t.colnames:
-        base = n.split("_", 1)[1] if n.startswith(("WCDA_", "KM2A_")) else n
+        base = n.split("_", 1)[1] if n.startswith(tuple(f"{d}_" for d in dets)) else n
         if base.startswith("amplitude"):
             t[n].info.format = ".3e"
         elif base in ("ts", "ts_ext"):

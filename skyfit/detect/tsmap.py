@@ -39,10 +39,12 @@ jax.config.update("jax_enable_x64", True)
 
 __all__ = ["TSMap", "ts_map", "DEFAULT_INDEX", "REFERENCE_TEV"]
 
-# spectral index of the test source: 1LHAASO seeds WCDA components with 2.6 and KM2A ones with 3.0
-DEFAULT_INDEX = {"WCDA": 2.6, "KM2A": 3.0}
-# 1LHAASO's reference energy E0 per detector (TeV): the amplitudes of WCDA and KM2A components are at these
-REFERENCE_TEV = {"WCDA": 3.0, "KM2A": 50.0}
+# spectral index of the test source: 1LHAASO seeds WCDA components with 2.6 and KM2A ones with 3.0; the
+# Fermi-LAT above 10 GeV 2.5 (3FHL's Galactic sources: power-law indices about 2-3)
+DEFAULT_INDEX = {"WCDA": 2.6, "KM2A": 3.0, "FERMI": 2.5}
+# 1LHAASO's reference energy E0 per detector (TeV): the amplitudes of WCDA and KM2A components are at these;
+# the LAT's at 30 GeV (3FHL's pivot energies: 12-35 GeV in the Galactic centre)
+REFERENCE_TEV = {"WCDA": 3.0, "KM2A": 50.0, "FERMI": 0.03}
 
 
 @dataclass(frozen=True)
