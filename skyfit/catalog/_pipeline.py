@@ -371,6 +371,7 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
         "wall_s": wall,
         "roi_wall_s": [records[i]["wall_s"] for i in sorted(records)],
         "invalid_rois": [i for i in sorted(records) if not records[i]["valid"]],
+        "diffuse_amplitudes": [records[i]["diffuse_amplitude"] for i in sorted(records)],
     }
     _write_json_atomic(out / "run.json", {"config": cfg_dict, "fingerprint": fp, "versions": _versions(),
                                           "summary": summary})  # fmt: skip
