@@ -11,7 +11,9 @@ Protocol (written before the first run; kept):
   bins of the cubes (10-500 GeV), the background cube as background with a free global norm.
 * **Catalogue.** `skyfit catalog` settings as for the LHAASO arrays except what a space telescope needs as a
   setting: region l in [-9, 9], b in [-4, 4] (gammapy's safe mask of this cube), tiles 6 deg, ROI margin
-  0.9 deg, TS-map proposer, FERMI's test spectrum (index 2.5, 30 GeV). Components kept at TS >= 25.
+  0.9 deg, TS-map proposer, FERMI's test spectrum (index 2.5, 30 GeV), the background cube's norm free
+  instead of LHAASO's diffuse band (`detection={"diffuse": "background_norm"}`, set before the first
+  run). Components kept at TS >= 25.
 * **Population.** 3FHL (`gll_psch_v13`) sources with |l| < 9, |b| < 4. Completeness uses those with
   `Signif_Avg` >= 6.
 * **Matching.** A 3FHL source is found when a skyfit component with TS >= 25 lies within its 95 % position
@@ -161,7 +163,8 @@ def max_residual(ds, summary) -> float:
     amplitudes = summary.get("diffuse_amplitudes") or []
     amplitude = float(np.mean(amplitudes)) if amplitudes else 0.0
     comps = [{**c, "roi": i} for i, c in enumerate(summary["components"])]
-    mu = Likelihood(model_from_components(comps, amplitude).for_datasets([ds.name]), [ds]).npred()[0]
+    model = model_from_components(comps, amplitude, summary.get("background_norms"))
+    mu = Likelihood(model.for_datasets([ds.name]), [ds]).npred()[0]
     n_s, mu_s = disc_sums(ds.counts.data.sum(axis=0), ds.roi, 0.3), disc_sums(mu.sum(axis=0), ds.roi, 0.3)
     return float(np.max(np.abs((n_s - mu_s) / np.sqrt(np.maximum(mu_s, 1e-9)))))
 
@@ -255,7 +258,8 @@ def main() -> None:
     if not args.skip_catalog:
         from skyfit.catalog import CatalogConfig, run
 
-        cfg = CatalogConfig(datasets=[str(path)], region=REGION, tile_deg=6.0, overlap_deg=0.9, ts_keep=25.0)
+        cfg = CatalogConfig(datasets=[str(path)], region=REGION, tile_deg=6.0, overlap_deg=0.9, ts_keep=25.0,
+                            detection={"diffuse": "background_norm"})  # fmt: skip
         t0 = time.perf_counter()
         summary = run(cfg, out_dir=out / "catalog")
         figures["catalog_s"] = time.perf_counter() - t0

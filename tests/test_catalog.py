@@ -361,3 +361,23 @@ def test_the_catalogue_table_has_columns_for_the_detectors_it_holds():
     assert not any(c.startswith(("WCDA_", "KM2A_")) for c in fermi.colnames)
     lhaaso = catalog_table(merge_components([component("WCDA", 100.0)], 0.5), 25)
     assert "KM2A_ts" in lhaaso.colnames and np.isnan(lhaaso["KM2A_ts"][0]) and lhaaso["WCDA_ts"][0] == 100.0
+
+
+def test_a_background_holding_the_diffuse_emission_gets_a_free_norm_instead_of_the_band():
+    """DetectionConfig(diffuse="background_norm"), for data whose background already holds the diffuse
+    emission (the Fermi-LAT's gtmodel cube): no diffuse band in the ROI's model, the dataset's background norm
+    free and fitted (here 1.2 times the given background), the source found."""
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(41, 0.0, unit="deg", frame="galactic").icrs
+    template = lhaaso_dataset("WCDA", roi=Region(40, 42, -1, 1).roi(128), livetime_days=365)
+    truth = Models([Source("src", PointSpatialModel.create(c.ra.deg, c.dec.deg), PowerLaw.create(3e-13, 2.6, 3.0))])
+    expected = npred(truth, template) + 0.2 * template.background.data  # npred holds the background once
+    ds = template.with_counts(np.random.default_rng(4).poisson(expected).astype(float))
+    out = detect_and_fit([ds], DetectionConfig(diffuse="background_norm"), log=lambda *a: None)
+    model = out["result"].model
+    assert all(s.name != "diffuse" for s in model.sources) and [b.dataset for b in model.backgrounds] == ["WCDA"]
+    assert model.values()["WCDA-bkg.norm"] == pytest.approx(1.2, rel=0.02)
+    assert len(out["ts"]) >= 1 and max(out["ts"].values()) > 100
+    with pytest.raises(ValueError, match="diffuse must be"):
+        detect_and_fit([ds], DetectionConfig(diffuse="gll_iem"), log=lambda *a: None)

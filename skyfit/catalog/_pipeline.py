@@ -284,14 +284,18 @@ def _roi_task(index: int, cfg_dict: dict, log=None) -> dict:
         r["owned"] = bool(tile.contains(r["l"], r["b"]))
         # fitted on this ROI's data, or beyond it (a neighbour's source modelled for its spill-over only)
         r["in_roi"] = outside_deg(by_name[r["dataset"]].roi, r["ra"], r["dec"]) == 0.0
-    diffuse = out["result"].model.source("diffuse")
+    model = out["result"].model
+    band = [s for s in model.sources if s.name == "diffuse"]
+    norms = {b.dataset: float(model.values()[f"{b.name}.norm"]) for b in model.backgrounds if b.mode == "global"}
     record = {
         "index": index,
         "tile": tile.as_tuple(),
         "roi": roi_region.as_tuple(),
         "fingerprint": cfg.fingerprint(),
         "components": rows,
-        "diffuse_amplitude": {q.name: q.value for q in diffuse.spectral.parameters}["amplitude"],
+        # the diffuse band's normalisation (0 without the band: DetectionConfig.diffuse = "background_norm")
+        "diffuse_amplitude": {q.name: q.value for q in band[0].spectral.parameters}["amplitude"] if band else 0.0,
+        "background_norms": norms,
         "diffuse_amplitude_err": float(out["result"].errors.get("diffuse.amplitude", float("nan"))),
         "fits": out["fits"],
         "fits_detect": out["fits_detect"],
@@ -372,6 +376,7 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
         "roi_wall_s": [records[i]["wall_s"] for i in sorted(records)],
         "invalid_rois": [i for i in sorted(records) if not records[i]["valid"]],
         "diffuse_amplitudes": [records[i]["diffuse_amplitude"] for i in sorted(records)],
+        "background_norms": _mean_norms(records.values()),
     }
     _write_json_atomic(out / "run.json", {"config": cfg_dict, "fingerprint": fp, "versions": _versions(),
                                           "summary": summary})  # fmt: skip
@@ -382,7 +387,8 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
         + yaml.safe_dump(json.loads(json.dumps(cfg_dict)), sort_keys=False)
     )
     if plots:
-        plot_region(cfg, table, components, [records[i]["diffuse_amplitude"] for i in sorted(records)], out)
+        plot_region(cfg, table, components, [records[i]["diffuse_amplitude"] for i in sorted(records)], out,
+                    summary["background_norms"])  # fmt: skip
     log(f"catalogue: {len(table)} source(s) with TS >= {cfg.ts_keep:g} in {region} ({len(tl)} ROI(s), "
         f"{summary['fits']} fits, {wall:.0f} s) -> {out / 'catalog.fits'}")  # fmt: skip
     return {**summary, "table": table, "components": components, "out_dir": str(out)}
@@ -400,9 +406,12 @@ def _versions() -> dict:
     return out
 
 
-def model_from_components(components: list[dict], diffuse_amplitude: float):
-    """A Models of catalogue components (as in the ROI checkpoints) plus the diffuse band."""
-    from ..models import GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
+def model_from_components(components: list[dict], diffuse_amplitude: float, background_norms: dict | None = None):
+    """A Models of catalogue components (as in the ROI checkpoints) plus the diffuse band, and the datasets'
+    background norms where the ROIs fitted them (``{dataset: norm}``)."""
+    from dataclasses import replace
+
+    from ..models import BackgroundNorm, GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
     from ..skies import galactic_diffuse
 
     sources = []
@@ -411,10 +420,24 @@ def model_from_components(components: list[dict], diffuse_amplitude: float):
                    else PointSpatialModel.create(c["ra"], c["dec"]))  # fmt: skip
         spectral = PowerLaw.create(c["amplitude"], c["index"], c["reference_tev"])
         sources.append(Source(c["component"] + f"_roi{c.get('roi', 0)}", spatial, spectral, datasets=(c["dataset"],)))
-    return Models(sources + [galactic_diffuse(amplitude=diffuse_amplitude)])
+    backgrounds = []
+    for name, norm in (background_norms or {}).items():
+        b = BackgroundNorm.create(name, 1, mode="global")
+        backgrounds.append(replace(b, parameters=(replace(b.parameters[0], value=float(norm)),)))
+    return Models(sources + [galactic_diffuse(amplitude=diffuse_amplitude)], backgrounds)
 
 
-def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path) -> list[str]:
+def _mean_norms(records) -> dict:
+    """Per dataset, the mean over the ROIs of its fitted background norm (ROIs that fitted one)."""
+    norms = {}
+    for r in records:
+        for name, value in (r.get("background_norms") or {}).items():
+            norms.setdefault(name, []).append(value)
+    return {name: float(np.mean(v)) for name, v in norms.items()}
+
+
+def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path,
+                background_norms: dict | None = None) -> list[str]:  # fmt: skip
     """Per detector: significance (sqrt TS of a point source over background and diffuse emission) and
     residual significance ((counts - model) / sqrt(model) in 0.3 deg discs) of the whole region, as PNG."""
     from ..plotting import use_file_backend
@@ -433,7 +456,8 @@ def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: 
 
     lc, bc = region.center
     model = model_from_components([{**c, "roi": i} for i, c in enumerate(components)],
-                                  float(np.mean(diffuse_amplitudes)) if diffuse_amplitudes else 0.0)  # fmt: skip
+                                  float(np.mean(diffuse_amplitudes)) if diffuse_amplitudes else 0.0,
+                                  background_norms)  # fmt: skip
     diffuse_only = model.for_datasets([])  # keeps the diffuse band (it applies to every dataset)
     for ds in datasets:
         baseline = npred(diffuse_only, ds)

@@ -66,7 +66,7 @@ from ..detect.config import DetectionConfig
 from ..detect.network import load_prior
 from ..detect.nn_stage import nn_stage
 from ..fit import FitResult
-from ..models import Models
+from ..models import BackgroundNorm, Models
 from ..skies import galactic_diffuse
 from ._errors import _sandwich_scale, component_table, radius95
 from ._seeding import _split_test, _tsmap_peaks
@@ -174,14 +174,20 @@ def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print) -> R
 
 
 def _start(datasets, cfg: DetectionConfig, log) -> _Roi:
-    """Step 1: the background and the diffuse band fitted; or, with the network, its stage."""
+    """Step 1: the background and the diffuse band (or the background's norm) fitted; or, with the network,
+    its stage."""
     if cfg.proposer not in ("tsmap", "nn", "both"):
         raise ValueError(f"proposer must be 'tsmap', 'nn' or 'both', got {cfg.proposer!r}")
     prior_model = None
     if cfg.proposer != "tsmap":  # a missing or bad network is an error here, never a silent TS-map run
         prior_model = load_prior(cfg.prior_weights)
     names = {d.name: instrument_of(d) for d in datasets}
-    model = Models([galactic_diffuse()])
+    if cfg.diffuse not in ("band", "background_norm"):
+        raise ValueError(f"diffuse must be 'band' or 'background_norm', got {cfg.diffuse!r}")
+    if cfg.diffuse == "band":
+        model = Models([galactic_diffuse()])
+    else:  # the background holds the diffuse emission: its norm is free instead
+        model = Models([], [BackgroundNorm.create(d.name, 1, mode="global") for d in datasets])
     roi = _Roi(datasets, cfg, log, names, RoiFitter(model, datasets, {}))
     if prior_model is not None:
         roi.result, roi.fitter, roi.priors, roi.history, roi.fits = nn_stage(

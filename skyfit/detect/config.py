@@ -40,6 +40,10 @@ class DetectionConfig:
     # held where it is (position and r39 fixed, its spectrum refitted); None: no such test
     blend_deg: float | None = 1.0
     proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
+    # the large-scale emission under the components: "band" (the Galactic diffuse band of the LHAASO skies,
+    # its normalisation free) or "background_norm" (no band: each dataset's background gets a free global
+    # norm; for a background that already holds the diffuse emission, such as the Fermi-LAT's gtmodel cube)
+    diffuse: str = "band"
     prior_weights: str | None = None  # the prior network's file (None: the weights shipped with skyfit)
     prior_terms: bool = True  # the network's uncertainties as Gaussian priors in the fit (position, r39)
     # the network reads the same counts as the fit, so its estimate is no independent measurement: its
