@@ -62,13 +62,10 @@ def dataset_arrays(dataset: Dataset) -> DatasetArrays:
     const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
     ra, dec = dataset.roi.radec()
     grid = r.sky_grid
+    dec_weights = r.node_weights(ra, dec)
     if grid is None:
-        nodes = np.asarray(r.dec_nodes_deg, dtype=float)
-        eye = np.eye(nodes.size)
-        dec_weights = np.stack([np.interp(dec, nodes, eye[i]) for i in range(nodes.size)], axis=1)
         lon_nodes, lat_nodes, rotation = np.zeros(0), np.zeros(0), np.eye(3)
     else:
-        dec_weights = r.node_weights(ra, dec)
         lon_nodes, lat_nodes = grid.lon_deg, grid.lat_deg
         rotation = _galactic_to_icrs_matrix().T if grid.frame == "galactic" else np.eye(3)
     return DatasetArrays(

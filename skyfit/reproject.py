@@ -32,22 +32,12 @@ def subpixel_centers(roi: HealpixROI, oversample: int) -> tuple[np.ndarray, np.n
 
 
 def wcs_pixel_solid_angle(wcs, shape) -> np.ndarray:
-    """Solid angle (sr) of each pixel of a celestial WCS image of ``shape`` (ny, nx): the spherical
-    quadrilateral of its four corners (exact for great-circle edges; for CAR, whose latitude edges are
-    small circles, within 1e-6 relative at 0.05 deg pixels)."""
-    ny, nx = shape
-    yy, xx = np.mgrid[-0.5 : ny + 0.5, -0.5 : nx + 0.5]
-    lon, lat = wcs.pixel_to_world_values(xx, yy)
-    lon, lat = np.radians(lon), np.radians(lat)
-    v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+    """Solid angle (sr) of each pixel of a celestial WCS image of ``shape`` (ny, nx): two spherical
+    triangles per pixel (:func:`skyfit.response.hawc.car_pixel_solid_angle_sr`, which holds for any
+    celestial WCS; for CAR, whose latitude edges are small circles, within 1e-6 at 0.05 deg pixels)."""
+    from .response.hawc import car_pixel_solid_angle_sr
 
-    def tri(a, b, c):
-        num = np.abs(np.einsum("...i,...i", a, np.cross(b, c)))
-        den = 1 + np.einsum("...i,...i", a, b) + np.einsum("...i,...i", b, c) + np.einsum("...i,...i", c, a)
-        return 2 * np.arctan2(num, den)
-
-    a, b, c, d = v[:-1, :-1], v[:-1, 1:], v[1:, 1:], v[1:, :-1]
-    return tri(a, b, c) + tri(a, c, d)
+    return car_pixel_solid_angle_sr(wcs, shape)
 
 
 def wcs_to_healpix(data, wcs, frame: str, roi: HealpixROI, how: str = "mean", oversample: int = 8,
