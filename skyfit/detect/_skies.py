@@ -134,9 +134,7 @@ def counts_per_amplitude(response, dec_deg: float, index: float, reference_tev: 
     """Expected counts per analysis bin of a power law of unit amplitude at ``dec_deg`` (and ``ra_deg``,
     which a response tabulated over a sky grid needs)."""
     p = {"amplitude": 1.0, "index": index, "reference": reference_tev}
-    matrix = response.counts_matrix_at(dec_deg) if response.sky_grid is None else response.counts_matrix_toward(
-        ra_deg, dec_deg)  # fmt: skip
-    return matrix @ np.asarray(PowerLaw.dnde(response.energy_true_tev, p))
+    return response.counts_matrix_toward(ra_deg, dec_deg) @ np.asarray(PowerLaw.dnde(response.energy_true_tev, p))
 
 
 def psf68(response) -> float:

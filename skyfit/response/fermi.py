@@ -194,10 +194,7 @@ def bin_psf(table: PSFTable, reco_edges_tev, spectral_index: float = 2.5, exposu
 
     density = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sub = np.geomspace(lo, hi, _SUB_BINS + 1)
-        w = log_simpson_bin_weights(sub).sum(axis=0)
-        nodes = np.empty(2 * _SUB_BINS + 1)
-        nodes[0::2], nodes[1::2] = sub, np.sqrt(sub[1:] * sub[:-1])
+        nodes, w = log_simpson_nodes(np.geomspace(lo, hi, _SUB_BINS + 1))
         weight = w * exposure_cm2s(nodes) * nodes ** (-spectral_index)
         density.append(weight @ table.profile_at(nodes) / weight.sum())
     # per square degree, normalised over the table's radii in the small-angle measure 2 pi r dr that
