@@ -135,9 +135,11 @@ def cmd_bin(args) -> int:
     out = output_file(args, "counts.fits")
     if (args.response or "").lower() == "fermi":
         return _bin_fermi(args, path, out)
+    if (args.response or "").lower() == "gammapy":
+        return _bin_gammapy(args, path, out)
     if args.center is None:
         raise ConfigError("give --center RA DEC (deg) and --radius; --galactic-box goes with --response fermi")
-    roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside, nest=not args.ring)
+    roi = HealpixROI.from_disc(tuple(args.center), args.radius, args.nside or 1024, nest=not args.ring)
     if path.is_dir() and any((path / "events").glob("EventList_*fHitbin*.fits*")):
         return _bin_hawc_release(args, path, out)
     if args.background == "di" or path.is_dir() or path.suffix == ".parquet" or args.n_bins is not None:
@@ -186,7 +188,7 @@ def _bin_fermi(args, path: Path, out: Path) -> int:
                           "(gtmodel) as the background")  # fmt: skip
     l0, l1, b0, b1 = args.galactic_box
     try:
-        ds = fermi_dataset(path, args.exposure, args.psf_table, args.background, (l0, l1), (b0, b1), args.nside,
+        ds = fermi_dataset(path, args.exposure, args.psf_table, args.background, (l0, l1), (b0, b1), args.nside or 1024,
                            psf_oversample=args.psf_oversample, name=args.name or "FERMI", log=print)  # fmt: skip
     except FermiFileError as exc:
         raise ConfigError(str(exc)) from None
@@ -196,13 +198,30 @@ def _bin_fermi(args, path: Path, out: Path) -> int:
     return 0
 
 
+def _bin_gammapy(args, path: Path, out: Path) -> int:
+    """A gammapy MapDataset file (WCS or HEALPix) → one dataset file (skyfit.io.gammapy.from_map_dataset)."""
+    from ..io.gammapy import GammapyDatasetError, from_map_dataset
+
+    try:
+        ds = from_map_dataset(path, nside=args.nside, name=args.name or "gammapy", edisp=args.edisp,
+                              psf_oversample=args.psf_oversample)  # fmt: skip
+    except GammapyDatasetError as exc:
+        raise ConfigError(str(exc)) from None
+    ds.write(out, overwrite=True, how=f"skyfit bin {path} --response gammapy")
+    print(ds.info())
+    print(f"dataset ({ds.meta['conversion']}; {ds.n_bins} bins x {ds.roi.n_pix} pixels, nside {ds.roi.nside}; "
+          f"{ds.meta['counts_in_region']:.0f} counts in the region, {ds.meta['counts_outside_region']:.0f} outside "
+          f"it) written to {out}")  # fmt: skip
+    return 0
+
+
 def _bin_hawc_release(args, path: Path, out: Path) -> int:
     """A HAWC pass-4 release folder (events/, background/, irfs/): events binned per fHit bin and energy
     band, the release's background maps and DL3 IRFs, written as one dataset file."""
     from ..hawc import hawc_dataset
 
     ds = hawc_dataset(estimator=args.estimator, fhit_bins=tuple(args.fhit), center=tuple(args.center),
-                      radius_deg=args.radius, nside=args.nside, nest=not args.ring, path=path)  # fmt: skip
+                      radius_deg=args.radius, nside=args.nside or 1024, nest=not args.ring, path=path)  # fmt: skip
     for line in ds.meta.get("dropped", []):
         print(f"not used: {line}")
     ds.write(out, overwrite=True, how=f"skyfit bin {path} --estimator {args.estimator} (HAWC pass-4 release)")
@@ -303,7 +322,12 @@ def add_parsers(sub, common) -> None:
     b.add_argument("events", help="event file or folder")
     b.add_argument("--center", type=float, nargs=2, default=None, metavar=("RA", "DEC"))
     b.add_argument("--radius", type=float, default=3.0)
-    b.add_argument("--nside", type=int, default=1024)
+    b.add_argument(
+        "--nside",
+        type=int,
+        default=None,
+        help="HEALPix nside (default 1024; --response gammapy: the pixels closest to the dataset's)",
+    )
     b.add_argument("--ring", action="store_true", help="RING ordering (default NESTED)")
     b.add_argument(
         "--energy-edges", type=float, nargs="+", default=[1.00, 1.78, 3.16, 5.62, 10.0, 17.8, 31.6, 56.2, 100, 177, 316]
@@ -319,7 +343,10 @@ def add_parsers(sub, common) -> None:
     b.add_argument("--response", default=None, metavar="SPEC",
                    help="write a complete dataset file: wcda | km2a (parametric instrument), hal:PATH (HAL detector "
                    "response, ROOT or HDF5), dl3:PATH (GADF IRFs of a drift-scan array), fermi (Fermi-LAT: with "
-                   "--exposure, --psf-table, --galactic-box and --background MODEL_CUBE)")  # fmt: skip
+                   "--exposure, --psf-table, --galactic-box and --background MODEL_CUBE), gammapy (EVENTS is a "
+                   "gammapy MapDataset file, WCS or HEALPix, converted: skyfit.io.gammapy)")  # fmt: skip
+    b.add_argument("--edisp", default="dataset", choices=["dataset", "diagonal"],
+                   help="--response gammapy: the dataset's energy-dispersion kernel, or diagonal")  # fmt: skip
     b.add_argument("--exposure", default=None, help="Fermi-LAT: exposure cube (gtexpcube2)")
     b.add_argument("--psf-table", default=None, help="Fermi-LAT: PSF table (gtpsf)")
     b.add_argument("--galactic-box", type=float, nargs=4, default=None, metavar=("L0", "L1", "B0", "B1"),

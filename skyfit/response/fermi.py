@@ -37,6 +37,7 @@ __all__ = [
     "PSFTable",
     "ExposureCube",
     "read_gtpsf",
+    "grid_response",
     "read_exposure_cube",
     "bin_psf",
     "fermi_psf",
@@ -332,26 +333,62 @@ def fermi_response(exposure: ExposureCube, psf_table: PSFTable, reco_edges_tev, 
     resolution, 5-15 %, is well below the bins' width). The PSF is :func:`fermi_psf`'s mixture; its
     largest containment error per bin is in ``meta["psf_containment_error"]``.
     """
+    lon = _grid_axis(lon_range, grid_step_deg, "lon_range")
+    lat = _grid_axis(lat_range, grid_step_deg, "lat_range")
+    meta = {"exposure_file": exposure.meta.get("file"), "psf_file": psf_table.meta.get("file")}
+    return grid_response(exposure.at, SkyGrid(exposure.frame, lon, lat), psf_table, reco_edges_tev,
+                         spectral_index=spectral_index, n_components=n_components, name=name, meta=meta)  # fmt: skip
+
+
+def grid_response(exposure_at, grid: SkyGrid, psf_table: PSFTable, reco_edges_tev, true_edges_tev=None,
+                  edisp=None, spectral_index: float = 2.5, n_components: int = FERMI_PSF_COMPONENTS,
+                  name: str = "FERMI", meta: dict | None = None, psf_blur_deg: float = 0.0) -> Response:  # fmt: skip
+    """A :class:`~skyfit.response.Response` tabulated on ``grid`` from an exposure and a radial PSF table.
+
+    ``exposure_at(lon, lat, energy_tev)``: the exposure (cm2 s) at grid positions (n,) in the grid's frame
+    and true energies (m,), shape (m, n) (e.g. :meth:`ExposureCube.at`). Without ``edisp`` the dispersion is
+    diagonal: each reconstructed bin integrates the true energies inside it (log-Simpson nodes of
+    ``reco_edges_tev``). With ``edisp`` (n_true, n_reco), the probability of reconstructed bin ``b`` for
+    true bin ``k`` of ``true_edges_tev`` (gammapy's ``EDispKernel`` layout), the exposure is that at
+    each true bin's log-centre, constant across the bin (gammapy's convention), and the flux is
+    integrated over each true bin by log-Simpson nodes. ``psf_blur_deg``: a spread of the events' positions
+    (e.g. counts moved to pixel centres) combined in quadrature with each Gaussian of the PSF.
+    """
     edges = np.asarray(reco_edges_tev, dtype=float)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         raise FermiFileError(f"reco_edges_tev must increase, got {edges}")
-    lon = _grid_axis(lon_range, grid_step_deg, "lon_range")
-    lat = _grid_axis(lat_range, grid_step_deg, "lat_range")
-    grid = SkyGrid(exposure.frame, lon, lat)
-    nodes, _ = log_simpson_nodes(edges)
-    lon_n, lat_n = np.meshgrid(lon, lat)  # node i_lat * n_lon + i_lon
-    exp = exposure.at(lon_n.ravel(), lat_n.ravel(), nodes)  # (n_true, n_nodes)
-    matrix = exp.T[:, None, :] * log_simpson_bin_weights(edges)[None, :, :]  # (n_nodes, n_bins, n_true)
+    lon_n, lat_n = np.meshgrid(grid.lon_deg, grid.lat_deg)  # node i_lat * n_lon + i_lon
+    if edisp is None:
+        nodes, _ = log_simpson_nodes(edges)
+        exp = np.asarray(exposure_at(lon_n.ravel(), lat_n.ravel(), nodes), dtype=float)  # (n_true, n_nodes)
+        matrix = exp.T[:, None, :] * log_simpson_bin_weights(edges)[None, :, :]  # (n_nodes, n_bins, n_true)
+        dispersion = "diagonal"
+    else:
+        true_edges = np.asarray(true_edges_tev, dtype=float)
+        edisp = np.asarray(edisp, dtype=float)
+        if edisp.shape != (len(true_edges) - 1, len(edges) - 1):
+            raise FermiFileError(f"edisp has shape {edisp.shape}; expected (n_true, n_reco) = "
+                                 f"({len(true_edges) - 1}, {len(edges) - 1})")  # fmt: skip
+        nodes, _ = log_simpson_nodes(true_edges)
+        centres = np.sqrt(true_edges[1:] * true_edges[:-1])
+        planes = np.asarray(exposure_at(lon_n.ravel(), lat_n.ravel(), centres), dtype=float)  # (n_true_bins, n_nodes)
+        matrix = np.einsum("kg,kb,kt->gbt", planes, edisp, log_simpson_bin_weights(true_edges))
+        dispersion = "kernel (n_true, n_reco) given"
+    if not np.all(np.isfinite(matrix)) or np.any(matrix < 0):
+        raise FermiFileError(f"{name}: the exposure is NaN or negative at some response node; give an exposure that "
+                             "covers the region")  # fmt: skip
     psf, table, err = fermi_psf(psf_table, edges, spectral_index, n_components)
+    if psf_blur_deg:
+        psf = GaussianMixturePSF(psf.weights, np.hypot(psf.sigma_deg, psf_blur_deg))
     names = tuple(f"E{lo * 1e3:.1f}-{hi * 1e3:.1f}GeV" for lo, hi in zip(edges[:-1], edges[1:], strict=True))
     meta = {
         "instrument": name,
-        "exposure_file": exposure.meta.get("file"),
-        "psf_file": psf_table.meta.get("file"),
+        **(meta or {}),
+        "psf_blur_deg": float(psf_blur_deg),
         "psf_spectral_index": float(spectral_index),
         "psf_containment_error": [float(e) for e in err],
-        "energy_dispersion": "diagonal",
-        "grid_step_deg": float(grid_step_deg),
+        "energy_dispersion": dispersion,
+        "grid_step_deg": float(np.diff(grid.lon_deg).mean()) if len(grid.lon_deg) > 1 else 0.0,
     }
     return Response(names, nodes, lat_n.ravel(), matrix, psf, np.stack([edges[:-1], edges[1:]], axis=1), table, meta,
                     sky_grid=grid)  # fmt: skip
