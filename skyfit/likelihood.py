@@ -53,6 +53,9 @@ class DatasetArrays(NamedTuple):
     # compact sources' PSF averaged over each pixel's nested sub-pixels (dataset.meta["psf_oversample"] per
     # side, default 1: the pixel centre) near each source (Likelihood._cores): (n_pix, oversample**2, 3)
     subpixel_vectors: jax.Array
+    # map-cube templates (TemplateSpatialModel) folded with this dataset's response, in the model's order:
+    # ((n_pairs, n_pix) counts, (n_pairs,) bin, (n_pairs,) true node) each (skyfit.io.template)
+    templates: tuple = ()
 
 
 def dataset_arrays(dataset: Dataset) -> DatasetArrays:
@@ -224,7 +227,7 @@ class Likelihood:
         object.__setattr__(self, "_prior", prior)
         statistic = tuple(CashTerm(i) for i in range(len(self.datasets)))
         object.__setattr__(self, "statistic_terms", statistic + ((prior,) if prior.index.size else ()))
-        object.__setattr__(self, "arrays", tuple(dataset_arrays(d) for d in self.datasets))
+        object.__setattr__(self, "arrays", tuple(self._with_templates(d, dataset_arrays(d)) for d in self.datasets))
         object.__setattr__(self, "cutouts", self._cutouts())
         object.__setattr__(self, "cores", self._cores())
         object.__setattr__(self, "groups", self._groups())
@@ -233,6 +236,17 @@ class Likelihood:
         object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
         # reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
         object.__setattr__(self, "_hessian_jit", jax.jit(jax.jacrev(jax.grad(self._stat))))
+
+    def _with_templates(self, dataset: Dataset, arrays: DatasetArrays) -> DatasetArrays:
+        """``arrays`` with the model's map-cube templates folded with ``dataset``'s response."""
+        from .io.template import template_counts
+
+        templates = []
+        for s in self.model.sources:
+            if s.spatial.precomputed and s.applies_to(dataset.name):
+                t = template_counts(s.spatial, dataset)
+                templates.append((jnp.asarray(t.counts), jnp.asarray(t.bin_index), jnp.asarray(t.node_index)))
+        return arrays._replace(templates=tuple(templates))
 
     def _check_sources_in_rois(self):
         """A source may lie outside an ROI (a neighbour whose emission spills in must be modelled, or the
@@ -385,9 +399,15 @@ class Likelihood:
     def _npred_one(self, values, ds_index, arrays: DatasetArrays):
         npred = jnp.zeros_like(arrays.counts)
         singles, groups = self.groups[ds_index]
-        for s in singles:  # diffuse bands: exposure per pixel
+        templates = iter(arrays.templates)
+        for s in singles:  # diffuse bands and templates: exposure per pixel
             spatial_p = {q.name: values[s.name][q.name] for q in s.spatial.parameters}
             spectral_p = {q.name: values[s.name][q.name] for q in s.spectral.parameters}
+            if s.spatial.precomputed:  # sum over (bin, true node) pairs of f(E_t) C_bt
+                counts, bins, nodes = next(templates)
+                f = s.spectral.dnde(arrays.energy_true_tev, spectral_p)
+                npred = npred + jax.ops.segment_sum(f[nodes][:, None] * counts, bins, num_segments=npred.shape[0])
+                continue
             per_dec = arrays.counts_matrix @ s.spectral.dnde(arrays.energy_true_tev, spectral_p)  # (n_dec, n_bins)
             expected = (arrays.pixel_dec_weights @ per_dec).T  # (n_bins, n_pix)
             kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr, arrays.psf_weights,

@@ -4,13 +4,15 @@ from .._precision import X64  # noqa: F401  (JAX in float64 before this package'
 from ._parameter import ModelError, Parameter
 from .sky import BackgroundNorm, Models, Source, deprecated_sky_model
 from .spatial import (
+    ConstantSpatialModel,
     DiskSpatialModel,
     GalacticDiffuseSpatialModel,
     GaussianSpatialModel,
     PointSpatialModel,
     SpatialModel,
+    TemplateSpatialModel,
 )
-from .spectral import ExpCutoffPowerLaw, LogParabola, PowerLaw, SpectralModel
+from .spectral import ExpCutoffPowerLaw, LogParabola, PowerLaw, PowerLawNorm, SpectralModel
 
 __all__ = [
     "Parameter",
@@ -23,10 +25,13 @@ __all__ = [
     "GaussianSpatialModel",
     "DiskSpatialModel",
     "GalacticDiffuseSpatialModel",
+    "ConstantSpatialModel",
+    "TemplateSpatialModel",
     "SpectralModel",
     "PowerLaw",
     "LogParabola",
     "ExpCutoffPowerLaw",
+    "PowerLawNorm",
 ]
 
 

@@ -89,6 +89,7 @@ class Source:
                 "type": self.spatial.tag,
                 "frame": self.spatial.frame,
                 "parameters": [q.to_dict() for q in self.spatial.parameters],
+                **self.spatial.extra_dict(),
             },
             "spectral": {"type": self.spectral.tag, "parameters": [q.to_dict() for q in self.spectral.parameters]},
         }
@@ -108,7 +109,7 @@ class Source:
                 f"source {name!r}: missing or unknown {exc} (spatial types: "
                 f"{sorted(SPATIAL_MODELS)}, spectral types: {sorted(SPECTRAL_MODELS)})"
             ) from None
-        spatial = spatial_cls(_parameters_from(spatial_d, spatial_cls, name), spatial_d.get("frame", "icrs"))
+        spatial = spatial_cls.from_parts(_parameters_from(spatial_d, spatial_cls, name), spatial_d)
         spectral = spectral_cls(_parameters_from(spectral_d, spectral_cls, name))
         datasets = d.get("datasets_names")
         return cls(str(name), spatial, spectral, tuple(datasets) if datasets is not None else None)

@@ -11,7 +11,10 @@ von Mises-Fisher density ``kappa / (2 pi (1 - exp(-2 kappa))) exp(-kappa (1 - co
 * ``DiskSpatialModel`` (radius ``r_0``): the disk convolved with each PSF Gaussian by Gauss-Legendre
   quadrature over the disk radius (small-angle form, with the Bessel-I0 ring kernel);
 * ``GalacticDiffuseSpatialModel``: a band along the Galactic plane (Gaussian in latitude), a
-  diffuse template with a free normalisation.
+  diffuse template with a free normalisation;
+* ``ConstantSpatialModel``: an isotropic sky (per pixel: its solid angle);
+* ``TemplateSpatialModel``: a map cube (e.g. the LAT's Galactic diffuse model), folded with the exposure
+  and PSF beforehand (:mod:`skyfit.io.template`).
 
 All kernels return the probability for an event of the source to fall in each pixel,
 shape (n_bins, n_pix).
@@ -35,6 +38,8 @@ __all__ = [
     "GaussianSpatialModel",
     "DiskSpatialModel",
     "GalacticDiffuseSpatialModel",
+    "ConstantSpatialModel",
+    "TemplateSpatialModel",
     "SPATIAL_MODELS",
 ]
 
@@ -81,10 +86,20 @@ class SpatialModel:
     tag = "base"
     parameter_names: ClassVar[tuple] = ()
     per_pixel_exposure: ClassVar[bool] = False  # True: the exposure is evaluated per pixel, not at lon_0/lat_0
+    precomputed: ClassVar[bool] = False  # True: folded with the response beforehand (a map-cube template)
 
     def __post_init__(self):
         if self.frame not in ("icrs", "galactic"):
             raise ModelError(f"frame must be 'icrs' or 'galactic', got {self.frame!r}")
+
+    @classmethod
+    def from_parts(cls, parameters, d: dict):
+        """The model from its parameters and its YAML mapping ``d`` (frame, and what else a type keeps)."""
+        return cls(parameters, d.get("frame", "icrs"))
+
+    def extra_dict(self) -> dict:
+        """Keys besides type, frame and parameters in the model's YAML mapping."""
+        return {}
 
     @classmethod
     def _position(cls, lon_0, lat_0):
@@ -273,7 +288,81 @@ class GalacticDiffuseSpatialModel(SpatialModel):
         return 180.0
 
 
+@dataclass(frozen=True)
+class ConstantSpatialModel(SpatialModel):
+    """An isotropic sky: surface brightness 1 sr^-1 everywhere, so the spectral amplitude is the intensity
+    (per sr; e.g. the LAT's isotropic emission). Exact on HEALPix: each pixel takes its solid angle times
+    its own exposure (``per_pixel_exposure``); the PSF leaves a uniform sky unchanged."""
+
+    tag = "ConstantSpatialModel"
+    parameter_names = ()
+    per_pixel_exposure: ClassVar[bool] = True
+
+    @classmethod
+    def create(cls):
+        return cls((), "icrs")
+
+    @staticmethod
+    def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):
+        return jnp.ones((psf_weights.shape[0], pixel_vectors.shape[0])) * pixel_area_sr
+
+    def position(self) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def extent_deg(self) -> float:
+        return 180.0
+
+
+@dataclass(frozen=True)
+class TemplateSpatialModel(SpatialModel):
+    """A spatial-spectral template: a map cube of intensity per energy and pixel (e.g. the LAT's Galactic
+    diffuse model ``gll_iem``), in ``filename``, its unit from the file's ``BUNIT`` or ``unit`` (the LAT's
+    files carry none: ``"cm-2 s-1 MeV-1 sr-1"``). Its spectral model scales it: ``PowerLawNorm``'s
+    ``norm`` and ``tilt``. The likelihood folds it with each dataset's exposure and PSF once, on the
+    template's grid, and integrates it over the HEALPix pixels (:mod:`skyfit.io.template`); it has no
+    parameters of its own. Written to YAML as gammapy's ``TemplateSpatialModel`` (``filename``)."""
+
+    filename: str = ""
+    unit: str | None = None
+
+    tag = "TemplateSpatialModel"
+    parameter_names = ()
+    per_pixel_exposure: ClassVar[bool] = True
+    precomputed: ClassVar[bool] = True
+
+    @classmethod
+    def create(cls, filename, unit: str | None = None, frame: str = "galactic"):
+        return cls((), frame, str(filename), unit)
+
+    @classmethod
+    def from_parts(cls, parameters, d: dict):
+        if not d.get("filename"):
+            raise ModelError("a TemplateSpatialModel needs 'filename' (its map cube)")
+        return cls(parameters, d.get("frame", "galactic"), str(d["filename"]), d.get("unit"))
+
+    def extra_dict(self) -> dict:
+        return {"filename": self.filename, "normalize": False, **({"unit": self.unit} if self.unit else {})}
+
+    @staticmethod
+    def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):
+        raise ModelError("a TemplateSpatialModel is folded with the response beforehand (skyfit.io.template)")
+
+    def position(self) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def extent_deg(self) -> float:
+        return 180.0
+
+
 SPATIAL_MODELS = {
-    cls.tag: cls for cls in (PointSpatialModel, GaussianSpatialModel, DiskSpatialModel, GalacticDiffuseSpatialModel)
+    cls.tag: cls
+    for cls in (
+        PointSpatialModel,
+        GaussianSpatialModel,
+        DiskSpatialModel,
+        GalacticDiffuseSpatialModel,
+        ConstantSpatialModel,
+        TemplateSpatialModel,
+    )  # fmt: skip
 }
 SPATIAL_MODELS.update({"point": PointSpatialModel, "gauss": GaussianSpatialModel, "disk": DiskSpatialModel})

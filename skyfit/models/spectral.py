@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from ._parameter import Parameter
 
-__all__ = ["SpectralModel", "PowerLaw", "LogParabola", "ExpCutoffPowerLaw", "SPECTRAL_MODELS"]
+__all__ = ["SpectralModel", "PowerLaw", "LogParabola", "ExpCutoffPowerLaw", "PowerLawNorm", "SPECTRAL_MODELS"]
 
 FLUX_UNIT = "cm-2 s-1 TeV-1"
 
@@ -108,7 +108,30 @@ class ExpCutoffPowerLaw(SpectralModel):
         return p["amplitude"] * (e / p["reference"]) ** (-p["index"]) * jnp.exp(-((p["lambda_"] * e) ** p["alpha"]))
 
 
-SPECTRAL_MODELS = {cls.tag: cls for cls in (PowerLaw, LogParabola, ExpCutoffPowerLaw)}
+@dataclass(frozen=True)
+class PowerLawNorm(SpectralModel):
+    """A dimensionless factor ``norm (E / reference)^-tilt`` on a template's own spectrum (gammapy's
+    ``PowerLawNormSpectralModel``): the free normalisation and spectral tilt of a diffuse model."""
+
+    tag = "PowerLawNormSpectralModel"
+    parameter_names = ("norm", "tilt", "reference")
+
+    @classmethod
+    def create(cls, norm=1.0, tilt=0.0, reference=1.0):
+        return cls(
+            (
+                Parameter("norm", norm, "", min=0.0, max=10.0),
+                Parameter("tilt", tilt, "", min=-1.0, max=1.0, scale=0.1),
+                Parameter("reference", reference, "TeV", frozen=True),
+            )
+        )
+
+    @staticmethod
+    def dnde(energy_tev, p):
+        return p["norm"] * (energy_tev / p["reference"]) ** (-p["tilt"])
+
+
+SPECTRAL_MODELS = {cls.tag: cls for cls in (PowerLaw, LogParabola, ExpCutoffPowerLaw, PowerLawNorm)}
 SPECTRAL_MODELS.update(
     {
         "pl": PowerLaw,
