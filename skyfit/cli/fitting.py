@@ -15,12 +15,16 @@ __all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_simulate"]
 def _load_config(path) -> dict:
     path = Path(path)
     cfg = read_yaml_mapping(path, "the config must be a mapping with 'datasets' and 'model'")
-    unknown = set(cfg) - {"datasets", "model", "output", "minos", "ts", "seed"}
+    allowed = ("datasets", "model", "output", "minos", "ts", "seed", "cutout_margin_deg")
+    unknown = set(cfg) - set(allowed)
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (allowed: datasets, model, output, minos, ts, seed)")
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (allowed: {', '.join(allowed)})")
     for key in ("datasets", "model"):
         if key not in cfg:
             raise ConfigError(f"{path}: missing '{key}'")
+    margin = cfg.get("cutout_margin_deg")
+    if margin is not None and not (isinstance(margin, (int, float)) and margin >= 0):
+        raise ConfigError(f"{path}: cutout_margin_deg must be a number >= 0 (deg), got {margin!r}")
     cfg["_base"] = path.parent
     return cfg
 
@@ -111,12 +115,12 @@ def _write_results(result, outdir: Path, extra: dict) -> None:
     result.model.to_yaml(outdir / "best_fit_model.yaml")
 
 
-def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=()):
+def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=(), cutout_margin_deg=None):
     from ..fit import Fit, significance_from_ts, ts_of_source
     from ..likelihood import Likelihood
     from ..plotting import plot_residuals
 
-    lk = Likelihood(model, datasets)
+    lk = Likelihood(model, datasets, cutout_margin_deg=cutout_margin_deg)
     result = Fit(lk).run(minos=tuple(minos))
     print(result)
     if not result.valid:
@@ -165,7 +169,8 @@ def cmd_fit(args) -> int:
     model = _model_from(cfg)
     datasets = _datasets_from(cfg, model)
     outdir = Path(args.outdir or cfg.get("output", "skyfit-fit"))
-    result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []))
+    result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []),
+                                cutout_margin_deg=cfg.get("cutout_margin_deg"))  # fmt: skip
     return 0 if result.valid else EXIT_INVALID_FIT
 
 
