@@ -7,7 +7,8 @@ import numpy as np
 
 from .maps import disc_sums
 
-__all__ = ["gnomonic_image", "plot_hpx", "residual_significance", "plot_residuals", "plot_spectrum", "use_file_backend"]
+__all__ = ["gnomonic_image", "galactic_image", "plot_hpx", "plot_galactic", "residual_significance", "plot_residuals",
+           "plot_spectrum", "use_file_backend"]  # fmt: skip
 
 
 def use_file_backend() -> None:
@@ -48,6 +49,35 @@ def plot_hpx(values, roi, ax=None, label: str = "", cmap: str = "viridis", **kwa
     ax.set_xlabel("ΔRA cos(Dec) [deg]")
     ax.set_ylabel("ΔDec [deg]")
     ax.figure.colorbar(im, ax=ax, label=label)
+    return im
+
+
+def galactic_image(values, roi, l_range, b_range, step_deg: float = 0.02):
+    """Rasterise ROI pixel values onto a Galactic (l, b) grid: ``(image, extent)``, NaN off the ROI; l increases
+    to the left, as on the sky."""
+    from astropy.coordinates import SkyCoord
+
+    lon = np.arange(l_range[1], l_range[0], -step_deg)
+    lat = np.arange(b_range[0], b_range[1], step_deg)
+    ll, bb = np.meshgrid(lon, lat)
+    c = SkyCoord(ll.ravel(), bb.ravel(), unit="deg", frame="galactic").icrs
+    pix = hp.ang2pix(roi.nside, c.ra.deg, c.dec.deg, nest=roi.nest, lonlat=True)
+    pos = np.clip(np.searchsorted(roi.pixels, pix), 0, roi.n_pix - 1)
+    found = roi.pixels[pos] == pix
+    image = np.where(found, np.asarray(values, float)[pos], np.nan).reshape(ll.shape)
+    return image, (l_range[1], l_range[0], b_range[0], b_range[1])
+
+
+def plot_galactic(values, roi, l_range, b_range, ax=None, label: str = "", cmap: str = "viridis", **kwargs):
+    """Image of per-pixel values over a Galactic box on ``ax`` (:func:`galactic_image`)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    image, extent = galactic_image(values, roi, l_range, b_range)
+    im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, **kwargs)
+    ax.set_xlabel("l [deg]")
+    ax.set_ylabel("b [deg]")
+    ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
     return im
 
 

@@ -301,3 +301,33 @@ def test_sky_model_is_a_deprecated_alias_of_models():
     assert "SkyModel" not in skyfit.__all__ and "SkyModel" not in dir(skyfit)
     model = Models((Source("s", PointSpatialModel.create(1.0, 2.0), PowerLaw.create()),))
     assert "type: SkyModel" in model.to_yaml()
+
+
+def test_a_disk_convolved_on_a_distance_grid_matches_a_direct_sum_at_each_pixel():
+    """DiskSpatialModel evaluates its PSF-convolved profile on a grid of distances and interpolates: against
+    the same Gauss-Legendre ring sum done at each pixel (the LAT's narrowest and widest PSF Gaussians, disks
+    of 0.03-0.64 deg), within 5e-4 of the counts everywhere, totals within 5e-4."""
+    import jax.numpy as jnp
+    from jax.scipy.special import i0e
+
+    from skyfit.maps import HealpixROI
+    from skyfit.models.spatial import one_minus_cos, source_unit_vector
+
+    x, w = np.polynomial.legendre.leggauss(48)
+    weights = np.array([[0.23, 0.43, 0.22, 0.12]])
+    sigma = np.radians(np.array([[0.016, 0.036, 0.087, 0.521]]))
+    roi = HealpixROI.from_disc((266.4, -29.0), 4.0, 1024)
+    vectors, area = roi.unit_vectors(), roi.pixel_area_sr
+    for r0 in (0.03, 0.2, 0.64):
+        p = {"lon_0": 266.41, "lat_0": -29.02, "r_0": r0}
+        omc = np.asarray(one_minus_cos(vectors, source_unit_vector(266.41, -29.02)))
+        theta = np.sqrt(2 * omc + omc**2 / 3 + 1e-18)
+        radius = np.radians(r0)
+        rho = 0.5 * radius * (x + 1)
+        s2 = sigma[:, :, None, None] ** 2
+        ring = np.exp(-((theta - rho[:, None]) ** 2) / (2 * s2)) * np.asarray(i0e(theta * rho[:, None] / s2))
+        direct = np.einsum("bm,j,bmjp->bp", weights, w * rho / radius, ring / (2 * np.pi * s2)) * area
+        grid = DiskSpatialModel.kernel(p, jnp.asarray(vectors), area, jnp.asarray(weights), jnp.asarray(sigma))
+        grid = np.asarray(grid)
+        assert np.abs(grid - direct).max() < 5e-4 * direct.max(), r0
+        assert grid.sum() == pytest.approx(direct.sum(), rel=5e-4), r0

@@ -15,6 +15,7 @@ NEEDS_DATA = {
     "03_galactic_plane.ipynb": "catalogs_dir",
     "05_nn_prior.ipynb": "catalogs_dir",
     "07_your_own_data.ipynb": "hal_response",
+    "08_fermi_galactic_centre.ipynb": "fermi_gc",
 }
 
 

@@ -215,6 +215,7 @@ class GaussianSpatialModel(SpatialModel):
 
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(48)
+_DISK_GRID = 2048  # distances at which a disk's convolved profile is evaluated before interpolation
 
 
 @dataclass(frozen=True)
@@ -231,15 +232,21 @@ class DiskSpatialModel(SpatialModel):
         omc = one_minus_cos(pixel_vectors, source_unit_vector(p["lon_0"], p["lat_0"], frame))
         theta = jnp.sqrt(2 * omc + omc**2 / 3 + 1e-18)  # arccos(1 - x) to O(x^2), smooth at 0
         radius = jnp.deg2rad(p["r_0"])
+        # the convolved disk depends on the distance alone: evaluated on _DISK_GRID distances out to the
+        # radius plus 6 widths of the widest PSF Gaussian (beyond: < 1e-8 of the peak), then interpolated
+        # linearly at each pixel (spacing (r_0 + 6 sigma_max) / 2047: 0.002 deg for the LAT's W28; against the
+        # exact sum at each pixel: 3e-4 of the counts at most, r_0 0.03-0.64 deg, the LAT's PSF)
+        grid = jnp.linspace(0.0, 1.0, _DISK_GRID) * (radius + 6 * jnp.max(psf_sigma_rad))
         rho = 0.5 * radius * (jnp.asarray(_GL_X) + 1.0)  # Gauss-Legendre nodes on [0, r_0]
         ring_weight = jnp.asarray(_GL_W) * rho / radius  # 2 rho w_j (r_0/2) / r_0^2
         s2 = psf_sigma_rad[:, :, None, None] ** 2
-        t = theta[None, None, None, :]
+        t = grid[None, None, None, :]
         r = rho[None, None, :, None]
         # uniform ring of radius rho convolved with a 2D Gaussian: Rice-like kernel, i0e for stability
         ring = jnp.exp(-((t - r) ** 2) / (2 * s2)) * i0e(t * r / s2) / (2 * jnp.pi * s2)
-        dens = jnp.einsum("j,bmjp->bmp", ring_weight, ring)
-        return jnp.einsum("bm,bmp->bp", psf_weights, dens) * pixel_area_sr
+        profile = jnp.einsum("bm,bmg->bg", psf_weights, jnp.einsum("j,bmjg->bmg", ring_weight, ring))
+        values = jax.vmap(lambda f: jnp.interp(theta, grid, f, right=0.0))(profile)  # (n_bins, n_pix)
+        return values * pixel_area_sr
 
     def extent_deg(self) -> float:
         return {q.name: q.value for q in self.parameters}["r_0"]

@@ -4,11 +4,13 @@ Each 3FHL source in a region becomes a :class:`~skyfit.models.Source` with 3FHL'
 (``Flux_Density`` at ``Pivot_Energy``, ``PowerLaw_Index``), at its position; an extended source takes the
 shape of 3FHL's ``ExtendedSources`` table: ``RadialDisk`` a disk of radius ``Model_SemiMajor``,
 ``RadialGaussian`` a Gaussian whose 68 % radius is ``Model_SemiMajor`` (sigma = r68 / 1.5096), and a
-template (``SpatialMap``) a Gaussian of the same 68 % radius (said in the source's log entry).
+template (``SpatialMap``) a Gaussian of the same 68 % radius (said in the source's log entry). Their sizes
+are frozen, as 3FHL held them (its extended sources are fixed templates); positions and spectra are free.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +63,12 @@ def _shape(row, extended, ra: float, dec: float, log):
     e = match[0]
     size, function = float(e["Model_SemiMajor"]), _text(e["Spatial_Function"])
     if function == "RadialDisk":
-        return DiskSpatialModel.create(ra, dec, r_0=size)
+        disk = DiskSpatialModel.create(ra, dec, r_0=size)
+        return replace(disk, parameters=tuple(replace(q, frozen=q.name == "r_0") for q in disk.parameters))
     if function != "RadialGaussian":
         log(f"3FHL {ext_name}: spatial template {function} taken as a Gaussian of 68 % radius {size:.3f} deg")
-    return GaussianSpatialModel.create(ra, dec, sigma=size / R68_OVER_SIGMA)
+    gauss = GaussianSpatialModel.create(ra, dec, sigma=size / R68_OVER_SIGMA)
+    return replace(gauss, parameters=tuple(replace(q, frozen=q.name == "sigma") for q in gauss.parameters))
 
 
 def fermi_3fhl_sky(region: Region | str, catalog=None, margin_deg: float = 0.0, min_significance: float = 0.0,
