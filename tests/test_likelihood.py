@@ -223,10 +223,11 @@ def test_statistic_is_a_sum_of_terms_over_a_parameter_pytree(km2a, wcda):
     assert list(tree[model.backgrounds[1].name]) == ["norm"]  # WCDA's global background norm
     np.testing.assert_array_equal(np.asarray(plain.vector_of(tree)), np.asarray(x))
     # the datasets' terms add up to the whole
+    # (the terms run op by op, the statistic jitted: float64 rounding of differently fused sums, ~1e-11)
     per_dataset = [float(CashTerm(i)(plain, tree, x, plain.arrays)) for i in range(2)]
-    assert plain.stat(x) == pytest.approx(sum(per_dataset), rel=1e-12)
+    assert plain.stat(x) == pytest.approx(sum(per_dataset), rel=5e-11)
     single = Likelihood(model.for_datasets([km2a.name]), data[:1])
-    assert single.stat() == pytest.approx(per_dataset[0], rel=1e-12)
+    assert single.stat() == pytest.approx(per_dataset[0], rel=5e-11)
 
     def index_pull(params):  # a -2 ln p tying the two indices (a user's own term)
         return ((params["gs"]["index"] - params["dk"]["index"]) / 0.1) ** 2
@@ -239,7 +240,7 @@ def test_statistic_is_a_sum_of_terms_over_a_parameter_pytree(km2a, wcda):
     # the gradient of the added term is exact: central differences on the index of "gs"
     i = both.keys.index("gs.index")
     _, grad = both.value_and_grad(x)
-    h = 1e-5
+    h = 1e-4  # the statistic (~1e3, a deviance with a large constant) carries ~3e-8 of float64 rounding
     up, down = np.array(x), np.array(x)
     up[i] += h
     down[i] -= h
