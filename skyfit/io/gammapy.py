@@ -230,7 +230,7 @@ def _response(ds, geom, roi: HealpixROI, where: str, edisp: str, label: str, blu
 
     reco = ds.counts.geom.axes["energy"].edges.to_value("TeV")
     from ..response import SkyGrid
-    from ..response.fermi import grid_response
+    from ..response.fermi import grid_response, interp_planes_loglog
 
     ra, dec = roi.radec()
     pix = SkyCoord(ra, dec, unit="deg", frame="icrs").transform_to(geom.frame)
@@ -253,11 +253,7 @@ def _response(ds, geom, roi: HealpixROI, where: str, edisp: str, label: str, blu
         x = np.asarray(_local_idx(e_geom, coords, clip=True))
         planes = np.asarray(exposure_map.quantity.to_value("cm2 s"), dtype=float).reshape(len(true_axis.center), -1)
         flat = x[0] if len(x) == 1 else np.ravel_multi_index((x[1], x[0]), e_geom.data_shape)
-        values = planes[:, flat]  # (n_true, n)
-        e_nodes = np.log(true_axis.center.to_value("TeV"))
-        e = np.log(np.atleast_1d(energy_tev))
-        out = np.stack([np.interp(e, e_nodes, np.log(np.maximum(v, 1e-300))) for v in values.T], axis=1)
-        return np.where(np.isfinite(out), np.exp(out), np.nan)
+        return interp_planes_loglog(planes[:, flat], true_axis.center.to_value("TeV"), energy_tev)  # (m, n)
 
     kernel, true_edges = None, None
     if edisp == "dataset" and ds.edisp is not None:

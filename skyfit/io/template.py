@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..response.fermi import FermiFileError
+from ..response.fermi import FermiFileError, interp_planes_loglog
 from .fermi import read_map_cube
 
 __all__ = ["TemplateCounts", "template_counts"]
@@ -58,13 +58,7 @@ def _intensity_at(cube, energy_tev, path) -> np.ndarray:
     if e.min() < nodes[0] - 1e-9 or e.max() > nodes[-1] + 1e-9:
         raise FermiFileError(f"{path}: the template covers {cube.energy_tev[0]:.4g}-{cube.energy_tev[-1]:.4g} TeV, the "
                              f"response needs {np.exp(e.min()):.4g}-{np.exp(e.max()):.4g} TeV")  # fmt: skip
-    hi = np.clip(np.searchsorted(nodes, e), 1, len(nodes) - 1)
-    t = np.clip((e - nodes[hi - 1]) / (nodes[hi] - nodes[hi - 1]), 0.0, 1.0)[:, None, None]
-    with np.errstate(divide="ignore"):
-        lo_v, hi_v = np.log(cube.data[hi - 1]), np.log(cube.data[hi])
-    out = np.exp((1 - t) * lo_v + t * hi_v)
-    out = np.where((cube.data[hi - 1] > 0) & (cube.data[hi] > 0), out, 0.0)
-    return out * scale
+    return interp_planes_loglog(cube.data, cube.energy_tev, energy_tev) * scale
 
 
 def template_counts(spatial, dataset, oversample: int = 8) -> TemplateCounts:

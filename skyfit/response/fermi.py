@@ -38,6 +38,7 @@ __all__ = [
     "ExposureCube",
     "read_gtpsf",
     "grid_response",
+    "interp_planes_loglog",
     "read_exposure_cube",
     "bin_psf",
     "fermi_psf",
@@ -263,12 +264,22 @@ class ExposureCube:
                 f"{np.exp(e.max()):.4g} TeV reach beyond the cube's {self.energy_tev[0]:.4g}-"
                 f"{self.energy_tev[-1]:.4g} TeV; keep the analysis inside them"
             )
-        hi = np.clip(np.searchsorted(x_e, e), 1, len(x_e) - 1)
-        t = np.clip((e - x_e[hi - 1]) / (x_e[hi] - x_e[hi - 1]), 0.0, 1.0)[:, None]
-        with np.errstate(divide="ignore"):
-            lo_v, hi_v = np.log(planes[hi - 1]), np.log(planes[hi])
-        out = np.exp((1 - t) * lo_v + t * hi_v)
-        return np.where((planes[hi - 1] > 0) & (planes[hi] > 0), out, 0.0)
+        return interp_planes_loglog(planes, self.energy_tev, np.exp(e))
+
+
+def interp_planes_loglog(planes, nodes_tev, energy_tev) -> np.ndarray:
+    """Planes ``(n_nodes, ...)`` tabulated at energies ``nodes_tev`` (increasing), at ``energy_tev`` (m,):
+    linear in log(value) against log(E), clamped at the first and last node; 0 where either neighbouring
+    plane is 0. Shape ``(m, ...)``."""
+    planes = np.asarray(planes, dtype=float)
+    x = np.log(np.asarray(nodes_tev, dtype=float))
+    e = np.log(np.atleast_1d(np.asarray(energy_tev, dtype=float)))
+    hi = np.clip(np.searchsorted(x, e), 1, len(x) - 1)
+    t = np.clip((e - x[hi - 1]) / (x[hi] - x[hi - 1]), 0.0, 1.0).reshape(-1, *([1] * (planes.ndim - 1)))
+    with np.errstate(divide="ignore"):
+        lo_v, hi_v = np.log(planes[hi - 1]), np.log(planes[hi])
+    out = np.exp((1 - t) * lo_v + t * hi_v)
+    return np.where((planes[hi - 1] > 0) & (planes[hi] > 0), out, 0.0)
 
 
 def celestial_wcs(header):
