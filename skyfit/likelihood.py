@@ -104,6 +104,17 @@ def _subpixel_vectors(dataset: Dataset) -> np.ndarray:
     return unit_vectors(ra.ravel(), dec.ravel()).reshape(*ra.shape, 3)
 
 
+def _padded(index_sets) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel index sets of different sizes as one (n, width) index array, padded with pixel 0, and its
+    0/1 mask."""
+    width = max(c.size for c in index_sets)
+    idx = np.zeros((len(index_sets), width), dtype=np.int64)
+    mask = np.zeros((len(index_sets), width))
+    for j, c in enumerate(index_sets):
+        idx[j, : c.size], mask[j, : c.size] = c, 1.0
+    return idx, mask
+
+
 def cash_stat(npred, counts, mask, constant):
     """Deviance ``2 sum mask (mu - n ln mu) + constant`` (``constant = 2 sum mask (n ln n - n)``)."""
     mu = jnp.maximum(npred, 1e-300)
@@ -356,14 +367,10 @@ class Likelihood:
                         mask[j, self.cores[(i, s.name)]] = 0.0
                     groups.append((tuple(members), None, mask, core))
                     continue
-                width = max(self.cutouts[(i, s.name)].size for s in members)
-                idx = np.zeros((len(members), width), dtype=np.int64)
-                mask = np.zeros((len(members), width))
-                for j, s in enumerate(members):
-                    c = self.cutouts[(i, s.name)]
-                    idx[j, : c.size], mask[j, : c.size] = c, 1.0
-                    if core is not None:
-                        mask[j, : c.size] *= ~np.isin(c, self.cores[(i, s.name)])
+                idx, mask = _padded([self.cutouts[(i, s.name)] for s in members])
+                if core is not None:  # the core's pixels come from the sub-pixels
+                    for j, s in enumerate(members):
+                        mask[j] *= ~np.isin(idx[j], self.cores[(i, s.name)])
                 groups.append((tuple(members), idx, mask, core))
             out.append((tuple(singles), groups))
         return out
@@ -373,15 +380,10 @@ class Likelihood:
         dataset evaluates the PSF at pixel centres only."""
         if (i, members[0].name) not in self.cores:
             return None
-        width = max(self.cores[(i, s.name)].size for s in members)
-        if width == 0:  # extended sources wide enough for pixel centres
+        cores = [self.cores[(i, s.name)] for s in members]
+        if max(c.size for c in cores) == 0:  # extended sources wide enough for pixel centres
             return None
-        idx = np.zeros((len(members), width), dtype=np.int64)
-        mask = np.zeros((len(members), width))
-        for j, s in enumerate(members):
-            c = self.cores[(i, s.name)]
-            idx[j, : c.size], mask[j, : c.size] = c, 1.0
-        return idx, mask
+        return _padded(cores)
 
     # --- pure functions of the parameters ----------------------------------------------------
     def params(self, vector) -> dict:
