@@ -19,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from ._data import data_dir
+from ._units import to_value
 from .dataset import BackgroundNaNWarning, Dataset
 from .maps import HealpixMaps, HealpixROI, bin_events
 from .response import GaussianMixturePSF, Response, TabulatedPSF
@@ -143,7 +144,7 @@ def hawc_dataset(
     estimator: str = "NN",
     fhit_bins=(5, 6, 7, 8, 9),
     center=(CRAB_RA_DEG, CRAB_DEC_DEG),
-    radius_deg: float = 3.0,
+    radius_deg=3.0,
     nside: int = 1024,
     nest: bool = True,
     safe_mask: bool | str = True,
@@ -158,8 +159,11 @@ def hawc_dataset(
         Energy estimator (the two releases share events: never fit them jointly).
     fhit_bins : sequence of int
         fHit bins to use (5-9 are public).
-    center, radius_deg : (ra, dec) in deg, float
-        Disc ROI.
+    center : SkyCoord or (ra, dec)
+        Centre of the disc ROI: a scalar SkyCoord in any frame (transformed to ICRS), or ICRS (ra, dec) as
+        numbers in deg or angle Quantities.
+    radius_deg : float or Quantity
+        Radius of the disc ROI: deg, or any angle Quantity.
     nside, nest : int, bool
         HEALPix pixelisation (nside 1024: 0.057 deg pixels).
     safe_mask : bool or "gammapy"
@@ -178,6 +182,7 @@ def hawc_dataset(
     """
     if safe_mask not in (True, False, "gammapy"):
         raise ValueError(f"safe_mask must be True, False or 'gammapy', got {safe_mask!r}")
+    radius_deg = to_value(radius_deg, "deg", "radius_deg") if radius_deg is not None else None
     base = Path(path) if path is not None else data_dir("hawc", "crab_events_pass4")
     roi, ra_c, dec_c, dec_nodes = _roi_and_dec_nodes(roi, center, radius_deg, nside, nest)
     transits_file = base / "irfs" / "TransitsMap_Crab.fits.gz"

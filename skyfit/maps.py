@@ -19,6 +19,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
+from ._units import is_pair, lonlat, to_value
 from .coords import radec_to_vector
 
 __all__ = [
@@ -42,12 +43,17 @@ class EmptyRegionError(ValueError):
 unit_vectors = radec_to_vector  # one function for (ra, dec) in deg -> unit vectors (..., 3)
 
 
-def _radec(position) -> tuple[float, float]:
-    if isinstance(position, SkyCoord):
-        icrs = position.icrs
-        return float(icrs.ra.deg), float(icrs.dec.deg)
+def _radec(position, name: str = "center") -> tuple[float, float]:
+    """ICRS (ra, dec) in deg of a scalar SkyCoord (any frame) or an (ra, dec) pair of numbers (deg) or angle
+    Quantities."""
+    from astropy.coordinates import BaseCoordinateFrame
+
+    if isinstance(position, SkyCoord | BaseCoordinateFrame):
+        return lonlat(position, frame="icrs", names=(name, name))
+    if not is_pair(position):
+        raise ValueError(f"{name} must be a SkyCoord or an (ra, dec) pair (deg or angle Quantities), got {position!r}")
     ra, dec = position
-    return float(ra), float(dec)
+    return lonlat(ra, dec, frame="icrs", names=(f"{name} ra", f"{name} dec"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,9 +89,30 @@ class HealpixROI:
         object.__setattr__(self, "pixels", pix)
 
     @classmethod
-    def from_disc(cls, center, radius_deg: float, nside: int, nest: bool = True) -> HealpixROI:
-        """Pixels whose centres lie within ``radius_deg`` of ``center`` (SkyCoord or (ra, dec) deg)."""
+    def from_disc(cls, center, radius_deg, nside: int, nest: bool = True) -> HealpixROI:
+        """Pixels whose centres lie within ``radius_deg`` of ``center``.
+
+        Parameters
+        ----------
+        center : SkyCoord or (ra, dec)
+            A scalar SkyCoord in any frame (transformed to ICRS), or ICRS (ra, dec) as numbers in deg or as
+            angle Quantities.
+        radius_deg : float or Quantity
+            Disc radius: deg, or any angle Quantity (e.g. ``30 * u.arcmin``).
+        nside : int
+            HEALPix resolution parameter.
+        nest : bool
+            NESTED (``True``) or RING ordering.
+
+        Raises
+        ------
+        ValueError
+            A Quantity whose unit is not an angle (the message names the argument), or a malformed ``center``;
+            :class:`EmptyRegionError` for a declination outside [-90, 90] deg, a non-positive radius or a disc
+            holding no pixel centre.
+        """
         ra, dec = _radec(center)
+        radius_deg = to_value(radius_deg, "deg", "radius_deg")
         if not -90.0 <= dec <= 90.0:
             raise EmptyRegionError(f"ROI centre declination {dec} deg is outside [-90, 90]: give (ra, dec) in degrees")
         if not radius_deg > 0:
@@ -96,10 +123,21 @@ class HealpixROI:
 
     @classmethod
     def from_galactic_box(cls, l_range, b_range, nside: int, nest: bool = True) -> HealpixROI:
-        """Pixels whose centres satisfy ``l_min <= l <= l_max`` and ``b_min <= b <= b_max`` (deg,
-        Galactic; ``l`` may wrap, e.g. (350, 10) or (-10, 10))."""
-        l0, l1 = (float(v) for v in l_range)
-        b0, b1 = (float(v) for v in b_range)
+        """Pixels whose centres satisfy ``l_min <= l <= l_max`` and ``b_min <= b <= b_max`` (Galactic; ``l`` may
+        wrap, e.g. (350, 10) or (-10, 10)).
+
+        Parameters
+        ----------
+        l_range, b_range : (float, float) or Quantity
+            ``(l_min, l_max)`` and ``(b_min, b_max)``: numbers in deg, angle Quantities, or an angle Quantity
+            of two values (e.g. ``[-10, 10] * u.deg``).
+        nside : int
+            HEALPix resolution parameter.
+        nest : bool
+            NESTED (``True``) or RING ordering.
+        """
+        l0, l1 = (to_value(v, "deg", "l_range") for v in l_range)
+        b0, b1 = (to_value(v, "deg", "b_range") for v in b_range)
         width = (l1 - l0) % 360.0 if l1 != l0 else 0.0
         if not (width > 0 and -90 <= b0 < b1 <= 90):
             raise EmptyRegionError(f"empty Galactic box l {l_range}, b {b_range}: need l_min != l_max, b_min < b_max")

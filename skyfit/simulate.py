@@ -8,6 +8,7 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
+from ._units import to_value
 from .dataset import Dataset
 from .likelihood import npred
 from .maps import HealpixMaps, HealpixROI
@@ -27,9 +28,9 @@ def simulate_dataset(model: Models, dataset: Dataset, seed) -> Dataset:
 def lhaaso_dataset(
     instrument: str,
     center=None,
-    radius_deg: float | None = None,
+    radius_deg=None,
     nside: int = 512,
-    livetime_days: float = 365.0,
+    livetime_days=365.0,
     nest: bool = True,
     name: str | None = None,
     roi: HealpixROI | None = None,
@@ -37,8 +38,30 @@ def lhaaso_dataset(
     """A LHAASO-like (WCDA or KM2A) dataset over a disc ROI (``center``, ``radius_deg``) or a given
     ``roi``, with the parametric response and the residual cosmic-ray background of
     :mod:`skyfit.response.lhaaso`; counts are zero (simulate them with :func:`simulate_dataset`).
+
+    Parameters
+    ----------
+    instrument : {"WCDA", "KM2A"}
+    center : SkyCoord or (ra, dec), optional
+        Disc centre: a scalar SkyCoord in any frame, or ICRS (ra, dec) as numbers in deg or angle Quantities.
+    radius_deg : float or Quantity, optional
+        Disc radius: deg, or any angle Quantity.
+    nside, nest : int, bool
+        HEALPix pixelisation of the disc.
+    livetime_days : float or Quantity
+        Livetime: days, or any time Quantity (``1 * u.yr`` is 365.25 days).
+    name : str, optional
+        Dataset name (default the instrument).
+    roi : HealpixROI, optional
+        The pixels, instead of the disc (``center``, ``radius_deg``, ``nside`` and ``nest`` are then ignored).
+
+    Raises
+    ------
+    ValueError
+        An unknown instrument, no ROI, or a Quantity in a unit of the wrong kind (the message names the argument).
     """
     instrument = instrument.upper()
+    livetime_days = to_value(livetime_days, "day", "livetime_days")
     makers = {"WCDA": wcda_response, "KM2A": km2a_response}
     if instrument not in makers:
         raise ValueError(f"instrument must be 'WCDA' or 'KM2A', got {instrument!r}")

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import i0e
 
+from .._units import lonlat, to_value
 from ._parameter import ModelError, Parameter
 
 __all__ = [
@@ -102,7 +103,9 @@ class SpatialModel:
         return {}
 
     @classmethod
-    def _position(cls, lon_0, lat_0):
+    def _position(cls, lon_0, lat_0, frame="icrs"):
+        """The ``lon_0``, ``lat_0`` parameters (deg) of numbers, angle Quantities or a SkyCoord (``lat_0`` None)."""
+        lon_0, lat_0 = lonlat(lon_0, lat_0, frame, names=("lon_0", "lat_0"))
         return (
             Parameter("lon_0", lon_0, "deg", scale=1.0),
             Parameter("lat_0", lat_0, "deg", min=-90, max=90, scale=1.0),
@@ -184,8 +187,30 @@ class PointSpatialModel(SpatialModel):
     parameter_names = ("lon_0", "lat_0")
 
     @classmethod
-    def create(cls, lon_0, lat_0, frame="icrs"):
-        return cls(cls._position(lon_0, lat_0), frame)
+    def create(cls, lon_0, lat_0=None, frame="icrs"):
+        """A point source at (``lon_0``, ``lat_0``).
+
+        ``PointSpatialModel.create(83.63, 22.01)``, ``create(83.63 * u.deg, 22.01 * u.deg)`` and
+        ``create(SkyCoord(83.63, 22.01, unit="deg"))`` are the same model.
+
+        Parameters
+        ----------
+        lon_0 : float, Quantity or SkyCoord
+            Longitude of the centre in ``frame`` (RA or Galactic l): deg, or any angle Quantity. Or the whole
+            position as a scalar SkyCoord in any frame (transformed to ``frame``); ``lat_0`` is then omitted
+            and further arguments are given by keyword.
+        lat_0 : float or Quantity
+            Latitude of the centre in ``frame`` (Dec or Galactic b): deg, or any angle Quantity.
+        frame : {"icrs", "galactic"}
+            Frame of the model's position parameters.
+
+        Raises
+        ------
+        ValueError
+            A Quantity whose unit is not an angle (the message names the argument), or a SkyCoord with
+            ``lat_0`` also given.
+        """
+        return cls(cls._position(lon_0, lat_0, frame), frame)
 
     @staticmethod
     def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):
@@ -198,9 +223,32 @@ class GaussianSpatialModel(SpatialModel):
     parameter_names = ("lon_0", "lat_0", "sigma")
 
     @classmethod
-    def create(cls, lon_0, lat_0, sigma=0.2, frame="icrs"):
+    def create(cls, lon_0, lat_0=None, sigma=0.2, frame="icrs"):
+        """A Gaussian source of width ``sigma`` (r39) at (``lon_0``, ``lat_0``).
+
+        Parameters
+        ----------
+        lon_0 : float, Quantity or SkyCoord
+            Longitude of the centre in ``frame`` (RA or Galactic l): deg, or any angle Quantity. Or the whole
+            position as a scalar SkyCoord in any frame (transformed to ``frame``); ``lat_0`` is then omitted
+            and further arguments are given by keyword.
+        lat_0 : float or Quantity
+            Latitude of the centre in ``frame`` (Dec or Galactic b): deg, or any angle Quantity.
+        sigma : float or Quantity
+            Width (r39, the 39.3 % containment radius): deg, or any angle Quantity (e.g. ``12 * u.arcmin``).
+        frame : {"icrs", "galactic"}
+            Frame of the model's position parameters.
+
+        Raises
+        ------
+        ValueError
+            A Quantity whose unit is not an angle (the message names the argument), or a SkyCoord with
+            ``lat_0`` also given.
+        """
+        sigma = to_value(sigma, "deg", "sigma")
         return cls(
-            cls._position(lon_0, lat_0) + (Parameter("sigma", sigma, "deg", min=0.0, max=5.0, scale=0.1),), frame
+            cls._position(lon_0, lat_0, frame) + (Parameter("sigma", sigma, "deg", min=0.0, max=5.0, scale=0.1),),
+            frame,
         )
 
     @staticmethod
@@ -236,8 +284,33 @@ class DiskSpatialModel(SpatialModel):
     parameter_names = ("lon_0", "lat_0", "r_0")
 
     @classmethod
-    def create(cls, lon_0, lat_0, r_0=0.5, frame="icrs"):
-        return cls(cls._position(lon_0, lat_0) + (Parameter("r_0", r_0, "deg", min=1e-3, max=5.0, scale=0.1),), frame)
+    def create(cls, lon_0, lat_0=None, r_0=0.5, frame="icrs"):
+        """A uniform disk of radius ``r_0`` centred on (``lon_0``, ``lat_0``).
+
+        Parameters
+        ----------
+        lon_0 : float, Quantity or SkyCoord
+            Longitude of the centre in ``frame`` (RA or Galactic l): deg, or any angle Quantity. Or the whole
+            position as a scalar SkyCoord in any frame (transformed to ``frame``); ``lat_0`` is then omitted
+            and further arguments are given by keyword.
+        lat_0 : float or Quantity
+            Latitude of the centre in ``frame`` (Dec or Galactic b): deg, or any angle Quantity.
+        r_0 : float or Quantity
+            Radius: deg, or any angle Quantity.
+        frame : {"icrs", "galactic"}
+            Frame of the model's position parameters.
+
+        Raises
+        ------
+        ValueError
+            A Quantity whose unit is not an angle (the message names the argument), or a SkyCoord with
+            ``lat_0`` also given.
+        """
+        r_0 = to_value(r_0, "deg", "r_0")
+        return cls(
+            cls._position(lon_0, lat_0, frame) + (Parameter("r_0", r_0, "deg", min=1e-3, max=5.0, scale=0.1),),
+            frame,
+        )
 
     @staticmethod
     def kernel(p, pixel_vectors, pixel_area_sr, psf_weights, psf_sigma_rad, frame="icrs"):
@@ -284,6 +357,21 @@ class GalacticDiffuseSpatialModel(SpatialModel):
 
     @classmethod
     def create(cls, b_0=0.0, sigma_b=1.5):
+        """The band, centred on Galactic latitude ``b_0`` with width ``sigma_b`` (both frozen).
+
+        Parameters
+        ----------
+        b_0 : float or Quantity
+            Galactic latitude of the centre line: deg, or any angle Quantity.
+        sigma_b : float or Quantity
+            Gaussian width in latitude: deg, or any angle Quantity.
+
+        Raises
+        ------
+        ValueError
+            A Quantity whose unit is not an angle (the message names the argument).
+        """
+        b_0, sigma_b = to_value(b_0, "deg", "b_0"), to_value(sigma_b, "deg", "sigma_b")
         return cls(
             (
                 Parameter("b_0", b_0, "deg", min=-10.0, max=10.0, frozen=True, scale=1.0),
@@ -350,7 +438,23 @@ class TemplateSpatialModel(SpatialModel):
     precomputed: ClassVar[bool] = True
 
     @classmethod
-    def create(cls, filename, unit: str | None = None, frame: str = "galactic"):
+    def create(cls, filename, unit=None, frame: str = "galactic"):
+        """The template in ``filename``.
+
+        Parameters
+        ----------
+        filename : str or path
+            The map cube (FITS).
+        unit : str or astropy.units.Unit, optional
+            The cube's unit when the file carries none (e.g. ``"cm-2 s-1 MeV-1 sr-1"``); a Unit is kept as
+            its string.
+        frame : {"icrs", "galactic"}
+            The cube's frame.
+        """
+        if unit is not None and not isinstance(unit, str):
+            import astropy.units as u
+
+            unit = u.Unit(unit).to_string()
         return cls((), frame, str(filename), unit)
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from .._units import to_value
 from ._parameter import Parameter
 
 __all__ = ["SpectralModel", "PowerLaw", "LogParabola", "ExpCutoffPowerLaw", "PowerLawNorm", "SPECTRAL_MODELS"]
@@ -40,7 +41,15 @@ class SpectralModel:
 
 
 def _amplitude(value, frozen=False):
-    return Parameter("amplitude", value, FLUX_UNIT, min=0.0, frozen=frozen)
+    return Parameter("amplitude", to_value(value, FLUX_UNIT, "amplitude"), FLUX_UNIT, min=0.0, frozen=frozen)
+
+
+def _reference(value):
+    return Parameter("reference", to_value(value, "TeV", "reference"), "TeV", frozen=True)
+
+
+def _number(value, name):
+    return to_value(value, "", name)
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,30 @@ class PowerLaw(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, index=2.6, reference=1.0):
+        """``amplitude (E / reference)^-index``.
+
+        Parameters
+        ----------
+        amplitude : float or Quantity
+            Differential flux at ``reference``: cm-2 s-1 TeV-1 (``FLUX_UNIT``), or a Quantity in any
+            differential-flux unit (e.g. ``u.Unit("1 / (m2 s GeV)")``). On a diffuse or isotropic spatial
+            model it is an intensity per sr: give it as a plain number (cm-2 s-1 TeV-1 sr-1).
+        index : float or dimensionless Quantity
+            Spectral index.
+        reference : float or Quantity
+            Reference energy (frozen): TeV, or any energy Quantity (``7000 * u.GeV`` is ``7.0``).
+
+        Raises
+        ------
+        ValueError
+            A Quantity in a unit that does not convert to the parameter's (the message names the argument,
+            the unit given and the unit expected).
+        """
         return cls(
             (
                 _amplitude(amplitude),
-                Parameter("index", index, "", min=0.0, max=6.0),
-                Parameter("reference", reference, "TeV", frozen=True),
+                Parameter("index", _number(index, "index"), "", min=0.0, max=6.0),
+                _reference(reference),
             )
         )
 
@@ -70,12 +98,31 @@ class LogParabola(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, alpha=2.6, beta=0.1, reference=7.0):
+        """``amplitude (E / reference)^(-alpha - beta ln(E / reference))``.
+
+        Parameters
+        ----------
+        amplitude : float or Quantity
+            Differential flux at ``reference``: cm-2 s-1 TeV-1 (``FLUX_UNIT``), or a Quantity in any
+            differential-flux unit (e.g. ``u.Unit("1 / (m2 s GeV)")``). On a diffuse or isotropic spatial
+            model it is an intensity per sr: give it as a plain number (cm-2 s-1 TeV-1 sr-1).
+        alpha, beta : float or dimensionless Quantity
+            Index at ``reference`` and curvature (natural logarithm).
+        reference : float or Quantity
+            Reference energy (frozen): TeV, or any energy Quantity (``7000 * u.GeV`` is ``7.0``).
+
+        Raises
+        ------
+        ValueError
+            A Quantity in a unit that does not convert to the parameter's (the message names the argument,
+            the unit given and the unit expected).
+        """
         return cls(
             (
                 _amplitude(amplitude),
-                Parameter("alpha", alpha, "", min=-1.0, max=6.0),
-                Parameter("beta", beta, "", min=-1.0, max=2.0),
-                Parameter("reference", reference, "TeV", frozen=True),
+                Parameter("alpha", _number(alpha, "alpha"), "", min=-1.0, max=6.0),
+                Parameter("beta", _number(beta, "beta"), "", min=-1.0, max=2.0),
+                _reference(reference),
             )
         )
 
@@ -92,13 +139,36 @@ class ExpCutoffPowerLaw(SpectralModel):
 
     @classmethod
     def create(cls, amplitude=1e-12, index=2.0, lambda_=0.01, alpha=1.0, reference=1.0):
+        """``amplitude (E / reference)^-index exp(-(lambda_ E)^alpha)``.
+
+        Parameters
+        ----------
+        amplitude : float or Quantity
+            Differential flux at ``reference``: cm-2 s-1 TeV-1 (``FLUX_UNIT``), or a Quantity in any
+            differential-flux unit (e.g. ``u.Unit("1 / (m2 s GeV)")``). On a diffuse or isotropic spatial
+            model it is an intensity per sr: give it as a plain number (cm-2 s-1 TeV-1 sr-1).
+        index : float or dimensionless Quantity
+            Spectral index.
+        lambda_ : float or Quantity
+            Inverse cutoff energy: TeV-1, or any inverse-energy Quantity (``1 / (50 * u.TeV)`` is ``0.02``).
+        alpha : float or dimensionless Quantity
+            Sharpness of the cutoff (frozen).
+        reference : float or Quantity
+            Reference energy (frozen): TeV, or any energy Quantity (``7000 * u.GeV`` is ``7.0``).
+
+        Raises
+        ------
+        ValueError
+            A Quantity in a unit that does not convert to the parameter's (the message names the argument,
+            the unit given and the unit expected).
+        """
         return cls(
             (
                 _amplitude(amplitude),
-                Parameter("index", index, "", min=-1.0, max=6.0),
-                Parameter("lambda_", lambda_, "TeV-1", min=0.0),
-                Parameter("alpha", alpha, "", frozen=True),
-                Parameter("reference", reference, "TeV", frozen=True),
+                Parameter("index", _number(index, "index"), "", min=-1.0, max=6.0),
+                Parameter("lambda_", to_value(lambda_, "TeV-1", "lambda_"), "TeV-1", min=0.0),
+                Parameter("alpha", _number(alpha, "alpha"), "", frozen=True),
+                _reference(reference),
             )
         )
 
@@ -118,11 +188,26 @@ class PowerLawNorm(SpectralModel):
 
     @classmethod
     def create(cls, norm=1.0, tilt=0.0, reference=1.0):
+        """``norm (E / reference)^-tilt``, a factor on a template's spectrum.
+
+        Parameters
+        ----------
+        norm, tilt : float or dimensionless Quantity
+            Normalisation and spectral tilt.
+        reference : float or Quantity
+            Reference energy (frozen): TeV, or any energy Quantity (``7000 * u.GeV`` is ``7.0``).
+
+        Raises
+        ------
+        ValueError
+            A Quantity in a unit that does not convert to the parameter's (the message names the argument,
+            the unit given and the unit expected).
+        """
         return cls(
             (
-                Parameter("norm", norm, "", min=0.0, max=10.0),
-                Parameter("tilt", tilt, "", min=-1.0, max=1.0, scale=0.1),
-                Parameter("reference", reference, "TeV", frozen=True),
+                Parameter("norm", _number(norm, "norm"), "", min=0.0, max=10.0),
+                Parameter("tilt", _number(tilt, "tilt"), "", min=-1.0, max=1.0, scale=0.1),
+                _reference(reference),
             )
         )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._data import DataNotFoundError, data_dir
+from .._units import to_value
 from ..dataset import Dataset
 from ..maps import HealpixROI
 from ..models import GalacticDiffuseSpatialModel, GaussianSpatialModel, Models, PointSpatialModel, PowerLaw, Source
@@ -53,7 +54,13 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class Region:
-    """A box in Galactic coordinates (deg): ``l_min <= l <= l_max``, ``b_min <= b <= b_max``."""
+    """A box in Galactic coordinates (deg): ``l_min <= l <= l_max``, ``b_min <= b <= b_max``.
+
+    Parameters
+    ----------
+    l_min, l_max, b_min, b_max : float or Quantity
+        The bounds: deg, or angle Quantities (kept as floats in deg).
+    """
 
     l_min: float
     l_max: float
@@ -61,6 +68,11 @@ class Region:
     b_max: float
 
     def __post_init__(self):
+        for key in ("l_min", "l_max", "b_min", "b_max"):
+            try:
+                object.__setattr__(self, key, to_value(getattr(self, key), "deg", key))
+            except ValueError as exc:
+                raise CatalogError(f"region bound {exc}") from None
         vals = (self.l_min, self.l_max, self.b_min, self.b_max)
         if not all(np.isfinite(v) for v in vals):
             raise CatalogError(f"region bounds must be finite numbers, got {vals}")
@@ -71,7 +83,8 @@ class Region:
 
     @classmethod
     def parse(cls, text) -> Region:
-        """``"l_min,l_max,b_min,b_max"`` (deg), e.g. ``"25,45,-5,5"``; or a Region, or 4 numbers."""
+        """``"l_min,l_max,b_min,b_max"`` (deg), e.g. ``"25,45,-5,5"``; or a Region, or 4 numbers (deg) or angle
+        Quantities (or one Quantity of 4 values)."""
         if isinstance(text, Region):
             return text
         if isinstance(text, str):
@@ -89,7 +102,7 @@ class Region:
         vals = list(text)
         if len(vals) != 4:
             raise CatalogError(f"a region needs 4 numbers (l_min, l_max, b_min, b_max), got {text!r}")
-        return cls(*(float(v) for v in vals))
+        return cls(*vals)
 
     def contains(self, l_deg, b_deg, margin_deg: float = 0.0) -> np.ndarray:
         l_deg, b_deg = np.asarray(l_deg, float), np.asarray(b_deg, float)
@@ -121,7 +134,9 @@ class Region:
         band = np.sin(np.radians(self.b_max)) - np.sin(np.radians(self.b_min))
         return float(np.degrees(1) ** 2 * np.radians(self.width) * band)
 
-    def grown(self, margin_deg: float) -> Region:
+    def grown(self, margin_deg) -> Region:
+        """The region grown by ``margin_deg`` (deg or an angle Quantity) on every side (b within +-90 deg)."""
+        margin_deg = to_value(margin_deg, "deg", "margin_deg")
         return Region(self.l_min - margin_deg, self.l_max + margin_deg, max(self.b_min - margin_deg, -90),
                       min(self.b_max + margin_deg, 90))  # fmt: skip
 
@@ -205,10 +220,12 @@ def catalog_sky(table, region: Region | None = None, margin_deg: float = 1.0, de
 
     Component names are ``<Source_Name>_<detector>``; each applies only to its detector's dataset
     (``dataset_names`` maps a detector to its dataset name, default the detector name). ``r39`` gives a
-    Gaussian; components with no r39 (or only an upper limit) are point sources.
+    Gaussian; components with no r39 (or only an upper limit) are point sources. ``margin_deg``: deg, or an
+    angle Quantity.
     """
     from astropy.coordinates import SkyCoord
 
+    margin_deg = to_value(margin_deg, "deg", "margin_deg")
     names = dataset_names or {}
     sources = []
     for row in table:
@@ -236,7 +253,19 @@ def catalog_sky(table, region: Region | None = None, margin_deg: float = 1.0, de
 
 def galactic_diffuse(amplitude: float = DIFFUSE_AMPLITUDE, index: float = DIFFUSE_INDEX,
                      sigma_b: float = DIFFUSE_SIGMA_B, name: str = "diffuse") -> Source:  # fmt: skip
-    """The Galactic diffuse band (see :data:`DIFFUSE_AMPLITUDE`); only its amplitude is free."""
+    """The Galactic diffuse band (see :data:`DIFFUSE_AMPLITUDE`); only its amplitude is free.
+
+    Parameters
+    ----------
+    amplitude : float or Quantity
+        Intensity on the band's centre line at 10 TeV: cm-2 s-1 TeV-1 sr-1, or any Quantity convertible to it.
+    index : float or dimensionless Quantity
+        Spectral index.
+    sigma_b : float or Quantity
+        Gaussian width in latitude: deg, or any angle Quantity.
+    name : str
+    """
+    amplitude = to_value(amplitude, "cm-2 s-1 TeV-1 sr-1", "amplitude")
     spectral = PowerLaw.create(amplitude=amplitude, index=index, reference=DIFFUSE_REFERENCE_TEV)
     params = tuple(q if q.name == "amplitude" else replace(q, frozen=True) for q in spectral.parameters)
     spectral = replace(spectral, parameters=params)
@@ -251,7 +280,10 @@ def simulate_plane(region: Region | str, livetime_days: float = 365.0, nside: in
     cosmic-ray background, ``livetime_days`` of data. Returns ``(datasets, truth)``.
     ``with_sources=False`` simulates background (and diffuse) only: the null hypothesis. ``catalog``: a
     1LHAASO-format table (default: the real catalogue), or a :class:`Models` of the sources to simulate.
+    ``livetime_days``: days, or any time Quantity; ``margin_deg``: deg, or an angle Quantity.
     """
+    livetime_days = to_value(livetime_days, "day", "livetime_days")
+    margin_deg = to_value(margin_deg, "deg", "margin_deg")
     region = Region.parse(region)
     roi = region.roi(nside, margin_deg)
     truth_sources = []
