@@ -307,6 +307,7 @@ def direct_integration_block(
             m = np.bincount(i_h[sel] * n_dec + j[sel], minlength=n_ra * n_dec).reshape(n_ra, n_dec).astype(float)
             r, a = _rate_and_acceptance(n_k, m, ex_rows, x_t, fx_t, config.n_iter)
             conv = np.fft.irfft(np.fft.rfft(r)[:, None] * np.fft.rfft(a[:, rows], axis=0), n=n_ra, axis=0)
+            conv = np.maximum(conv, 0.0)  # a convolution of rates and acceptances: >= 0 but for FFT rounding (1e-17)
             sky[b] += 0.5 * (conv + np.roll(conv, 1, axis=0))
     bkg = _grid_to_roi(sky, grid, rows, rc, y, y0, roi)
     counts, binned = bin_events(events["RA"], events["DEC"], np.where(use, b_idx, -1), roi, n_bins)

@@ -100,14 +100,34 @@ class FitResult:
             rows=rows, names=("parameter", "value", "error", "minos_lower", "minos_upper", "unit", "frozen", "at_limit")
         )
 
+    def correlation(self) -> np.ndarray:
+        """Correlation matrix of the free parameters (``free_keys`` order)."""
+        cov = np.asarray(self.covariance, float)
+        d = np.sqrt(np.diag(cov)) if cov.size else np.zeros(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cov / np.outer(d, d)
+
     def to_dict(self) -> dict:
+        """Everything about the fit as plain JSON types: statistic, status, parameters (value, error,
+        MINOS errors, unit, frozen), the free parameters' covariance and correlation (``free_keys``
+        order, their units), and the software versions."""
+        from .provenance import software_versions
+
+        def matrix(m):
+            return [[None if not np.isfinite(x) else float(x) for x in row] for row in np.asarray(m, float)]
+
         return {
             "stat": self.stat,
             "valid": self.valid,
+            "status": "valid" if self.valid else "not valid",
             "messages": list(self.messages),
             "nfcn": self.nfcn,
             "ngrad": self.ngrad,
             "fit_time_s": self.fit_time_s,
+            "free_keys": list(self.free_keys),
+            "covariance": matrix(self.covariance),
+            "correlation": matrix(self.correlation()),
+            "software": software_versions(),
             "parameters": {
                 k: {
                     "value": q.value,

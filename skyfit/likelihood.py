@@ -493,6 +493,22 @@ class Likelihood:
         object.__setattr__(new, "arrays", tuple(arrays))
         return new
 
+    def with_mask(self, masks_per_dataset) -> Likelihood:
+        """The same likelihood on fewer pixels and bins: ``masks_per_dataset`` (n_bins, n_pix) booleans,
+        combined with each dataset's own mask (e.g. one energy band's bins, for flux points); reuses the
+        compiled functions."""
+        new = object.__new__(Likelihood)
+        new.__dict__.update(self.__dict__)
+        arrays = []
+        for a, m in zip(self.arrays, masks_per_dataset, strict=True):
+            m = np.broadcast_to(np.asarray(m, bool), a.mask.shape)
+            mask = np.asarray(a.mask) * m
+            counts = np.asarray(a.counts)
+            const = 2.0 * np.sum(mask * (xlogy(counts, counts) - counts))
+            arrays.append(a._replace(mask=jnp.asarray(mask), stat_constant=jnp.asarray(const)))
+        object.__setattr__(new, "arrays", tuple(arrays))
+        return new
+
     def vector(self, values: dict | None = None) -> jax.Array:
         """Flat parameter vector from the model's values, updated by ``values`` (keys ``comp.name``)."""
         current = self.model.values()

@@ -31,9 +31,18 @@ def test_catalog_run_finds_the_bright_sources_and_resumes_from_checkpoints(tmp_p
     # interrupted run: one ROI not finished; the rerun redoes only that one and gives the same catalogue
     done = (out / "rois" / "roi_000.json").stat().st_mtime_ns
     (out / "rois" / "roi_001.json").unlink()
-    again = run(cfg, out_dir=out, progress=False, plots=False, log=lambda *a: None)
+    again = run(cfg, out_dir=out, progress=False, plots=True, log=lambda *a: None)
     assert (out / "rois" / "roi_000.json").stat().st_mtime_ns == done
     assert again["table"].pformat(max_lines=-1, max_width=-1) == table.pformat(max_lines=-1, max_width=-1)
+    # the maps, as PNG and as FITS that gammapy opens with their axis; J1908's TS stands out
+    from gammapy.maps import Map
+
+    for det in ("WCDA", "KM2A"):
+        assert (out / f"significance_{det}.png").exists() and (out / f"residual_{det}.png").exists()
+        ts = Map.read(out / f"maps_{det}.fits", hdu="TS")
+        assert ts.data.max() > 100
+        excess = Map.read(out / f"maps_{det}.fits", hdu="EXCESS")
+        assert excess.geom.axes[0].nbin > 1
     # a checkpoint torn mid-write (an older writer without atomic rename) is redone, not trusted
     (out / "rois" / "roi_000.json").write_text('{"index": 0, "compon')
     assert _pipeline._load_checkpoint(out / "rois" / "roi_000.json", cfg.fingerprint()) is None

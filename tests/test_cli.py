@@ -105,26 +105,6 @@ def test_a_center_beyond_the_pole_is_refused(tmp_path, capsys):
     assert "declination 122.0 deg is outside [-90, 90]" in capsys.readouterr().err
 
 
-def test_an_invalid_fit_exits_3(tmp_path, monkeypatch, capsys):
-    """Exit codes: a fit whose minimum is not valid writes its results and exits 3 (it used to exit 1, like a
-    crash)."""
-    from dataclasses import replace
-
-    import skyfit.cli as cli
-    import skyfit.cli.fitting as fitting
-
-    real = fitting._fit_and_report
-
-    def invalid(*args, **kwargs):
-        result, extra = real(*args, **kwargs)
-        return replace(result, valid=False), extra
-
-    monkeypatch.setattr(fitting, "_fit_and_report", invalid)
-    args = ["demo", "--outdir", str(tmp_path / "demo"), "--nside", "128", "--radius", "2", "--livetime-days", "60"]
-    assert main(args) == cli.EXIT_INVALID_FIT == 3
-    assert (tmp_path / "demo" / "fit_result.json").exists()
-
-
 def test_an_unexpected_error_exits_1_with_its_traceback():
     """Exit codes: a crash (an error skyfit did not foresee) exits 1 with its traceback, not 2 (bad input)
     nor 3 (an invalid fit)."""

@@ -23,13 +23,14 @@ PACKAGE = ROOT / "skyfit"
 # (layer, module prefixes); a module belongs to the first layer with a prefix matching it
 LAYERS = (
     ("foundations", ("skyfit._precision", "skyfit._data", "skyfit._netfile", "skyfit._tasks", "skyfit._version",
-                     "skyfit.coords", "skyfit.events")),
+                     "skyfit._units", "skyfit.provenance", "skyfit.coords", "skyfit.events")),
     ("maps, responses, models, backgrounds; air showers beside them",
      ("skyfit.maps", "skyfit.reproject", "skyfit.response", "skyfit.models", "skyfit.background", "skyfit.plotting",
       "skyfit.showers")),
     ("datasets and their readers", ("skyfit.dataset", "skyfit.io", "skyfit.hawc", "skyfit.stream")),
     ("likelihood", ("skyfit.likelihood",)),
-    ("fit and simulation", ("skyfit.fit", "skyfit.simulate", "skyfit.skies", "skyfit.validate")),
+    ("fit and simulation; flux points and light curves",
+     ("skyfit.fit", "skyfit.simulate", "skyfit.skies", "skyfit.validate", "skyfit.fluxpoints", "skyfit.lightcurve")),
     ("detection; gamma/hadron separation beside it", ("skyfit.detect", "skyfit.ghsep")),
     ("catalogue", ("skyfit.catalog",)),
     ("command line", ("skyfit.cli", "skyfit.__main__")),

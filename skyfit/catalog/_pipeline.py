@@ -332,7 +332,7 @@ def run(config: CatalogConfig | None = None, out_dir="skyfit-catalog", scheduler
 
     Writes ``catalog.fits``, ``catalog.ecsv``, ``catalog.reg`` (DS9), ``run.json`` (configuration,
     versions, seeds, timings), ``config.yaml`` (input to ``skyfit catalog --config``), ``rois/``
-    (checkpoints) and, with ``plots``, significance and residual maps as PNG.
+    (checkpoints) and, with ``plots``, significance and residual maps as PNG and FITS (``maps_*.fits``).
     """
     cfg = config or CatalogConfig()
     if cfg.proposer != "tsmap":  # refuse a missing or bad network now, not as a silent TS-map run later
@@ -439,7 +439,10 @@ def _mean_norms(records) -> dict:
 def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: Path,
                 background_norms: dict | None = None) -> list[str]:  # fmt: skip
     """Per detector: significance (sqrt TS of a point source over background and diffuse emission) and
-    residual significance ((counts - model) / sqrt(model) in 0.3 deg discs) of the whole region, as PNG."""
+    residual significance ((counts - model) / sqrt(model) in 0.3 deg discs) of the whole region, as PNG,
+    and as FITS (``maps_<dataset>.fits``: ``TS``, ``SQRT_TS``, ``RESIDUAL_SIGNIFICANCE`` and per bin
+    ``COUNTS``, ``NPRED``, ``EXCESS`` over background + diffuse, ``RESIDUAL``; :mod:`skyfit.io.skymaps`)."""
+    from ..io.skymaps import write_maps
     from ..plotting import use_file_backend
 
     use_file_backend()
@@ -461,10 +464,18 @@ def plot_region(cfg: CatalogConfig, table, components, diffuse_amplitudes, out: 
     diffuse_only = model.for_datasets([])  # keeps the diffuse band (it applies to every dataset)
     for ds in datasets:
         baseline = npred(diffuse_only, ds)
-        sig = ts_map(ds, baseline, "point").sqrt_ts
+        tsm = ts_map(ds, baseline, "point")
+        sig = tsm.sqrt_ts
         mu = Likelihood(model.for_datasets([ds.name]), [ds]).npred()[0]
         n_s, mu_s = disc_sums(ds.counts.data.sum(axis=0), ds.roi, 0.3), disc_sums(mu.sum(axis=0), ds.roi, 0.3)
         resid = (n_s - mu_s) / np.sqrt(np.maximum(mu_s, 1e-9))
+        counts = np.where(ds.mask, ds.counts.data, 0.0)
+        maps = {"TS": tsm.ts, "SQRT_TS": sig, "RESIDUAL_SIGNIFICANCE": resid, "COUNTS": counts,
+                "NPRED": np.where(ds.mask, mu, 0.0), "EXCESS": counts - np.where(ds.mask, baseline, 0.0),
+                "RESIDUAL": counts - np.where(ds.mask, mu, 0.0)}  # fmt: skip
+        meta = {"residual_disc_deg": 0.3, "ts": "point source over background + diffuse"}
+        written.append(str(write_maps(out / f"maps_{ds.name}.fits", maps, ds.roi, ds.bin_names,
+                                      ds.response.energy_reco_edges_tev, meta=meta)))  # fmt: skip
         for kind, values, label, kw in (
             ("significance", sig, "sqrt(TS), point source over background + diffuse", dict(cmap="magma", min=0)),
             ("residual", resid, "(counts - model) / sqrt(model), 0.3 deg discs", dict(cmap="RdBu_r", min=-5, max=5)),

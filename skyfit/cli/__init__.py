@@ -13,7 +13,9 @@ skyfit showers ACTION    air showers: simulate | reconstruct | report (the tradi
 skyfit ghsep ACTION      ML gamma/hadron separation: train | apply | report
 
 Every command writes under ``--outdir DIR`` (``skyfit COMMAND [ACTION] --help`` names its files and
-default folder). ``skyfit --version``; ``-v`` (log progress) anywhere after ``skyfit``.
+default folder). ``skyfit --version``; ``-v`` (log progress) anywhere after ``skyfit``; ``--json`` (anywhere
+after ``skyfit``) writes one JSON document on stdout: the results, the files written, the error if any
+(docs/cli-json.md); the text goes to stderr.
 
 Exit codes: 0 done; 1 an unexpected error (with a traceback); 2 bad usage, configuration or input (a
 message naming the file and the fix); 3 a fit ran but its minimum is not valid (results are written:
@@ -27,7 +29,18 @@ import logging
 import sys
 
 from . import binning, catalog, fitting, ghsep, showers
-from ._common import EXIT_ERROR, EXIT_INVALID_FIT, EXIT_OK, EXIT_USAGE, ConfigError, verbose_parent
+from ._common import (
+    EXIT_ERROR,
+    EXIT_INVALID_FIT,
+    EXIT_OK,
+    EXIT_USAGE,
+    JSON_HELP,
+    ConfigError,
+    Parser,
+    json_document,
+    stdout_to_stderr,
+    verbose_parent,
+)
 
 __all__ = ["main", "build_parser", "ConfigError", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INVALID_FIT"]
 
@@ -37,10 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub-subcommand per action (each with only its own options)."""
     from .._version import __version__
 
-    p = argparse.ArgumentParser(
-        prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog="skyfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and dropped events")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--version", action="version", version=f"skyfit {__version__}")
     common = verbose_parent()
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,20 +66,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run ``skyfit`` with the arguments ``argv`` (default: the command line); returns the exit code.
-    Bad usage raises ``SystemExit(2)`` (argparse) or returns 2 (a configuration or input error)."""
-    args = build_parser().parse_args(argv)
+    Bad usage raises ``SystemExit(2)`` (argparse; with ``--json`` after printing its JSON document) or
+    returns 2 (a configuration or input error)."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        if "--json" in argv and exc.code and hasattr(exc, "usage"):  # not --help / --version
+            prog, message = exc.usage
+            print(json_document(None, prog.removeprefix("skyfit").strip() or None, EXIT_USAGE,
+                                {"type": "UsageError", "message": f"{prog}: {message}"}))  # fmt: skip
+        raise
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    name = " ".join(filter(None, ("skyfit", args.command, getattr(args, "action", None))))
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     for note in getattr(args, "deprecations", None) or []:
-        print(f"{name}: warning: {note}", file=sys.stderr)
+        print(f"skyfit {command}: warning: {note}", file=sys.stderr)
     from ..plotting import use_file_backend
 
     use_file_backend()  # figures go to files; a notebook calling main() keeps its inline backend
+    if not args.json:
+        return _run(args, command)[0]
+    with stdout_to_stderr() as stdout:
+        code, error = _run(args, command)
+    print(json_document(args, command, code, error), file=stdout, flush=True)
+    return code
+
+
+def _run(args, command: str) -> tuple[int, dict | None]:
+    """Run the command: (its exit code, the error for ``--json`` or None). A configuration or input error:
+    a message on stderr, exit 2; an unexpected one: its traceback (raised, without ``--json``), exit 1."""
     try:
-        return args.func(args)
+        return args.func(args), None
     except (ConfigError, FileNotFoundError, ValueError, OSError, ConnectionError) as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"skyfit {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE, {"type": type(exc).__name__, "message": str(exc)}
+    except Exception as exc:
+        if not args.json:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        return EXIT_ERROR, {"type": type(exc).__name__, "message": str(exc)}
 
 
 if __name__ == "__main__":

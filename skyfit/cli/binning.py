@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ConfigError, add_deprecated_output, add_outdir, output_file
+from ._common import ConfigError, add_deprecated_output, add_outdir, output_file, record_outputs, record_result
 
 __all__ = ["add_parsers", "cmd_bin", "cmd_simulate_events"]
 
@@ -62,6 +62,8 @@ def cmd_simulate_events(args) -> int:
     from ..events import EventFile
 
     n = sum(EventFile(p).n_rows for p in paths)
+    record_result(args, n_events=n, n_files=len(paths))
+    record_outputs(args, event_files=list(paths))
     print(f"{n} events in {len(paths)} file(s) written to {args.outdir}")
     return 0
 
@@ -99,15 +101,18 @@ def _bin_stream(args, roi, out: Path) -> int:
     res = bin_event_files(args.events, roi, args.n_bins, exclusions=excl, **common)
     if args.background == "di" and args.iterate:
         excl2, n_hot = grow_exclusions(excl, res.counts.data, res.background.data, roi)
+        record_result(args, di_iteration_excluded_pixels=n_hot)
         print(f"DI iteration: {n_hot} pixel(s) above 5 sigma excluded; re-estimating")
         if n_hot:
             ck = None if args.checkpoint is None else str(Path(args.checkpoint) / "iteration2")
             res = bin_event_files(args.events, roi, args.n_bins, exclusions=excl2, **{**common, "checkpoint_dir": ck})
     print(res.summary())
     print(json.dumps(res.report))
+    record_result(args, report=res.report)
     if args.response is not None:
         return _write_binned_dataset(args, res.counts, res.background, out, how=f"skyfit bin {args.events} (stream)")
     res.counts.write(out, overwrite=True)
+    _record_bin(args, "counts", out, res.counts.n_bins, roi)
     print(f"counts maps ({args.n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {out}")
     if res.background is not None:
         bkg_path = out.with_name(out.stem + "_background" + out.suffix)
@@ -122,8 +127,34 @@ def _bin_stream(args, roi, out: Path) -> int:
         png = out.with_name(out.stem + "_significance.png")
         fig.savefig(png, dpi=100)
         plt.close(fig)
+        from ..io.skymaps import write_maps
+
+        maps_path = out.with_name(out.stem + "_maps.fits")
+        excess = res.counts.data - res.background.data
+        write_maps(maps_path, {"COUNTS": res.counts.data, "BACKGROUND": res.background.data, "EXCESS": excess,
+                               "SIGNIFICANCE": sig}, roi, res.counts.bin_names,
+                   meta={"significance_disc_deg": 0.5})  # fmt: skip
+        record_outputs(args, background=bkg_path, significance_png=png, maps_fits=maps_path)
         print(f"DI background written to {bkg_path}; significance map {png}")
     return 0
+
+
+def _record_bin(args, kind: str, out: Path, n_bins: int, roi, name: str | None = None, dataset=None) -> None:
+    """For ``--json``: what `skyfit bin` wrote (``kind``: counts maps or a dataset file) and its shape; with
+    ``dataset``, its maps as FITS beside it (``<stem>_maps.fits``: counts, background, excess, significance,
+    and with ``--ts-map`` the TS map)."""
+    record_result(args, kind=kind, name=name, n_bins=n_bins, n_pix=roi.n_pix, nside=roi.nside, nest=roi.nest)
+    record_outputs(args, **{kind: out})
+    if dataset is not None:
+        from ..detect.result_maps import data_maps
+        from ..io.skymaps import write_maps
+
+        path = out.with_name(out.stem + "_maps.fits")
+        maps = data_maps(dataset, radius_deg=0.2, ts=bool(getattr(args, "ts_map", False)))
+        write_maps(path, maps, roi, dataset.bin_names, dataset.response.energy_reco_edges_tev,
+                   meta={"significance_disc_deg": 0.2})  # fmt: skip
+        record_outputs(args, maps_fits=path)
+        print(f"maps ({', '.join(maps)}) written to {path}")
 
 
 def cmd_bin(args) -> int:
@@ -168,9 +199,11 @@ def cmd_bin(args) -> int:
     counts, report = bin_events(ra, dec, bins, roi, n_bins)
     names = names or [f"bin{i}" for i in range(n_bins)]
     print(json.dumps(report))
+    record_result(args, report=report)
     if args.response is not None:
         return _write_binned_dataset(args, HealpixMaps(counts, roi, names), None, out, how=f"skyfit bin {path}")
     HealpixMaps(counts, roi, names).write(out, overwrite=True)
+    _record_bin(args, "counts", out, n_bins, roi)
     print(f"counts maps ({n_bins} bins x {roi.n_pix} pixels, nside {roi.nside}) written to {out}")
     return 0
 
@@ -193,6 +226,7 @@ def _bin_fermi(args, path: Path, out: Path) -> int:
     except FermiFileError as exc:
         raise ConfigError(str(exc)) from None
     ds.write(out, overwrite=True, how=f"skyfit bin {path} --response fermi")
+    _record_bin(args, "dataset", out, ds.n_bins, ds.roi, ds.name, ds)
     print(ds.info())
     print(f"dataset (counts, background, response; {ds.n_bins} bins x {ds.roi.n_pix} pixels) written to {out}")
     return 0
@@ -208,6 +242,7 @@ def _bin_gammapy(args, path: Path, out: Path) -> int:
     except GammapyDatasetError as exc:
         raise ConfigError(str(exc)) from None
     ds.write(out, overwrite=True, how=f"skyfit bin {path} --response gammapy")
+    _record_bin(args, "dataset", out, ds.n_bins, ds.roi, ds.name, ds)
     print(ds.info())
     print(f"dataset ({ds.meta['conversion']}; {ds.n_bins} bins x {ds.roi.n_pix} pixels, nside {ds.roi.nside}; "
           f"{ds.meta['counts_in_region']:.0f} counts in the region, {ds.meta['counts_outside_region']:.0f} outside "
@@ -225,6 +260,7 @@ def _bin_hawc_release(args, path: Path, out: Path) -> int:
     for line in ds.meta.get("dropped", []):
         print(f"not used: {line}")
     ds.write(out, overwrite=True, how=f"skyfit bin {path} --estimator {args.estimator} (HAWC pass-4 release)")
+    _record_bin(args, "dataset", out, ds.n_bins, ds.roi, ds.name, ds)
     print(ds.info())
     print(f"dataset (counts, background, response; {ds.n_bins} bins x {ds.roi.n_pix} pixels) written to {out}")
     return 0
@@ -303,6 +339,7 @@ def _write_binned_dataset(args, counts, background, out: Path, how: str) -> int:
     ds = Dataset(args.name or meta.get("instrument", "dataset"), HealpixMaps(counts.data, roi, names),
                  HealpixMaps(background.data, roi, names), response, meta=meta)  # fmt: skip
     ds.write(out, overwrite=True, how=how)
+    _record_bin(args, "dataset", out, ds.n_bins, roi, ds.name, ds)
     print(ds.info())
     print(f"dataset (counts, background, response; {ds.n_bins} bins x {roi.n_pix} pixels) written to {out}")
     return 0
@@ -357,6 +394,8 @@ def add_parsers(sub, common) -> None:
     b.add_argument("--transits", type=float, default=None, help="number of transits (HAL and DL3 responses)")
     b.add_argument("--site-latitude", type=float, default=None, help="array latitude, deg (DL3 responses)")
     b.add_argument("--name", default=None, help="dataset name (default: the instrument)")
+    b.add_argument("--ts-map", action="store_true",
+                   help="dataset files: add the TS map of a point source over the background to the maps")  # fmt: skip
     b.add_argument("--estimator", default="NN", choices=["NN", "GP"], help="HAWC release: energy estimator")
     b.add_argument("--fhit", type=int, nargs="+", default=[5, 6, 7, 8, 9], help="HAWC release: fHit bins")
     b.add_argument("--n-bins", type=int, default=None, help="analysis bins (streamed files: Parquet, FITS, dirs)")

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from ._common import ConfigError, add_deprecated_output, add_outdir, output_file, read_yaml_mapping
+from ._common import (
+    ConfigError,
+    add_deprecated_output,
+    add_outdir,
+    output_file,
+    read_yaml_mapping,
+    record_outputs,
+    record_result,
+)
 
 __all__ = ["add_parsers", "cmd_catalog", "cmd_prior_train"]
 
 PRIOR_NAME = "prior_weights.npz"
+# the catalogue's columns in `skyfit catalog --json` (result.sources), where the table has them
+SOURCE_KEYS = ("name", "ra", "dec", "l", "b", "pos_err95", "r39", "r39_err", "ts", "components", "assoc_1lhaaso")
 
 
 def cmd_catalog(args) -> int:
@@ -44,6 +55,7 @@ def cmd_catalog(args) -> int:
         summary = run(cfg, out_dir=args.outdir, scheduler=args.scheduler, plots=not args.no_plots)
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
+    _record_catalog(args, summary)
     table = summary["table"]
     cols = [
         c for c in ("name", "l", "b", "pos_err95", "r39", "ts", "components", "assoc_1lhaaso") if c in table.colnames
@@ -51,6 +63,19 @@ def cmd_catalog(args) -> int:
     if len(table):
         print("\n".join(table[cols].pformat(max_lines=-1, max_width=-1)))
     return 0
+
+
+def _record_catalog(args, summary: dict) -> None:
+    """For ``--json``: the run's summary (as in run.json), the sources' key columns, the files written."""
+    table, out = summary["table"], Path(summary["out_dir"])
+    keys = [k for k in SOURCE_KEYS if k in table.colnames]
+    record_result(args, **{k: v for k, v in summary.items() if k not in ("table", "components", "out_dir")},
+                  sources=[{k: row[k] for k in keys} for row in table])  # fmt: skip
+    plots = [] if args.no_plots else sorted([*out.glob("significance_*.png"), *out.glob("residual_*.png")])
+    record_outputs(args, catalog_fits=out / "catalog.fits", catalog_ecsv=out / "catalog.ecsv",
+                   catalog_reg=out / "catalog.reg", run_json=out / "run.json", config_yaml=out / "config.yaml",
+                   checkpoints=out / "rois", plots_png=plots or None,
+                   maps_fits=None if args.no_plots else sorted(out.glob("maps_*.fits")) or None)  # fmt: skip
 
 
 def cmd_prior_train(args) -> int:
@@ -66,6 +91,8 @@ def cmd_prior_train(args) -> int:
     card = out.with_suffix(".json")
     record = {"weights": out.name, **model.meta, "calibration": model.calibration, "threshold": model.threshold}
     card.write_text(json.dumps(record, indent=1) + "\n")
+    record_result(args, seed=args.seed, threshold=model.threshold, calibration=model.calibration, training=model.meta)
+    record_outputs(args, weights=out, record_json=card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and its training record {card}")
     return 0
 

@@ -7,7 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import EXIT_INVALID_FIT, ConfigError, add_deprecated_output, add_outdir, output_file, read_yaml_mapping
+from ._common import (
+    EXIT_INVALID_FIT,
+    ConfigError,
+    add_deprecated_output,
+    add_outdir,
+    output_file,
+    read_yaml_mapping,
+    record_outputs,
+    record_result,
+)
 
 __all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_simulate"]
 
@@ -15,7 +24,7 @@ __all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_simulate"]
 def _load_config(path) -> dict:
     path = Path(path)
     cfg = read_yaml_mapping(path, "the config must be a mapping with 'datasets' and 'model'")
-    allowed = ("datasets", "model", "output", "minos", "ts", "seed", "cutout_margin_deg")
+    allowed = ("datasets", "model", "output", "minos", "ts", "seed", "cutout_margin_deg", "flux_points")
     unknown = set(cfg) - set(allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (allowed: {', '.join(allowed)})")
@@ -25,8 +34,24 @@ def _load_config(path) -> dict:
     margin = cfg.get("cutout_margin_deg")
     if margin is not None and not (isinstance(margin, (int, float)) and margin >= 0):
         raise ConfigError(f"{path}: cutout_margin_deg must be a number >= 0 (deg), got {margin!r}")
+    cfg["flux_points"] = _flux_point_requests(cfg.get("flux_points"), path)
     cfg["_base"] = path.parent
+    cfg["_file"] = path
     return cfg
+
+
+def _flux_point_requests(value, path) -> list:
+    """``flux_points:`` as a list of ``{source, energy_edges (TeV, optional), reoptimize}``: a source name,
+    a mapping or a list of either."""
+    items = [] if value is None else value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        item = {"source": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or "source" not in item or set(item) - {"source", "energy_edges", "reoptimize"}:
+            raise ConfigError(f"{path}: flux_points entries are a source name or {{source, energy_edges (TeV), "
+                              f"reoptimize}}, got {item!r}")  # fmt: skip
+        out.append(item)
+    return out
 
 
 def _model_from(cfg):
@@ -106,16 +131,76 @@ def _datasets_from(cfg, model=None, templates: bool = False):
     return out
 
 
-def _write_results(result, outdir: Path, extra: dict) -> None:
+def _provenance(cfg: dict | None, datasets) -> dict:
+    """The configuration as given (and its file) and where each dataset came from."""
+    from ..provenance import provenance
+
+    config = None if cfg is None else {k: v for k, v in cfg.items() if not k.startswith("_")}
+    sources = [{"name": ds.name, "n_bins": ds.n_bins, "nside": ds.roi.nside, "n_pix": int(ds.roi.pixels.size),
+                **{k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)}}
+               for ds in datasets]  # fmt: skip
+    return provenance(config=config, config_file=None if cfg is None else str(cfg["_file"]), datasets=sources)
+
+
+def _write_results(args, result, outdir: Path, extra: dict, provenance: dict | None = None) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     result.table().write(outdir / "fit_result.ecsv", overwrite=True)
     payload = result.to_dict()
     payload.update(extra)
-    (outdir / "fit_result.json").write_text(json.dumps(payload, indent=2, default=float))
-    result.model.to_yaml(outdir / "best_fit_model.yaml")
+    if provenance is not None:
+        payload["provenance"] = provenance
+    (outdir / "fit_result.json").write_text(json.dumps(_finite(payload), indent=2, default=str))
+    result.model.to_yaml(outdir / "best_fit_model.yaml", errors=result.errors)
+    record_outputs(args, fit_result_ecsv=outdir / "fit_result.ecsv", fit_result_json=outdir / "fit_result.json",
+                   best_fit_model_yaml=outdir / "best_fit_model.yaml")  # fmt: skip
 
 
-def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=(), cutout_margin_deg=None):
+def _finite(value):
+    """NaN and inf as null: the JSON file stays standard JSON."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _maps_and_points(args, result, datasets, outdir: Path, flux_points=()) -> None:
+    """FITS result maps per dataset (skyfit.io.skymaps) and the flux points and SED of the sources asked for."""
+    from ..detect.result_maps import fit_maps
+    from ..fluxpoints import flux_points as compute_points
+    from ..fluxpoints import plot_sed
+    from ..io.skymaps import write_maps
+    from ..likelihood import Likelihood
+    from ..models import Models
+
+    maps = {}
+    for ds in datasets:
+        mu = Likelihood(result.model.for_datasets([ds.name]), [ds]).npred()[0]
+        mu_b = Likelihood(Models((), result.model.for_datasets([ds.name]).backgrounds), [ds]).npred()[0]
+        maps[ds.name] = write_maps(outdir / f"maps_{ds.name}.fits", fit_maps(ds, mu, mu_b), ds.roi, ds.bin_names,
+                                   ds.response.energy_reco_edges_tev, meta={"residual_disc_deg": 0.2})  # fmt: skip
+    record_outputs(args, maps_fits=maps)
+    points, seds, rows = {}, {}, {}
+    for req in flux_points:
+        name = req["source"]
+        used = [ds for ds in datasets if result.model.source(name).applies_to(ds.name)]
+        fp = compute_points(result, used, name, energy_edges=req.get("energy_edges"),
+                            reoptimize=bool(req.get("reoptimize", False)))  # fmt: skip
+        print(fp)
+        points[name] = fp.write(outdir / f"flux_points_{name}.fits")
+        seds[name] = outdir / f"sed_{name}.png"
+        plot_sed(fp, result, seds[name])
+        rows[name] = [{c: fp.table[c][i].tolist() for c in fp.table.colnames} for i in range(len(fp.table))]
+    if rows:
+        record_result(args, flux_points=rows)
+    record_outputs(args, flux_points_fits=points or None, sed_png=seds or None)
+
+
+def _fit_and_report(args, model, datasets, outdir: Path, ts_sources=(), minos=(), cutout_margin_deg=None, cfg=None):
     from ..fit import Fit, significance_from_ts, ts_of_source
     from ..likelihood import Likelihood
     from ..plotting import plot_residuals
@@ -130,12 +215,21 @@ def _fit_and_report(model, datasets, outdir: Path, ts_sources=(), minos=(), cuto
         ts, _ = ts_of_source(result, datasets, name)
         extra["ts"][name] = {"ts": ts, "sqrt_ts": significance_from_ts(ts)}
         print(f"TS({name}) = {ts:.1f}  (sqrt(TS) = {significance_from_ts(ts):.1f})")
-    _write_results(result, outdir, extra)
+    _write_results(args, result, outdir, extra, _provenance(cfg, datasets))
     best = Likelihood(result.model, datasets)
     for ds, mu in zip(datasets, best.npred(), strict=False):
         plot_residuals(ds, mu, outdir / f"residuals_{ds.name}.png", title=f"{ds.name}: best fit")
-    print(f"results written to {outdir}/ (fit_result.ecsv, fit_result.json, best_fit_model.yaml, residuals_*.png)")
+    record_outputs(args, residuals_png={ds.name: outdir / f"residuals_{ds.name}.png" for ds in datasets})
+    _maps_and_points(args, result, datasets, outdir, (cfg or {}).get("flux_points", ()))
+    print(f"results written to {outdir}/ (fit_result.ecsv, fit_result.json, best_fit_model.yaml, residuals_*.png, "
+          "maps_*.fits, flux_points_*.fits and sed_*.png where asked)")  # fmt: skip
     return result, extra
+
+
+def _fit_exit(args, result, extra: dict) -> int:
+    """Record the fit (as in fit_result.json) for ``--json``; its exit code (3: the minimum is not valid)."""
+    record_result(args, **result.to_dict(), **extra)
+    return 0 if result.valid else EXIT_INVALID_FIT
 
 
 def cmd_demo(args) -> int:
@@ -151,17 +245,21 @@ def cmd_demo(args) -> int:
         base = lhaaso_dataset(inst, (ra, dec), args.radius, nside=args.nside, livetime_days=args.livetime_days)
         datasets.append(simulate_dataset(truth, base, seed=args.seed + i))
         print(f"simulated {inst}: {int(datasets[-1].counts.data.sum())} counts in {base.n_bins} bins")
+    record_result(args, simulated_counts={ds.name: int(ds.counts.data.sum()) for ds in datasets})
     start = truth.with_values(
         {"crab.lon_0": ra + 0.1, "crab.lat_0": dec - 0.1, "crab.amplitude": 1e-13, "crab.alpha": 2.5, "crab.beta": 0.1}
     )
-    result, extra = _fit_and_report(start, datasets, Path(args.outdir), ts_sources=["crab"])
+    result, extra = _fit_and_report(args, start, datasets, Path(args.outdir), ts_sources=["crab"])
     truth_v = truth.values()
     print("\nparameter         truth        fit          pull")
+    pulls = {}
     for k in result.free_keys:
-        pull = (result.value(k) - truth_v[k]) / result.errors[k]
-        print(f"{k:16s} {truth_v[k]:12.5g} {result.value(k):12.5g} {pull:8.2f}")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s")
-    return 0 if result.valid else EXIT_INVALID_FIT
+        pulls[k] = (result.value(k) - truth_v[k]) / result.errors[k]
+        print(f"{k:16s} {truth_v[k]:12.5g} {result.value(k):12.5g} {pulls[k]:8.2f}")
+    wall = time.perf_counter() - t0
+    print(f"demo done in {wall:.1f} s")
+    record_result(args, truth={k: truth_v[k] for k in result.free_keys}, pulls=pulls, wall_s=wall)
+    return _fit_exit(args, result, extra)
 
 
 def cmd_fit(args) -> int:
@@ -169,9 +267,10 @@ def cmd_fit(args) -> int:
     model = _model_from(cfg)
     datasets = _datasets_from(cfg, model)
     outdir = Path(args.outdir or cfg.get("output", "skyfit-fit"))
-    result, _ = _fit_and_report(model, datasets, outdir, ts_sources=cfg.get("ts", []), minos=cfg.get("minos", []),
-                                cutout_margin_deg=cfg.get("cutout_margin_deg"))  # fmt: skip
-    return 0 if result.valid else EXIT_INVALID_FIT
+    result, extra = _fit_and_report(args, model, datasets, outdir, ts_sources=cfg.get("ts", []), cfg=cfg,
+                                    minos=cfg.get("minos", []),
+                                    cutout_margin_deg=cfg.get("cutout_margin_deg"))  # fmt: skip
+    return _fit_exit(args, result, extra)
 
 
 def cmd_simulate(args) -> int:
@@ -191,6 +290,8 @@ def cmd_simulate(args) -> int:
         t.meta.update({"DATASET": ds.name, "NSIDE": ds.roi.nside, "SEED": seed})
         tables.append((ds, t))
         print(f"{ds.name}: {len(t)} events")
+    per_dataset = {ds.name: len(t) for ds, t in tables}
+    record_result(args, seed=seed, n_events=sum(per_dataset.values()), n_events_per_dataset=per_dataset)
     hdus = [fits.PrimaryHDU()]
     for ds, t in tables:
         hdu = fits.table_to_hdu(t)
@@ -198,6 +299,7 @@ def cmd_simulate(args) -> int:
         hdu.header["BINNAMES"] = ",".join(ds.bin_names)
         hdus.append(hdu)
     fits.HDUList(hdus).writeto(out, overwrite=True)
+    record_outputs(args, events=out)
     print(f"events written to {out}")
     return 0
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from ._common import ConfigError, add_deprecated_output, add_outdir, output_file
+from ._common import ConfigError, add_deprecated_output, add_outdir, output_file, record_outputs, record_result
 
 __all__ = ["add_parsers", "cmd_train", "cmd_apply", "cmd_report"]
 
@@ -23,6 +24,9 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     model, _ = build_model(inst, ng, nb, kind=args.kind, seed=args.seed, epochs=args.epochs, progress=True)
     model.save(out)
+    record_result(args, instrument=inst, kind=args.kind, n_gamma=ng, n_background=nb, seed=args.seed,
+                  epochs=args.epochs, ml_cut_bins=sorted(model.cuts), wall_s=time.perf_counter() - t0)  # fmt: skip
+    record_outputs(args, model=out)
     print(f"{inst} {args.kind} model trained in {time.perf_counter() - t0:.0f} s; ML cuts in bins "
           f"{sorted(model.cuts)}, traditional kept elsewhere -> {out}")  # fmt: skip
     return 0
@@ -47,7 +51,10 @@ def cmd_apply(args) -> int:
     except GHSepError as exc:
         raise ConfigError(f"{args.model} cannot score {args.events}: {exc}") from None
     write_events(out, table, {"INSTRUME": model.instrument, "GHMODEL": Path(args.model).name})
-    print(f"{int(table['GH_PASS'].sum())} of {len(table['GH_SCORE'])} events pass -> {out}")
+    n_pass, n = int(table["GH_PASS"].sum()), len(table["GH_SCORE"])
+    record_result(args, instrument=model.instrument, n_events=n, n_pass=n_pass)
+    record_outputs(args, events=out)
+    print(f"{n_pass} of {n} events pass -> {out}")
     return 0
 
 
@@ -57,6 +64,8 @@ def cmd_report(args) -> int:
     model = load_model(args.model)
     path, plots = model_report(model, args.outdir, n_gamma=args.n_gamma, n_background=args.n_background,
                                seed=args.seed, realisations=args.realisations, source=args.model)  # fmt: skip
+    record_result(args, **json.loads(Path(path).read_text()))
+    record_outputs(args, report_json=path, plots_png=list(plots))
     print(f"report written to {path}; plots: {', '.join(str(f) for f in plots)}")
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ._common import add_deprecated_output, add_outdir, output_file
+from ._common import add_deprecated_output, add_outdir, output_file, record_outputs, record_result
 
 __all__ = ["add_parsers", "cmd_simulate", "cmd_reconstruct", "cmd_report"]
 
@@ -18,6 +18,10 @@ def _write_table(out: Path, table: dict, meta: dict) -> None:
 
     # SPECIES (strings) goes to Parquet only
     write_events(out, {k: v for k, v in table.items() if k != "SPECIES" or out.suffix == ".parquet"}, meta)
+
+
+def _noise_filter(rep: dict) -> dict:
+    return {k: rep[k] for k in ("noise_filter_purity", "noise_filter_efficiency")}
 
 
 def cmd_simulate(args) -> int:
@@ -35,8 +39,12 @@ def cmd_simulate(args) -> int:
         hits_path = Path(args.outdir or ".") / args.hits
         hits_path.parent.mkdir(parents=True, exist_ok=True)
         write_events(hits_path, hits_table(hits), {"INSTRUME": args.instrument.upper()})
+        record_outputs(args, hits=hits_path)
         print(f"hits written to {hits_path}")
     _write_table(out, table, {"INSTRUME": args.instrument.upper(), "PARTICLE": str(args.particle)})
+    record_outputs(args, events=out)
+    record_result(args, instrument=args.instrument.upper(), particle=str(args.particle), n_showers=args.n,
+                  n_events=len(table["BIN"]), wall_s=time.perf_counter() - t0, **_noise_filter(rep))  # fmt: skip
     print(f"{args.n} {args.particle} showers simulated and reconstructed in {time.perf_counter() - t0:.1f} s")
     print(f"noise filter: purity {rep['noise_filter_purity']:.4f}, efficiency {rep['noise_filter_efficiency']:.4f}")
     print(f"event table written to {out}")
@@ -55,6 +63,9 @@ def cmd_reconstruct(args) -> int:
     instrument = ev_file.meta.get("INSTRUME", args.instrument)
     out_table, rep = reconstruct_table(table, hits, instrument, window_ns=args.window_ns)
     _write_table(out, out_table, {"INSTRUME": instrument})
+    record_outputs(args, events=out)
+    record_result(args, instrument=instrument, window_ns=args.window_ns, n_events=len(out_table["BIN"]),
+                  **_noise_filter(rep))  # fmt: skip
     print(f"noise filter (window {args.window_ns} ns): purity {rep['noise_filter_purity']:.4f}, "
           f"efficiency {rep['noise_filter_efficiency']:.4f}; table written to {out}")  # fmt: skip
     return 0
@@ -74,6 +85,9 @@ def cmd_report(args) -> int:
     table.write(outdir / "cut_table.ecsv", overwrite=True)
     print(table)
     plot_cut_roc(g, b, list(table["bin"]), args.variable, outdir / "roc.png", higher_is_gamma=higher)
+    record_result(args, variable=args.variable, higher_is_gamma=higher, efficiency=args.efficiency,
+                  bins=[dict(zip(table.colnames, row, strict=True)) for row in table])  # fmt: skip
+    record_outputs(args, cut_table_ecsv=outdir / "cut_table.ecsv", roc_png=outdir / "roc.png")
     print(f"cut table and ROC curves written to {outdir}")
     return 0
 

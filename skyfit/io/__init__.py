@@ -2,6 +2,8 @@
 
 Which reader to use:
 
+* result maps (TS, significance, excess, residual) as FITS: :func:`write_maps`, :func:`read_maps`
+  (:mod:`skyfit.io.skymaps`);
 * a file ``skyfit bin`` or :meth:`skyfit.Dataset.write` made: :func:`read_dataset` (``Dataset.read``);
 * a response alone (``Response.write``): :func:`read_response`;
 * a HAWC/LHAASO maptree and detector response in 3ML's HAL layout (ROOT or HDF5):
@@ -23,8 +25,11 @@ from .hal import (
     read_maptree,
     write_maptree,
 )
+from .skymaps import read_maps, write_maps
 
 __all__ = [
+    "read_maps",
+    "write_maps",
     "DatasetFileError",
     "file_format",
     "read_dataset",

@@ -9,7 +9,7 @@ the intensity interpolated log-log in energy to ``E_t`` (cm-2 s-1 TeV-1 sr-1), t
 and the response's exposure x integration weight at the pixel's position (:meth:`Response.node_weights`:
 declination or sky-grid nodes). Each ``W_bt`` is convolved with bin ``b``'s PSF (its Gaussians as
 Gaussian filters on the grid, taken as square pixels of the projection-plane scale: for CAR within
-``1 - cos b`` of the true width, 0.4 % at |b| < 5 deg; beyond the map's edge the nearest pixel is
+``1 - cos b`` of the true width, 0.4 % at ``|b| < 5`` deg; beyond the map's edge the nearest pixel is
 repeated) and integrated over each HEALPix pixel of the dataset
 (:func:`skyfit.reproject.wcs_to_healpix`, ``how="counts"``: nested sub-pixels, each in exactly one
 template pixel, so nothing is counted twice at pixel edges). The predicted counts of the template source

@@ -115,11 +115,22 @@ class Source:
         return cls(str(name), spatial, spectral, tuple(datasets) if datasets is not None else None)
 
 
+# the units a parameter written without one has (skyfit's values are in these units; gammapy needs them)
+_DEFAULT_UNITS = {"lon_0": "deg", "lat_0": "deg", "sigma": "deg", "r_0": "deg", "b_0": "deg", "sigma_b": "deg",
+                  "reference": "TeV", "lambda_": "TeV-1", "amplitude": "cm-2 s-1 TeV-1"}  # fmt: skip
+
+
+def _default_unit(p):
+    if isinstance(p, dict) and "unit" not in p and p.get("name") in _DEFAULT_UNITS:
+        return {**p, "unit": _DEFAULT_UNITS[p["name"]]}
+    return p
+
+
 def _parameters_from(d: dict, model_cls, source_name) -> tuple:
     plist = d.get("parameters")
     if not isinstance(plist, list):
         raise ModelError(f"source {source_name!r}: 'parameters' of {model_cls.tag} must be a list")
-    params = {p.name: p for p in (Parameter.from_dict(x) for x in plist)}
+    params = {p.name: p for p in (Parameter.from_dict(_default_unit(x)) for x in plist)}
     missing = set(model_cls.parameter_names) - set(params)
     extra = set(params) - set(model_cls.parameter_names)
     if missing or extra:
@@ -264,11 +275,23 @@ class Models:
         return None
 
     # --- serialisation ------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {"components": [s.to_dict() for s in self.sources] + [b.to_dict() for b in self.backgrounds]}
+    def to_dict(self, errors: dict | None = None) -> dict:
+        """The tagged mapping of :meth:`to_yaml`; ``errors`` (``{"component.parameter": error}``, e.g.
+        ``FitResult.errors``) are written as each parameter's ``error``, as gammapy writes them."""
+        comps = [s.to_dict() for s in self.sources] + [b.to_dict() for b in self.backgrounds]
+        for comp in comps if errors else ():
+            parts = [comp] if comp.get("type") == "BackgroundNorm" else [comp["spatial"], comp["spectral"]]
+            for part in parts:
+                for q in part["parameters"]:
+                    error = errors.get(f"{comp['name']}.{q['name']}")
+                    if error is not None and np.isfinite(error):
+                        q["error"] = float(error)
+        return {"components": comps}
 
-    def to_yaml(self, path=None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, path=None, errors: dict | None = None) -> str:
+        """The model as gammapy-style YAML (written to ``path`` when given); ``errors`` as in
+        :meth:`to_dict` (gammapy's ``Models.read`` shows them)."""
+        text = yaml.safe_dump(self.to_dict(errors), sort_keys=False)
         if path is not None:
             Path(path).write_text(text)
         return text

@@ -1,6 +1,7 @@
 """Classic reconstruction, vectorised over showers: noise filter, core, direction, nHit, discriminants.
 
 Per shower (all steps are segment operations on the flat hit arrays):
+
 1. **Noise filter**: keep hits within +-300 ns of the median time; fit a plane t = t0 + (a x + b y) to
    the strongest hits; keep hits within ``window_ns`` of the plane (after the curvature correction)
    and iterate twice.
