@@ -10,20 +10,20 @@ outside the ROI.
 Which maps (:func:`skyfit.detect.result_maps.fit_maps` and :func:`~skyfit.detect.result_maps.data_maps`
 compute them):
 
-======================== ========= ===========================================================================
-name                     planes    meaning
-======================== ========= ===========================================================================
-``COUNTS``               per bin   observed counts (masked pixels 0)
-``NPRED``                per bin   the best-fit model's predicted counts
-``BACKGROUND``           per bin   the background alone (the model without its sources, or the dataset's)
-``EXCESS``               per bin   counts - background
-``RESIDUAL``             per bin   counts - npred
-``TS``                   all       TS of a point source (1LHAASO's power law) over the background
-``SQRT_TS``              all       signed sqrt(TS): the significance of that point source
-``RESIDUAL_TS``          all       TS of a point source over the best-fit model (what the model misses)
-``SIGNIFICANCE``         all       (N - B) / sqrt(B) of counts and background summed in discs of ``radius``
-RESIDUAL_SIGNIFICANCE    all       (N - npred) / sqrt(npred) summed in discs of ``radius``
-======================== ========= ===========================================================================
+=========================== ========= ============================================================================
+name                        planes    meaning
+=========================== ========= ============================================================================
+``COUNTS``                  per bin   observed counts (masked pixels 0)
+``NPRED``                   per bin   the best-fit model's predicted counts
+``BACKGROUND``              per bin   the background alone (the model without its sources, or the dataset's)
+``EXCESS``                  per bin   counts - background
+``RESIDUAL``                per bin   counts - npred
+``TS``                      all       TS of a point source (1LHAASO's power law) over the background
+``SQRT_TS``                 all       sqrt(TS): the significance of that point source
+``RESIDUAL_TS``             all       TS of a point source over the best-fit model (what the model misses)
+``SIGNIFICANCE``            all       (N - B) / sqrt(B), counts and background summed in discs of ``radius``
+``RESIDUAL_SIGNIFICANCE``   all       (N - npred) / sqrt(npred), summed in discs of ``radius``
+=========================== ========= ============================================================================
 """
 
 from __future__ import annotations
