@@ -14,6 +14,7 @@ import importlib
 # names of the public API and the module each lives in: imported on first use (PEP 562), so that
 # `import skyfit` and `skyfit --help` do not pay for JAX, healpy and astropy up front
 _LAZY = {
+    "compilation_cache": "_precision",
     "DataNotFoundError": "_data",
     "data_dir": "_data",
     "Dataset": "dataset",
@@ -76,6 +77,7 @@ def __dir__():
 from ._version import __version__ as __version__  # noqa: E402
 
 __all__ = [
+    "compilation_cache",
     "DataNotFoundError",
     "data_dir",
     "Dataset",
