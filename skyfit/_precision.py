@@ -6,9 +6,10 @@ that computes with JAX (the models, detection, g/h separation; the likelihood an
 themselves) rather than by the package.
 
 The compilation cache: XLA's compiled functions are kept on disk, so a second run of any command, or a
-second Python session, compiles nothing it compiled before (a first fit of the HAWC Crab: 2.2 s with an
-empty cache, 0.6 s with a warm one). It is on by default in ``$XDG_CACHE_HOME/skyfit/jax`` (else
-``~/.cache/skyfit/jax``); ``SKYFIT_JAX_CACHE=DIR`` moves it, ``SKYFIT_JAX_CACHE=off`` turns it off, and
+second Python session, compiles nothing it compiled before (a first fit of the HAWC Crab: 1.15 s with an
+empty cache, 0.47 s with a warm one; the main job 160 s and 100 s: ``benchmarks/speed.py``). It is on by
+default in ``$XDG_CACHE_HOME/skyfit/jax`` (else ``~/.cache/skyfit/jax``); ``SKYFIT_JAX_CACHE=DIR`` moves it,
+``SKYFIT_JAX_CACHE=off`` turns it off, and
 :func:`compilation_cache` does either from Python. A cache folder JAX was already given
 (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
 """
