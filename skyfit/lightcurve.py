@@ -80,8 +80,12 @@ def light_curve(model, source: str, blocks, ul_ts: float = 4.0, cl: float = 0.95
         lk = Likelihood(base.for_datasets([d.name for d in datasets]), datasets)
         fitted = _norm_fit(lk, lk.model, key, best, False, delta_ul)
         rows.append((t_min, t_max, *fitted[:5], sum(fitted[5]), sum(fitted[7])))
-        edges = [d.response.energy_reco_edges_tev for d in datasets if d.response.energy_reco_edges_tev is not None]
-        energies.append((min(e[:, 0].min() for e in edges), max(e[:, 1].max() for e in edges)) if edges else (1, 1))
+        # the band the block's bins cover: their reconstructed energies, else (bins of nHit alone) the
+        # response's true energies
+        edges = [d.response.energy_reco_edges_tev if d.response.energy_reco_edges_tev is not None
+                 else np.array([[d.response.energy_true_tev.min(), d.response.energy_true_tev.max()]])
+                 for d in datasets]  # fmt: skip
+        energies.append((min(e[:, 0].min() for e in edges), max(e[:, 1].max() for e in edges)))
     r, e = np.array(rows), np.array(energies)
     e_ref = np.sqrt(e[:, 0] * e[:, 1])
     dnde_ref = np.asarray(model.source(source).spectral.evaluate(e_ref))

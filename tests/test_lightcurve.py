@@ -56,3 +56,23 @@ def test_bad_blocks_are_refused(stream):
         light_curve_from_events([], None, model, "crab", [START + 1, START], "WCDA")
     with pytest.raises(FluxPointsError, match="whole days"):
         light_curve_from_events([], None, model, "crab", [START, START + 0.5], "WCDA")
+
+
+def test_bins_without_energies_take_the_responses_band():
+    from dataclasses import replace
+
+    from skyfit.simulate import lhaaso_dataset, simulate_dataset
+
+    truth = Models([CRAB])
+    base = lhaaso_dataset("KM2A", (83.63, 22.01), 1.5, nside=128, livetime_days=30)
+    blocks = []
+    for k in range(2):
+        ds = simulate_dataset(truth, base, seed=k)
+        blocks.append(
+            (START + k, START + k + 1, [replace(ds, response=replace(ds.response, energy_reco_edges_tev=None))])
+        )
+    t = light_curve(truth.with_frozen(["crab.lon_0", "crab.lat_0"]), "crab", blocks).table
+    e = base.response.energy_true_tev
+    np.testing.assert_allclose(np.asarray(t["e_min"])[:, 0], e.min())
+    np.testing.assert_allclose(np.asarray(t["e_max"])[:, 0], e.max())
+    assert np.all(np.asarray(t["ts"]) > 25) and np.all(np.isfinite(np.asarray(t["dnde"])))
