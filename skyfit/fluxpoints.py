@@ -126,6 +126,19 @@ def _band_bins(edges, e_min, e_max) -> np.ndarray:
     return (edges[:, 0] >= e_min * (1 - _TOL)) & (edges[:, 1] <= e_max * (1 + _TOL))
 
 
+def _scale_key(model, source: str) -> tuple[str, float]:
+    """The parameter that scales ``source``'s flux (``source.amplitude`` or ``source.norm``) and its value."""
+    names = [q.name for q in model.source(source).spectral.parameters]
+    scale = "amplitude" if "amplitude" in names else "norm" if "norm" in names else None
+    if scale is None:
+        raise FluxPointsError(f"source {source!r}: its spectrum has neither 'amplitude' nor 'norm' to scale")
+    key = f"{source}.{scale}"
+    best = float(model.parameters()[key].value)
+    if not best > 0:
+        raise FluxPointsError(f"source {source!r}: its {scale} is {best}; flux points need a positive one")
+    return key, best
+
+
 def flux_points(result, datasets, source: str, energy_edges=None, reoptimize: bool = False, ul_ts: float = 4.0,
                 cl: float = 0.95) -> FluxPoints:  # fmt: skip
     """Flux points of ``source`` in energy bands, from the fit ``result`` on ``datasets``.
@@ -160,14 +173,7 @@ def flux_points(result, datasets, source: str, energy_edges=None, reoptimize: bo
     datasets = list(datasets) if isinstance(datasets, list | tuple) else [datasets]
     model = result.model
     src = model.source(source)
-    names = [q.name for q in src.spectral.parameters]
-    scale = "amplitude" if "amplitude" in names else "norm" if "norm" in names else None
-    if scale is None:
-        raise FluxPointsError(f"source {source!r}: its spectrum has neither 'amplitude' nor 'norm' to scale")
-    key = f"{source}.{scale}"
-    best = float(result.value(key))
-    if not best > 0:
-        raise FluxPointsError(f"source {source!r}: its best-fit {scale} is {best}; flux points need a positive one")
+    key, best = _scale_key(model, source)
     edges_ds = _energy_edges_of(datasets)
     edges = (
         _default_edges(edges_ds) if energy_edges is None else np.asarray(to_value(energy_edges, "TeV", "energy_edges"))

@@ -21,23 +21,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .fluxpoints import _DNDE_UNIT, FluxPoints, FluxPointsError, _norm_fit
+from .fluxpoints import _DNDE_UNIT, FluxPoints, FluxPointsError, _norm_fit, _scale_key
 
 __all__ = ["light_curve", "light_curve_from_events"]
 
 _MJDREF = 51910.0  # 2001-01-01 00:00 UTC
-
-
-def _scale_key(model, source: str) -> tuple[str, float]:
-    names = [q.name for q in model.source(source).spectral.parameters]
-    scale = "amplitude" if "amplitude" in names else "norm" if "norm" in names else None
-    if scale is None:
-        raise FluxPointsError(f"source {source!r}: its spectrum has neither 'amplitude' nor 'norm' to scale")
-    key = f"{source}.{scale}"
-    best = float(model.parameters()[key].value)
-    if not best > 0:
-        raise FluxPointsError(f"source {source!r}: its {scale} is {best}; a light curve needs a positive one")
-    return key, best
 
 
 def light_curve(model, source: str, blocks, ul_ts: float = 4.0, cl: float = 0.95) -> FluxPoints:

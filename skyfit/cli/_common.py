@@ -28,6 +28,7 @@ __all__ = [
     "record_outputs",
     "stdout_to_stderr",
     "json_document",
+    "plain_json",
 ]
 
 # exit codes: 0 done; 1 an unexpected error (a traceback); 2 bad usage, configuration or input (a message
@@ -95,16 +96,16 @@ def record_outputs(args, **paths) -> None:
     vars(args).setdefault("json_outputs", {}).update({k: v for k, v in paths.items() if v is not None})
 
 
-def _plain(value):
+def plain_json(value):
     """``value`` as plain JSON: numpy scalars and arrays, Paths (absolute), tuples, NaN / inf -> null."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value.absolute())
     if isinstance(value, (list, tuple, set)) or hasattr(value, "tolist"):  # numpy arrays and scalars
         value = value.tolist() if hasattr(value, "tolist") else list(value)
         if isinstance(value, list):
-            return [_plain(v) for v in value]
+            return [plain_json(v) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if value is None or isinstance(value, (bool, int, str)):
@@ -124,7 +125,7 @@ def json_document(args, command: str | None, code: int, error: dict | None = Non
     doc = {"schema": JSON_SCHEMA, "skyfit_version": __version__, "command": command, "exit_code": code,
            "ok": code == 0, "outputs": getattr(args, "json_outputs", {}), "result": getattr(args, "json_result", {}),
            "warnings": list(getattr(args, "deprecations", None) or []), "error": error}  # fmt: skip
-    return json.dumps(_plain(doc), allow_nan=False)
+    return json.dumps(plain_json(doc), allow_nan=False)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from ._common import (
     add_deprecated_output,
     add_outdir,
     output_file,
+    plain_json,
     read_yaml_mapping,
     record_outputs,
     record_result,
@@ -149,23 +150,10 @@ def _write_results(args, result, outdir: Path, extra: dict, provenance: dict | N
     payload.update(extra)
     if provenance is not None:
         payload["provenance"] = provenance
-    (outdir / "fit_result.json").write_text(json.dumps(_finite(payload), indent=2, default=str))
+    (outdir / "fit_result.json").write_text(json.dumps(plain_json(payload), indent=2))  # NaN, inf: null
     result.model.to_yaml(outdir / "best_fit_model.yaml", errors=result.errors)
     record_outputs(args, fit_result_ecsv=outdir / "fit_result.ecsv", fit_result_json=outdir / "fit_result.json",
                    best_fit_model_yaml=outdir / "best_fit_model.yaml")  # fmt: skip
-
-
-def _finite(value):
-    """NaN and inf as null: the JSON file stays standard JSON."""
-    import math
-
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _maps_and_points(args, result, datasets, outdir: Path, flux_points=()) -> None:
