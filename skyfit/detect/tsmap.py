@@ -29,7 +29,6 @@ import healpy as hp
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..dataset import Dataset
 from ..maps import HealpixROI
@@ -170,7 +169,7 @@ def _chunk_ts(test_vec, expected, levels):
 
     def not_done(state):
         _, change, i = state
-        return (change > 1e-7) & (i < 30)
+        return (change > 1e-5) & (i < 30)
 
     a, _, _ = jax.lax.while_loop(not_done, step, (a, jnp.inf, 0))
     ts = 0.0
@@ -184,7 +183,6 @@ def _levels(roi: HealpixROI, counts, base, kappa, norm, reach_deg, level_of_bin,
     """Per group of bins (one resolution, one reach): counts and baseline summed into its coarse pixels,
     their centroids and areas, the kernel constants, and each test position's neighbour list
     (``idx_all``). Returns (levels, number of groups)."""
-    n_test_all = t_vec.shape[0]
     nest_pix = _nested(roi)
     fine_area = roi.pixel_area_sr
     fine_vec = np.stack(hp.pix2vec(roi.nside, nest_pix, nest=True), axis=1)
@@ -192,7 +190,6 @@ def _levels(roi: HealpixROI, counts, base, kappa, norm, reach_deg, level_of_bin,
     reach_bucket = np.ceil(np.log(reach_deg) / np.log(1.4)).astype(int)
     groups = sorted({(int(n), int(r)) for n, r in zip(level_of_bin, reach_bucket, strict=True)}, reverse=True)
     levels_static = []
-    neighbours = {}  # per resolution: (table, distances) for its widest reach, sorted by distance
     for nside_l, bucket in groups:
         bins = np.flatnonzero((level_of_bin == nside_l) & (reach_bucket == bucket))
         shift = 2 * int(np.log2(roi.nside // nside_l))
@@ -212,25 +209,9 @@ def _levels(roi: HealpixROI, counts, base, kappa, norm, reach_deg, level_of_bin,
         cvec = np.stack([np.bincount(inv, weights=fine_vec[:, i], minlength=n_p) for i in range(3)], axis=1)
         cvec /= np.linalg.norm(cvec, axis=1, keepdims=True)
         cvec = np.vstack([cvec, [0.0, 0.0, 1.0]])
-        # neighbour lists: the coarse pixels (in the ROI) within the reach of each test position, from a
-        # k-d tree on unit vectors (one query per resolution, at its widest reach; narrower groups keep
-        # the leading, nearest entries); a missing neighbour is the padding pixel n_p
-        if nside_l not in neighbours:
-            radius = np.radians(reach_deg[level_of_bin == nside_l].max())
-            chord = 2.0 * np.sin(radius / 2.0)
-            tree = cKDTree(cvec[:n_p])
-            k = int(1.3 * np.pi * radius**2 / hp.nside2pixarea(nside_l)) + 16
-            while True:
-                dist, table = tree.query(t_vec, k=min(k, n_p), distance_upper_bound=chord, workers=-1)
-                table, dist = table.reshape(n_test_all, -1), dist.reshape(n_test_all, -1)
-                if k >= n_p or np.all(table[:, -1] == n_p):  # every list ends in padding: none truncated
-                    break
-                k *= 2
-            neighbours[nside_l] = (table, dist)
-        table, dist = neighbours[nside_l]
-        inside = dist <= 2.0 * np.sin(np.radians(reach_deg[bins].max()) / 2.0)
-        width = max(int(inside.sum(axis=1).max()), 1)
-        table = np.where(inside[:, :width], table[:, :width], n_p).astype(np.int32)
+        # neighbour lists: the coarse pixels (in the ROI) within the group's reach of each test position
+        # (:func:`_neighbour_table`); a missing neighbour is the padding pixel n_p
+        table = _neighbour_table(t_vec, cvec[:n_p], coarse, nside_l, float(reach_deg[bins].max()))
         levels_static.append(
             dict(
                 idx_all=table,
@@ -244,6 +225,43 @@ def _levels(roi: HealpixROI, counts, base, kappa, norm, reach_deg, level_of_bin,
             )  # fmt: skip
         )
     return levels_static, len(groups)
+
+
+def _neighbour_table(t_vec, cvec, coarse, nside_l: int, reach_deg: float) -> np.ndarray:
+    """(n_test, width) indices of the coarse pixels whose centroids ``cvec`` (NEST pixels ``coarse``, sorted,
+    at ``nside_l``) lie within ``reach_deg`` of each test position, padded with ``len(coarse)``.
+
+    Test positions are taken in HEALPix cells about the reach in size: one disc query per cell (radius: the
+    reach plus the cell's and a coarse pixel's radius, so that no centroid within reach of any of the
+    cell's positions is missed), then the exact distances of the candidates to each of its positions
+    (the same lists as a k-d tree query per position, in less than half the time)."""
+    n_p = coarse.size
+    radius = np.radians(reach_deg)
+    nside_g = 1
+    while hp.nside2resol(nside_g) > radius and nside_g < 2**20:
+        nside_g *= 2
+    cell = hp.vec2pix(nside_g, t_vec[:, 0], t_vec[:, 1], t_vec[:, 2], nest=True)
+    order = np.argsort(cell, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0])
+    ends = np.r_[starts[1:], order.size]
+    margin = hp.max_pixrad(nside_g) + hp.max_pixrad(nside_l)
+    cos_r = np.cos(radius)
+    rows, cols, vals = [], [], []
+    for a, b in zip(starts, ends, strict=True):
+        members = order[a:b]
+        centre = np.array(hp.pix2vec(nside_g, int(cell[members[0]]), nest=True))
+        cand = hp.query_disc(nside_l, centre, radius + margin, nest=True)
+        local = np.searchsorted(coarse, cand)
+        local = local[(local < n_p) & (coarse[np.minimum(local, n_p - 1)] == cand)]  # in the ROI
+        r, c = np.nonzero(t_vec[members] @ cvec[local].T >= cos_r)  # row-major: each row's entries in turn
+        row_start = np.searchsorted(r, np.arange(members.size))
+        rows.append(members[r])
+        cols.append(np.arange(r.size) - row_start[r])
+        vals.append(local[c])
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    table = np.full((t_vec.shape[0], max(int(cols.max()) + 1 if cols.size else 1, 1)), n_p, dtype=np.int32)
+    table[rows, cols] = vals
+    return table
 
 
 def _scan(levels_static: list[dict], t_vec, expected, chunk: int, desc: str | None) -> tuple[np.ndarray, np.ndarray]:
