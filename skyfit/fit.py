@@ -208,11 +208,17 @@ class Fit:
 
         def fcn(x):
             # the value alone where no gradient is cached: most of MIGRAD's calls (its seed's finite
-            # differences and line searches) want no gradient, which costs about 1.6x the value
+            # differences and line searches) want no gradient, which costs about 1.6x the value; the
+            # likelihood's first few come with their gradient (Likelihood.value_maybe_grad), kept for
+            # Minuit's next gradient request at the same point
             key = tuple(np.asarray(x, float))
             if key in cache:
                 return cache[key][0]
-            return lk.stat(full_vector(x))
+            v, g = lk.value_maybe_grad(full_vector(x))
+            if g is not None:
+                cache.clear()
+                cache[key] = (v, g[free_idx] * scales)
+            return v
 
         def grad(x):
             return value_and_grad(x)[1]

@@ -184,6 +184,29 @@ def test_hessian_options_agree_with_the_exact_jax_hessian(km2a):
         Fit(lk, hessian="numeric")
 
 
+def test_a_small_fit_compiles_one_function_and_values_agree_across_the_switch(km2a):
+    """A likelihood's first value-only evaluations come from its value-and-gradient function, with the
+    gradient; later ones from the value-only function. A fit of few calls (most fits of one source) never
+    compiles the second; the value is the same from both."""
+    from skyfit.fit import Fit
+    from skyfit.likelihood import VALUE_ONLY_AFTER
+
+    model = Models([Source("a", PointSpatialModel.create(RA, DEC), PowerLaw.create(2e-15, 2.8, 50.0))])
+    lk = Likelihood(model, [simulate_dataset(model, km2a, seed=8)])
+    res = Fit(lk).run()
+    assert res.valid, res.messages
+    assert res.nfcn < VALUE_ONLY_AFTER and lk._stat_jit._cache_size() == 0
+    x = lk.vector({k: res.value(k) for k in res.free_keys})
+    lk = Likelihood(model, lk.datasets)  # no call made yet
+    early = [lk.value_maybe_grad(x) for _ in range(VALUE_ONLY_AFTER)]
+    late = lk.value_maybe_grad(x)
+    value, grad = lk.value_and_grad(x)
+    assert all(g is not None for _, g in early) and late[1] is None
+    assert early[-1][0] == pytest.approx(float(value), rel=1e-13) and late[0] == pytest.approx(float(value), rel=1e-13)
+    assert np.array_equal(early[-1][1], np.asarray(grad))
+    assert lk.stat(x) == late[0]
+
+
 def test_a_saddle_is_reported_not_a_crash(km2a):
     """Between two equal sources a one-source model's position is a saddle: the likelihood falls along
     the line joining them. Handed that Hessian (not positive definite), iminuit 2.33 raised "'NoneType'
