@@ -6,8 +6,10 @@ non-negative and keeps the float64 sum well conditioned.
 The statistic is a sum of terms that compose: one :class:`CashTerm` per dataset, a
 :class:`GaussianPriorTerm` for the priors, and any further ``-2 ln p`` terms a user adds (``terms``).
 Inside, parameters are a pytree ``{component: {parameter: value}}`` (:meth:`Likelihood.params`); the flat
-vector that Minuit sees (order of :meth:`Models.parameters`) is derived from it and back. The model's
-structure (which shapes, which spectra) is static.
+vector that Minuit sees (order of :meth:`Models.parameters`) is derived from it and back. What is compiled
+depends only on the model's kinds of sources (:mod:`skyfit._shapes`): where each parameter sits in the
+vector, the cut-outs and the priors are data, and likelihoods of the same kind of model share one set of
+compiled functions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import xlogy
 
+from ._shapes import DatasetPlan, Plan, build_plan, shared
 from .dataset import Dataset
 from .maps import unit_vectors
 from .models import ModelError, Models
@@ -107,17 +110,6 @@ def _subpixel_vectors(dataset: Dataset) -> np.ndarray:
     return unit_vectors(ra.ravel(), dec.ravel()).reshape(*ra.shape, 3)
 
 
-def _padded(index_sets) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel index sets of different sizes as one (n, width) index array, padded with pixel 0, and its
-    0/1 mask."""
-    width = max(c.size for c in index_sets)
-    idx = np.zeros((len(index_sets), width), dtype=np.int64)
-    mask = np.zeros((len(index_sets), width))
-    for j, c in enumerate(index_sets):
-        idx[j, : c.size], mask[j, : c.size] = c, 1.0
-    return idx, mask
-
-
 def cash_stat(npred, counts, mask, constant):
     """Deviance ``2 sum mask (mu - n ln mu) + constant`` (``constant = 2 sum mask (n ln n - n)``)."""
     mu = jnp.maximum(npred, 1e-300)
@@ -146,6 +138,104 @@ def _source_node_weights(vec, arrays: DatasetArrays):
     return (wb[:, None] * wl[None, :]).reshape(-1)
 
 
+def _npred_one(plan: DatasetPlan, x, arrays: DatasetArrays, data: dict):
+    """Predicted counts (n_bins, n_pix) of one dataset at the padded flat vector ``x``: the dataset's
+    plan (static) and data (parameter indices, cut-outs: :func:`skyfit._shapes.build_plan`)."""
+    npred = jnp.zeros_like(arrays.counts)
+    templates = iter(arrays.templates)
+    for s, pidx in zip(plan.singles, data["singles"], strict=True):  # diffuse bands, templates: per pixel
+        n_spatial = len(s.spatial.parameters)
+        spatial_p = {q.name: x[pidx[j]] for j, q in enumerate(s.spatial.parameters)}
+        spectral_p = {q.name: x[pidx[n_spatial + j]] for j, q in enumerate(s.spectral.parameters)}
+        if s.spatial.precomputed:  # sum over (bin, true node) pairs of f(E_t) C_bt
+            counts, bins, nodes = next(templates)
+            f = s.spectral.dnde(arrays.energy_true_tev, spectral_p)
+            npred = npred + jax.ops.segment_sum(f[nodes][:, None] * counts, bins, num_segments=npred.shape[0])
+            continue
+        per_dec = arrays.counts_matrix @ s.spectral.dnde(arrays.energy_true_tev, spectral_p)  # (n_dec, n_bins)
+        expected = (arrays.pixel_dec_weights @ per_dec).T  # (n_bins, n_pix)
+        kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr, arrays.psf_weights,
+                                  arrays.psf_sigma_rad, s.spatial.frame)  # fmt: skip
+        npred = npred + expected * kernel
+    for first, g in zip(plan.groups, data["groups"], strict=True):  # compact sources, vmapped over slots
+        n_spatial = len(first.spatial.parameters)
+        spatial_p = {q.name: x[g["pidx"][j]] for j, q in enumerate(first.spatial.parameters)}  # (slots,) each
+        spectral_p = {q.name: x[g["pidx"][n_spatial + j]] for j, q in enumerate(first.spectral.parameters)}
+        dnde = jax.vmap(lambda p, f=first: f.spectral.dnde(arrays.energy_true_tev, p))(spectral_p)  # (n, n_true)
+        per_dec = jnp.einsum("dbt,nt->ndb", arrays.counts_matrix, dnde)
+        frame = first.spatial.frame
+        vec = jax.vmap(lambda lon, lat, fr=frame: source_unit_vector(lon, lat, fr))(
+            spatial_p["lon_0"], spatial_p["lat_0"]
+        )
+        weights = jax.vmap(lambda v: _source_node_weights(v, arrays))(vec)  # (n, n_nodes)
+        expected = jnp.einsum("nd,ndb->nb", weights, per_dec) * g["live"][:, None]  # (n, n_bins); padding 0
+
+        def kernel(p, vectors, f=first):
+            return f.spatial.kernel(p, vectors, arrays.pixel_area_sr, arrays.psf_weights, arrays.psf_sigma_rad,
+                                    f.spatial.frame)  # fmt: skip
+
+        def kernel_sub(p, vectors, inner=kernel):  # the PSF averaged over each pixel's sub-pixels
+            shape = vectors.shape
+            return inner(p, vectors.reshape(-1, 3)).reshape(-1, *shape[:2]).mean(axis=-1)
+
+        n_bins = arrays.counts.shape[0]
+        if "idx" not in g:  # every pixel at its centre (minus the core, when there is one)
+            k = jax.vmap(kernel, in_axes=(0, None))(spatial_p, arrays.pixel_vectors)  # (n, n_bins, n_pix)
+            if "mask" in g:
+                k = k * g["mask"][:, None, :]
+            npred = npred + jnp.einsum("nb,nbp->bp", expected, k)
+        else:
+            idx = g["idx"]
+            k = jax.vmap(kernel)(spatial_p, arrays.pixel_vectors[idx])  # (n, n_bins, width)
+            contrib = expected[:, :, None] * k * g["mask"][:, None, :]
+            npred = npred.at[:, idx.reshape(-1)].add(jnp.transpose(contrib, (1, 0, 2)).reshape(n_bins, -1))
+        if "core_idx" in g:  # the core's pixels: the mean over their sub-pixels
+            core_idx = g["core_idx"]
+            k = jax.vmap(kernel_sub)(spatial_p, arrays.subpixel_vectors[core_idx])  # (n, n_bins, width)
+            contrib = expected[:, :, None] * k * g["core_mask"][:, None, :]
+            npred = npred.at[:, core_idx.reshape(-1)].add(jnp.transpose(contrib, (1, 0, 2)).reshape(n_bins, -1))
+    if plan.background is None:
+        norm = 1.0
+    elif plan.background == "global":
+        norm = x[data["background"][0]]
+    else:
+        norm = x[data["background"]][:, None]
+    return npred + norm * arrays.background
+
+
+class _Functions(NamedTuple):
+    """A plan's compiled functions of (padded vector, datasets' arrays, plan data)."""
+
+    stat: object
+    value_and_grad: object
+    npred: object
+    hessian: object
+
+
+def _functions(plan: Plan, terms=None) -> _Functions:
+    """The jitted statistic, its value and gradient, predicted counts and Hessian of ``plan``; ``terms``:
+    a function of the padded vector adding the user's ``-2 ln p`` terms (then the functions are this
+    likelihood's alone)."""
+
+    def npred_all(x, arrays, data):
+        return tuple(_npred_one(p, x, a, d) for p, a, d in zip(plan.datasets, arrays, data["datasets"], strict=True))
+
+    def stat(x, arrays, data):
+        total = 0.0
+        for mu, a in zip(npred_all(x, arrays, data), arrays, strict=True):
+            total = total + cash_stat(mu, a.counts, a.mask, a.stat_constant)
+        prior = data["prior"]
+        if prior is not None:
+            total = total + jnp.sum(prior["w"] * ((x[prior["idx"]] - prior["mean"]) / prior["sigma"]) ** 2)
+        if terms is not None:
+            total = total + terms(x)
+        return total
+
+    # the Hessian reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
+    return _Functions(jax.jit(stat), jax.jit(jax.value_and_grad(stat)), jax.jit(npred_all),
+                      jax.jit(jax.jacrev(jax.grad(stat))))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CashTerm:
     """The Cash statistic (-2 ln L, deviance form) of one dataset, a term of :meth:`Likelihood.stat`."""
@@ -153,8 +243,9 @@ class CashTerm:
     dataset: int  # index in the likelihood's datasets
 
     def __call__(self, like: Likelihood, params: dict, vector, arrays) -> jax.Array:
-        a = arrays[self.dataset]
-        return cash_stat(like._npred_one(params, self.dataset, a), a.counts, a.mask, a.stat_constant)
+        a, i = arrays[self.dataset], self.dataset
+        mu = _npred_one(like._plan.datasets[i], like._padded(vector), a, like._data["datasets"][i])
+        return cash_stat(mu, a.counts, a.mask, a.stat_constant)
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,12 +335,15 @@ class Likelihood:
         object.__setattr__(self, "arrays", tuple(self._with_templates(d, dataset_arrays(d)) for d in self.datasets))
         object.__setattr__(self, "cutouts", self._cutouts())
         object.__setattr__(self, "cores", self._cores())
-        object.__setattr__(self, "groups", self._groups())
-        object.__setattr__(self, "_stat_jit", jax.jit(self._stat))
-        object.__setattr__(self, "_vg_jit", jax.jit(jax.value_and_grad(self._stat)))
-        object.__setattr__(self, "_npred_jit", jax.jit(self._npred_all))
-        # reverse-over-reverse: the PSF kernel has a custom VJP, which forward mode cannot enter
-        object.__setattr__(self, "_hessian_jit", jax.jit(jax.jacrev(jax.grad(self._stat))))
+        plan, data = build_plan(self.model, self.datasets, keys, self.cutouts, self.cores, prior)
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_data", data)
+        if self.terms:  # the user's terms read this model's pytree: compiled for this likelihood alone
+            n = len(keys)
+            fns = _functions(plan, lambda x: sum(term(self.params(x[:n])) for term in self.terms))
+        else:  # shared by every likelihood of the same plan (skyfit._shapes)
+            fns = shared(plan.key(), lambda: _functions(plan))
+        object.__setattr__(self, "_fns", fns)
 
     def _with_templates(self, dataset: Dataset, arrays: DatasetArrays) -> DatasetArrays:
         """``arrays`` with the model's map-cube templates folded with ``dataset``'s response."""
@@ -342,52 +436,6 @@ class Likelihood:
                 out[(i, s.name)] = np.flatnonzero(vectors @ unit_vectors(ra, dec) >= np.cos(np.radians(radius)))
         return out
 
-    def _groups(self) -> list:
-        """Per dataset: the sources evaluated one by one (diffuse bands), and groups of sources of the
-        same shape and spectrum (and similar cut-out size) evaluated together by ``vmap``: the traced
-        program stays small however many sources there are, so it compiles in seconds."""
-        out = []
-        for i, d in enumerate(self.datasets):
-            singles, buckets = [], {}
-            for s in self.model.sources:
-                if not s.applies_to(d.name):
-                    continue
-                if s.spatial.per_pixel_exposure:
-                    singles.append(s)
-                    continue
-                idx = self.cutouts.get((i, s.name))
-                size = None if idx is None else int(np.ceil(2 * np.log2(max(idx.size, 2))))  # sqrt(2) buckets
-                buckets.setdefault((type(s.spatial), type(s.spectral), s.spatial.frame, size), []).append(s)
-            groups = []
-            for key, members in buckets.items():
-                core = self._core_group(i, members)
-                if key[3] is None:
-                    if core is None:
-                        groups.append((tuple(members), None, None, None))
-                        continue
-                    mask = np.ones((len(members), self.datasets[i].roi.n_pix))
-                    for j, s in enumerate(members):  # the core's pixels come from the sub-pixels
-                        mask[j, self.cores[(i, s.name)]] = 0.0
-                    groups.append((tuple(members), None, mask, core))
-                    continue
-                idx, mask = _padded([self.cutouts[(i, s.name)] for s in members])
-                if core is not None:  # the core's pixels come from the sub-pixels
-                    for j, s in enumerate(members):
-                        mask[j] *= ~np.isin(idx[j], self.cores[(i, s.name)])
-                groups.append((tuple(members), idx, mask, core))
-            out.append((tuple(singles), groups))
-        return out
-
-    def _core_group(self, i, members):
-        """Padded core pixel indices and their mask, (n, width) each, of a group's sources; None when the
-        dataset evaluates the PSF at pixel centres only."""
-        if (i, members[0].name) not in self.cores:
-            return None
-        cores = [self.cores[(i, s.name)] for s in members]
-        if max(c.size for c in cores) == 0:  # extended sources wide enough for pixel centres
-            return None
-        return _padded(cores)
-
     # --- pure functions of the parameters ----------------------------------------------------
     def params(self, vector) -> dict:
         """The parameter pytree ``{component: {parameter: value}}`` of a flat vector (order of :attr:`keys`)."""
@@ -401,83 +449,14 @@ class Likelihood:
         """The flat vector (order of :attr:`keys`) of a parameter pytree: the inverse of :meth:`params`."""
         return jnp.stack([jnp.asarray(params[c][n], dtype=float) for c, names in self._layout for n in names])
 
-    def _npred_one(self, values, ds_index, arrays: DatasetArrays):
-        npred = jnp.zeros_like(arrays.counts)
-        singles, groups = self.groups[ds_index]
-        templates = iter(arrays.templates)
-        for s in singles:  # diffuse bands and templates: exposure per pixel
-            spatial_p = {q.name: values[s.name][q.name] for q in s.spatial.parameters}
-            spectral_p = {q.name: values[s.name][q.name] for q in s.spectral.parameters}
-            if s.spatial.precomputed:  # sum over (bin, true node) pairs of f(E_t) C_bt
-                counts, bins, nodes = next(templates)
-                f = s.spectral.dnde(arrays.energy_true_tev, spectral_p)
-                npred = npred + jax.ops.segment_sum(f[nodes][:, None] * counts, bins, num_segments=npred.shape[0])
-                continue
-            per_dec = arrays.counts_matrix @ s.spectral.dnde(arrays.energy_true_tev, spectral_p)  # (n_dec, n_bins)
-            expected = (arrays.pixel_dec_weights @ per_dec).T  # (n_bins, n_pix)
-            kernel = s.spatial.kernel(spatial_p, arrays.pixel_vectors, arrays.pixel_area_sr, arrays.psf_weights,
-                                      arrays.psf_sigma_rad, s.spatial.frame)  # fmt: skip
-            npred = npred + expected * kernel
-        for members, idx, mask, core in groups:
-            first = members[0]
-            spatial_p = {q.name: jnp.stack([values[s.name][q.name] for s in members])
-                         for q in first.spatial.parameters}  # fmt: skip
-            spectral_p = {q.name: jnp.stack([values[s.name][q.name] for s in members])
-                          for q in first.spectral.parameters}  # fmt: skip
-            dnde = jax.vmap(lambda p, f=first: f.spectral.dnde(arrays.energy_true_tev, p))(spectral_p)  # (n, n_true)
-            per_dec = jnp.einsum("dbt,nt->ndb", arrays.counts_matrix, dnde)
-            frame = first.spatial.frame
-            vec = jax.vmap(lambda lon, lat, fr=frame: source_unit_vector(lon, lat, fr))(
-                spatial_p["lon_0"], spatial_p["lat_0"]
-            )
-            weights = jax.vmap(lambda v: _source_node_weights(v, arrays))(vec)  # (n, n_nodes)
-            expected = jnp.einsum("nd,ndb->nb", weights, per_dec)  # (n, n_bins)
-
-            def kernel(p, vectors, f=first):
-                return f.spatial.kernel(p, vectors, arrays.pixel_area_sr, arrays.psf_weights, arrays.psf_sigma_rad,
-                                        f.spatial.frame)  # fmt: skip
-
-            def kernel_sub(p, vectors, inner=kernel):  # the PSF averaged over each pixel's sub-pixels
-                shape = vectors.shape
-                return inner(p, vectors.reshape(-1, 3)).reshape(-1, *shape[:2]).mean(axis=-1)
-
-            n_bins = arrays.counts.shape[0]
-            if idx is None:  # every pixel at its centre (minus the core, when there is one)
-                k = jax.vmap(kernel, in_axes=(0, None))(spatial_p, arrays.pixel_vectors)  # (n, n_bins, n_pix)
-                if mask is not None:
-                    k = k * mask[:, None, :]
-                npred = npred + jnp.einsum("nb,nbp->bp", expected, k)
-            else:
-                k = jax.vmap(kernel)(spatial_p, arrays.pixel_vectors[idx])  # (n, n_bins, width)
-                contrib = expected[:, :, None] * k * mask[:, None, :]
-                npred = npred.at[:, idx.reshape(-1)].add(jnp.transpose(contrib, (1, 0, 2)).reshape(n_bins, -1))
-            if core is not None:  # the core's pixels: the mean over their sub-pixels
-                core_idx, core_mask = core
-                k = jax.vmap(kernel_sub)(spatial_p, arrays.subpixel_vectors[core_idx])  # (n, n_bins, width)
-                contrib = expected[:, :, None] * k * core_mask[:, None, :]
-                npred = npred.at[:, core_idx.reshape(-1)].add(jnp.transpose(contrib, (1, 0, 2)).reshape(n_bins, -1))
-        bkg = self.model.background(self.datasets[ds_index].name)
-        if bkg is None:
-            norm = 1.0
-        elif bkg.mode == "global":
-            norm = values[bkg.name]["norm"]
-        else:
-            norm = jnp.stack([values[bkg.name][q.name] for q in bkg.parameters])[:, None]
-        return npred + norm * arrays.background
-
-    def _npred_all(self, vector, arrays):
-        values = self.params(vector)
-        return tuple(self._npred_one(values, i, a) for i, a in enumerate(arrays))
-
-    def _stat(self, vector, arrays):
-        """The sum of the terms: each dataset's Cash statistic, the Gaussian priors, the user's terms."""
-        params = self.params(vector)
-        total = 0.0
-        for term in self.statistic_terms:
-            total = total + term(self, params, vector, arrays)
-        for term in self.terms:
-            total = total + term(params)
-        return total
+    def _padded(self, vector):
+        """The flat vector padded with zeros to the plan's length (nothing reads the padding)."""
+        if isinstance(vector, jax.core.Tracer):
+            x = jnp.asarray(vector, dtype=float)
+            return jnp.pad(x, (0, self._plan.size - x.shape[0]))
+        x = np.zeros(self._plan.size)
+        x[: len(self.keys)] = np.asarray(vector, dtype=float)
+        return x
 
     # --- user-facing ---------------------------------------------------------------------------
     def with_counts(self, counts_per_dataset) -> Likelihood:
@@ -528,13 +507,13 @@ class Likelihood:
         evaluate the value and gradient (which every fit compiles anyway) and return both; later ones the
         statistic's own compiled function (about 0.6 of the cost per call), compiled then. A fit that needs
         few values (the HAWC Crab's: 9) never pays that second compilation (0.3 s of its 1.1 s cold)."""
-        x = self.vector() if vector is None else jnp.asarray(vector, dtype=float)
+        x = self._padded(self.vector() if vector is None else vector)
         calls = self.__dict__.get("_value_calls", 0) + 1
         object.__setattr__(self, "_value_calls", calls)
         if calls > VALUE_ONLY_AFTER:
-            return float(self._stat_jit(x, self.arrays)), None
-        v, g = self._vg_jit(x, self.arrays)
-        return float(v), np.asarray(g)
+            return float(self._fns.stat(x, self.arrays, self._data)), None
+        v, g = self._fns.value_and_grad(x, self.arrays, self._data)
+        return float(v), np.asarray(g)[: len(self.keys)]
 
     def prior_stat(self, vector=None) -> float:
         """The Gaussian prior terms alone in :meth:`stat` at ``vector`` (0 without priors): subtracted,
@@ -547,15 +526,17 @@ class Likelihood:
         return total
 
     def value_and_grad(self, vector):
-        return self._vg_jit(jnp.asarray(vector, dtype=float), self.arrays)
+        v, g = self._fns.value_and_grad(self._padded(vector), self.arrays, self._data)
+        return v, g[: len(self.keys)]
 
     def hessian(self, vector) -> np.ndarray:
         """Exact Hessian of :meth:`stat` (all parameters, frozen included), compiled on first use."""
-        return np.asarray(self._hessian_jit(jnp.asarray(vector, dtype=float), self.arrays))
+        n = len(self.keys)
+        return np.asarray(self._fns.hessian(self._padded(vector), self.arrays, self._data))[:n, :n]
 
     def npred(self, vector=None) -> list:
         """Predicted counts (n_bins, n_pix) per dataset, as NumPy arrays."""
-        out = self._npred_jit(self.vector() if vector is None else jnp.asarray(vector), self.arrays)
+        out = self._fns.npred(self._padded(self.vector() if vector is None else vector), self.arrays, self._data)
         return [np.asarray(x) for x in out]
 
 

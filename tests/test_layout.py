@@ -28,7 +28,7 @@ LAYERS = (
      ("skyfit.maps", "skyfit.reproject", "skyfit.response", "skyfit.models", "skyfit.background", "skyfit.plotting",
       "skyfit.showers")),
     ("datasets and their readers", ("skyfit.dataset", "skyfit.io", "skyfit.hawc", "skyfit.stream")),
-    ("likelihood", ("skyfit.likelihood",)),
+    ("likelihood", ("skyfit._shapes", "skyfit.likelihood")),
     ("fit and simulation; flux points and light curves",
      ("skyfit.fit", "skyfit.simulate", "skyfit.skies", "skyfit.validate", "skyfit.fluxpoints", "skyfit.lightcurve")),
     ("detection; gamma/hadron separation beside it", ("skyfit.detect", "skyfit.ghsep")),

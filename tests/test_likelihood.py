@@ -192,10 +192,11 @@ def test_a_small_fit_compiles_one_function_and_values_agree_across_the_switch(km
     from skyfit.likelihood import VALUE_ONLY_AFTER
 
     model = Models([Source("a", PointSpatialModel.create(RA, DEC), PowerLaw.create(2e-15, 2.8, 50.0))])
-    lk = Likelihood(model, [simulate_dataset(model, km2a, seed=8)])
+    # a (zero) user term: functions of this likelihood alone, not shared with other tests' likelihoods
+    lk = Likelihood(model, [simulate_dataset(model, km2a, seed=8)], terms=(lambda p: 0.0 * p["a"]["index"],))
     res = Fit(lk).run()
     assert res.valid, res.messages
-    assert res.nfcn < VALUE_ONLY_AFTER and lk._stat_jit._cache_size() == 0
+    assert res.nfcn < VALUE_ONLY_AFTER and lk._fns.stat._cache_size() == 0
     x = lk.vector({k: res.value(k) for k in res.free_keys})
     lk = Likelihood(model, lk.datasets)  # no call made yet
     early = [lk.value_maybe_grad(x) for _ in range(VALUE_ONLY_AFTER)]
