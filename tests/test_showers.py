@@ -275,3 +275,33 @@ def test_muons_spread_less_for_deep_showers_and_thresholds_set_the_muon_fraction
         assert np.trapezoid(2 * np.pi * r * ph.muon_density(r, 10.0, r0_), r) == pytest.approx(10.0, rel=0.01)
     with pytest.raises(LayoutError, match="muon threshold"):
         Layout("bad", np.arange(2.0), np.zeros(2), 1.0, 1.0, 1.0, muon_threshold_gev=-1.0)
+
+
+def test_importance_sampled_leading_pions_are_weighted_back_to_the_physical_rate():
+    """Proton showers drawn with the leading neutral pion 25 times as often as physical carry weights that
+    restore the physical rate (the weighted share of gamma-like showers is the constant, the mean weight
+    1); the default draws the physical rate with weight 1; reweighting to 3x the constant triples the
+    gamma-like share; a sampling probability outside (0, 1) is refused."""
+    from skyfit.ghsep import reweight_leading_pi0
+    from skyfit.showers.simulate import leading_pi0_weight
+
+    rng = np.random.default_rng(5)
+    n, q, p = 400_000, 0.05, ph.LEADING_PI0_PROBABILITY
+    z = np.ones(n, int)
+    lead = rng.uniform(size=n) < q
+    w = leading_pi0_weight(z, lead, q)
+    assert np.mean(w) == pytest.approx(1.0, abs=4 * np.sqrt(q * (1 - q) / n) * p / q + 1e-3)
+    assert np.sum(w[lead]) / np.sum(w) == pytest.approx(p, rel=0.05)
+    assert np.all(leading_pi0_weight(np.zeros(3, int), [True, False, True], q) == 1.0)  # gammas: untouched
+    table = simulate_shower_events("KM2A", "proton", 300, e_min_tev=50, e_max_tev=100, seed=3,
+                                   leading_pi0_sampling=0.3)  # fmt: skip
+    assert 0.2 < np.mean(table["TRUE_LEADING_PI0"]) < 0.4
+    assert np.allclose(table["LEAD_WEIGHT"][table["TRUE_LEADING_PI0"]], p / 0.3)
+    default = simulate_shower_events("KM2A", "proton", 50, e_min_tev=50, e_max_tev=100, seed=3)
+    assert np.all(default["LEAD_WEIGHT"] == 1.0)
+    sample = {"Z": z, "TRUE_LEADING_PI0": lead, "WEIGHT": w}
+    w3 = reweight_leading_pi0(sample, 3.0)
+    assert np.sum(w3[lead]) / np.sum(w3) == pytest.approx(3 * p, rel=0.05)
+    assert np.array_equal(reweight_leading_pi0(sample, 1.0), w)
+    with pytest.raises(ValueError, match="leading-pion"):
+        leading_pi0_weight(z, lead, 1.5)

@@ -31,13 +31,20 @@ from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, load_model, train_classifier
 from ._pipeline import apply_model, balanced_weights, build_model, evaluate, separability_after_cut
 from ._plots import plot_roc, plot_significance
-from ._samples import TRADITIONAL, analysis_bin, energy_calibration, labelled_sample, traditional_score
+from ._samples import (
+    TRADITIONAL,
+    analysis_bin,
+    energy_calibration,
+    labelled_sample,
+    reweight_leading_pi0,
+    traditional_score,
+)
 from ._significance import CRAB_LOGPARABOLA, plane_position, scaled_dataset, significance_study
 from ._study import equal_efficiency_summary, independent_seed, model_report, ratio_arrays, run_significance
 
 __all__ = [
     "FEATURES", "GHSepError", "feature_matrix", "hit_cloud", "GHModel", "load_model", "train_classifier",
-    "TRADITIONAL", "labelled_sample", "traditional_score", "analysis_bin", "energy_calibration",
+    "TRADITIONAL", "labelled_sample", "reweight_leading_pi0", "traditional_score", "analysis_bin", "energy_calibration",
     "compare_at_equal_efficiency", "efficiency_table", "optimise_cuts", "roc_curve", "threshold_at_efficiency",
     "weighted_efficiency", "CRAB_LOGPARABOLA", "plane_position", "scaled_dataset", "significance_study",
     "effective_count", "weighted_auc", "build_model", "evaluate", "apply_model", "balanced_weights",

@@ -21,8 +21,8 @@ from ..showers.detectors import km2a_layouts, wcda_layout
 from ..showers.pipeline import hits_table, simulate_shower_events
 from ._features import GHSepError, hit_cloud
 
-__all__ = ["labelled_sample", "TRADITIONAL", "traditional_score", "analysis_bin", "energy_calibration",
-           "KM2A_LOG10E_EDGES"]  # fmt: skip
+__all__ = ["labelled_sample", "reweight_leading_pi0", "TRADITIONAL", "traditional_score", "analysis_bin",
+           "energy_calibration", "KM2A_LOG10E_EDGES"]  # fmt: skip
 
 # KM2A analysis bins of the LHAASO-like instrument (skyfit.response.lhaaso): log10(E/TeV) 1.4-3.2, 0.2 wide
 KM2A_LOG10E_EDGES = np.round(np.arange(1.4, 3.2 + 1e-9, 0.2), 1)
@@ -82,13 +82,17 @@ def _flux(particle, e):
 
 def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int = 0, hits: bool = False,
                     k_hits: int = 48, throw_radius_m: float | None = None, chunk: int = 20_000,
-                    progress=None, cache_dir=None) -> dict:  # fmt: skip
+                    progress=None, cache_dir=None, leading_pi0_sampling: float | None = None) -> dict:  # fmt: skip
     """Simulate and reconstruct gammas and cosmic rays for ``instrument``; returns
     ``{"gamma": table, "background": table}`` where each table has a physical ``WEIGHT`` column (its
     sum is arbitrary per class: only ratios within a class matter) and, with ``hits``, a ``CLOUD``
     entry (:func:`hit_cloud`, the ``k_hits`` largest hits). Cores are thrown within ``throw_radius_m``
     (default: 200 m for WCDA, whose pond is 300 m x 260 m; 600 m for KM2A); showers whose core is
-    farther out rarely pass the quality cut, which needs the reconstructed core 40 m inside the array."""
+    farther out rarely pass the quality cut, which needs the reconstructed core 40 m inside the array.
+    ``leading_pi0_sampling``: draw the protons' leading neutral pion (gamma-like showers) with this
+    probability and fold the importance weight into ``WEIGHT`` (the survivors of a tight cut are mostly
+    such showers: sampling them often makes the figures behind a cut worth many more events;
+    :func:`reweight_leading_pi0` moves the physical constant afterwards)."""
     instrument = instrument.upper()
     cache = None
     if cache_dir is not None:  # a sample is a pure function of these arguments: reuse it
@@ -98,6 +102,8 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
         # the energy ranges drawn from and the simulation's revision are part of the key: a sample drawn
         # from other ranges, or simulated before a change that alters it, is redrawn
         key = repr(_RANGES.get(instrument)) + _SIMULATION_REVISION.get(instrument, "")
+        if leading_pi0_sampling is not None:
+            key += f"lead{leading_pi0_sampling!r}"
         tag = hashlib.sha256(key.encode()).hexdigest()[:8]
         cache = Path(cache_dir) / (f"{instrument}_g{n_gamma}_b{n_background}_s{seed}_h{int(hits)}{k_hits}"
                                    f"_r{throw_radius_m}_{tag}.npz")  # fmt: skip
@@ -122,7 +128,7 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
             rec = [] if hits else None
             t = simulate_shower_events(instrument, particle, m, e_min_tev=lo, e_max_tev=hi, index=2.0,
                                        seed=seed * 100_000 + k * 1000 + c, throw_radius_m=throw,
-                                       hits_out=rec)  # fmt: skip
+                                       hits_out=rec, leading_pi0_sampling=leading_pi0_sampling)  # fmt: skip
             if hits:
                 h = hits_table(rec)
                 t["CLOUD"] = hit_cloud(t, h, layout, k_hits)
@@ -146,11 +152,26 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
         for particle in np.unique(table["PARTICLE"]):
             sel = table["PARTICLE"] == particle
             flux[sel] = _flux(particle, e[sel])
-        table["WEIGHT"] = flux / np.maximum(dens, 1e-300)
+        table["WEIGHT"] = flux / np.maximum(dens, 1e-300) * table.get("LEAD_WEIGHT", 1.0)
         res[cls] = table
     if cache is not None:
         _save_cache(cache, res)
     return res
+
+
+def reweight_leading_pi0(table: dict, factor: float) -> np.ndarray:
+    """``WEIGHT`` of a sample as if the leading-pion probability were ``factor`` times
+    :data:`skyfit.showers.physics.LEADING_PI0_PROBABILITY` (a systematic band without re-simulating): a
+    proton event with a leading neutral pion scales by ``factor``, one without by
+    ``(1 - factor p) / (1 - p)``; other particles keep theirs."""
+    from ..showers.physics import LEADING_PI0_PROBABILITY as p
+
+    if not (factor > 0 and factor * p < 1):
+        raise GHSepError(f"leading-pion factor must be in (0, {1 / p:g}), got {factor}")
+    z = np.asarray(table["Z"])
+    lead = np.asarray(table["TRUE_LEADING_PI0"], bool)
+    scale = np.where(z == 1, np.where(lead, factor, (1.0 - factor * p) / (1.0 - p)), 1.0)
+    return np.asarray(table["WEIGHT"], float) * scale
 
 
 def _save_cache(path, res):

@@ -72,10 +72,11 @@ def hits_table(records: list[dict]) -> dict:
     return {k: np.concatenate([r[k] for r in records]) for k in records[0]}
 
 
-def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: list | None) -> tuple:
+def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: list | None,
+                    leading_pi0_sampling: float | None = None) -> tuple:  # fmt: skip
     """Hits and reconstruction of one batch of primaries ``p``: (columns, (kept signal, kept, signal) hits)."""
     truth: dict = {}
-    hits = simulate_hits(p, layout, rng, truth)
+    hits = simulate_hits(p, layout, rng, truth, leading_pi0_sampling=leading_pi0_sampling)
     # the muon detectors see the same showers as the electromagnetic ones
     mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"]) if muon_layout is not None else None
     rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
@@ -93,6 +94,7 @@ def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: lis
         "TRUE_X1": truth["X1"],
         "TRUE_N_MU": truth["N_MU"],
         "TRUE_LEADING_PI0": truth["LEADING_PI0"],
+        "LEAD_WEIGHT": truth["LEAD_WEIGHT"],
         **rec,
     }
     return row, counts
@@ -150,13 +152,16 @@ def simulate_shower_events(
     days: float = 1.0,
     with_report: bool = False,
     hits_out: list | None = None,
+    leading_pi0_sampling: float | None = None,
 ):
     """Simulate and reconstruct ``n`` air showers; returns the event table (and a report if asked).
 
     Defaults per instrument: WCDA 0.3-30 TeV, cores within 300 m; KM2A 10-1000 TeV, cores within
     600 m. Arrival times are uniform over ``days`` from ``start_mjd``; RA/Dec follow from the
     reconstructed local direction at the LHAASO site. ``hits_out``: a list that receives the hit
-    records (:func:`hits_table` joins them).
+    records (:func:`hits_table` joins them). ``leading_pi0_sampling``: the probability with which proton
+    showers' leading neutral pion is drawn (default: the physical one); ``LEAD_WEIGHT`` is each event's
+    importance weight (1 at the default).
     """
     instrument = instrument.upper()
     if instrument not in ("WCDA", "KM2A"):
@@ -170,7 +175,7 @@ def simulate_shower_events(
     for start in range(0, n, batch):
         m = min(batch, n - start)
         p = sample_primaries(m, particle, e_min_tev, e_max_tev, index, max_zenith_deg, throw, rng)
-        row, (ks, ka, sa) = _simulate_batch(p, layout, muon_layout, rng, start, hits_out)
+        row, (ks, ka, sa) = _simulate_batch(p, layout, muon_layout, rng, start, hits_out, leading_pi0_sampling)
         kept_signal, kept_all, signal_all = kept_signal + ks, kept_all + ka, signal_all + sa
         for k, v in row.items():
             cols.setdefault(k, []).append(np.asarray(v))

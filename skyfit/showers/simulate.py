@@ -14,7 +14,7 @@ import skyfit.showers.physics as ph
 
 from .detectors import Layout
 
-__all__ = ["sample_primaries", "simulate_hits", "Hits", "C_M_PER_NS"]
+__all__ = ["sample_primaries", "simulate_hits", "leading_pi0_weight", "Hits", "C_M_PER_NS"]
 
 C_M_PER_NS = 0.299792458
 NOISE_WINDOW_NS = 1000.0
@@ -83,18 +83,35 @@ def _axis(zen_deg, az_deg):
     return np.stack([np.sin(th) * np.sin(az), np.sin(th) * np.cos(az), np.cos(th)], axis=1)
 
 
-def _draw_shower(rng, z, e) -> dict:
+def leading_pi0_weight(z, lead, sampled: float | None, probability: float | None = None) -> np.ndarray:
+    """Importance weight of each shower whose leading-pion branch was drawn with probability ``sampled``
+    instead of the physical ``probability`` (default :data:`physics.LEADING_PI0_PROBABILITY`): ``p / q``
+    for a proton shower with a leading neutral pion, ``(1 - p) / (1 - q)`` for one without, 1 for other
+    particles. Multiplied into an event's weight, it makes the sample one of the physical ``p``; the same
+    with another ``probability`` reweights a sample to another value of the constant."""
+    p = ph.LEADING_PI0_PROBABILITY if probability is None else float(probability)
+    q = p if sampled is None else float(sampled)
+    if not (0.0 <= p < 1.0 and 0.0 < q < 1.0):
+        raise ValueError(f"leading-pion probabilities must lie in (0, 1): physical {p}, sampled {q}")
+    proton = np.asarray(z) == 1
+    return np.where(proton, np.where(np.asarray(lead, bool), p / q, (1.0 - p) / (1.0 - q)), 1.0)
+
+
+def _draw_shower(rng, z, e, leading_pi0_sampling: float | None = None) -> dict:
     """The fluctuations of each shower, shared by the layouts of one array (see :func:`simulate_hits`)."""
     n = e.size
     x1 = ph.first_interaction_depth(rng, z, e)
     # gamma-like hadron showers: a leading neutral pion takes most of the energy in the first
-    # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007)
-    lead = (z == 1) & (rng.uniform(size=n) < ph.LEADING_PI0_PROBABILITY)
+    # interaction, so the shower is electromagnetic, muon-poor and compact (Maier & Knapp 2007); drawn
+    # with probability ``leading_pi0_sampling`` when given (importance sampling: LEAD_WEIGHT corrects)
+    q = ph.LEADING_PI0_PROBABILITY if leading_pi0_sampling is None else leading_pi0_sampling
+    lead = (z == 1) & (rng.uniform(size=n) < q)
     # shower-to-shower fluctuations: first-interaction depth, plus 20 % log-normal on the size and
     # 10 % on the muon number
     size_fluct = np.exp(rng.normal(0, 0.2, n))
     mu_fluct = np.exp(rng.normal(0, 0.1, n))
-    return {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct}
+    weight = leading_pi0_weight(z, lead, leading_pi0_sampling)
+    return {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct, "LEAD_WEIGHT": weight}
 
 
 def _add_subcascades(mu_em, primaries, layout: Layout, rng, z, lead, e_em, x1, slant, cos_t, proj, conv):
@@ -188,12 +205,16 @@ def _add_noise(s_idx, d_idx, sig, t, layout: Layout, rng, n: int) -> tuple:
     return s_idx, d_idx, sig, t, noise_flag
 
 
-def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None, shower: dict | None = None) -> Hits:
+def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None, shower: dict | None = None,
+                  leading_pi0_sampling: float | None = None) -> Hits:  # fmt: skip
     """Hits of ``primaries`` on ``layout``. ``truth`` (optional dict) receives per-shower truth
     (first-interaction depth, size, age, muon number, sub-cascades, and under ``"SHOWER"`` the drawn
     shower itself). ``shower``: a ``truth["SHOWER"]`` from a call on another layout of the same array
     (KM2A's muon detectors beside its electromagnetic ones), so that both layouts see the same showers:
-    the same first interaction, leading pion, size and muon fluctuations; without it they are drawn."""
+    the same first interaction, leading pion, size and muon fluctuations; without it they are drawn.
+    ``leading_pi0_sampling``: draw proton showers' leading neutral pion with this probability instead of
+    the physical one (importance sampling of the gamma-like protons); ``truth["LEAD_WEIGHT"]`` holds each
+    shower's correcting weight (:func:`leading_pi0_weight`)."""
     e = np.asarray(primaries["ENERGY"], float)
     z = np.asarray(primaries["Z"])
     n = e.size
@@ -201,7 +222,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     nvec = _axis(primaries["ZENITH"], primaries["AZIMUTH"])
     slant = ph.SITE_DEPTH / cos_t
     if shower is None:
-        shower = _draw_shower(rng, z, e)
+        shower = _draw_shower(rng, z, e, leading_pi0_sampling)
     elif len(shower["X1"]) != n:
         raise ValueError(f"shower holds {len(shower['X1'])} showers, primaries {n}: pass the same primaries")
     x1, lead = shower["X1"], shower["LEADING_PI0"]
@@ -241,5 +262,6 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     s_idx, d_idx, sig, t, noise_flag = _add_noise(s_idx, d_idx, signal, t, layout, rng, n)
     order = np.lexsort((d_idx, s_idx))
     if truth is not None:
-        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead, SHOWER=shower)
+        truth.update(X1=x1, SIZE=size, AGE=age, N_MU=n_mu, E_EM=e_em, LEADING_PI0=lead, SHOWER=shower,
+                     LEAD_WEIGHT=shower.get("LEAD_WEIGHT", np.ones(n)))  # fmt: skip
     return Hits(s_idx[order], d_idx[order], sig[order], t[order], noise_flag[order], n)
