@@ -29,7 +29,8 @@ Protocol (written before the first run of this script; kept):
 - Systematic band: every figure also with the leading-pion constant times 0.3 and times 3, by reweighting
   the same events (``skyfit.ghsep.reweight_leading_pi0``).
 
-The last line is a JSON object.
+Writes ``per_seed.json`` and ``survival.png`` (survival against energy, band and published points) to
+``--outdir``; ``--replot`` redraws the figure from a finished run. The last line is a JSON object.
 """
 
 import argparse
@@ -97,6 +98,34 @@ def _bootstrap(values, rng, n=2000) -> tuple[float, float]:
     return float(np.percentile(means, 16)), float(np.percentile(means, 84))
 
 
+def plot(per_seed: dict, path: Path) -> Path:
+    """Survival of the traditional cut per analysis bin against the gammas' energy, both instruments: the
+    mean over seeds, the leading-pion constant's x0.3-x3 band, and the published figures."""
+    from skyfit.plotting import use_file_backend
+
+    use_file_backend()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (instrument, seeds), colour in zip(per_seed.items(), ("C0", "C1"), strict=True):
+        rows = [r for rs in seeds.values() for r in rs]
+        bins = sorted({r["bin"] for r in rows})
+        e = [np.mean([r["e_gamma_tev"] for r in rows if r["bin"] == k]) for k in bins]
+        mean = {f: [np.mean([r[f"survival_x{f}"] for r in rows if r["bin"] == k]) for k in bins] for f in FACTORS}
+        ax.fill_between(e, mean[0.3], mean[3.0], color=colour, alpha=0.2)
+        ax.plot(e, mean[1.0], "o-", color=colour, label=f"{instrument} simulation (band: leading pion x0.3-x3)")
+    for name, value in PUBLISHED.items():
+        energy = {"1tev": 1.0, "6tev": 6.0, "25tev": 25.0, "100tev": 100.0}[name.rsplit("_", 1)[1]]
+        ax.plot(energy, value, "k*", ms=11, label="published (WCDA-1, KM2A 2021)" if energy == 1.0 else None)
+    ax.set(xscale="log", yscale="log", xlabel="gammas' mean true energy in the bin (TeV)",
+           ylabel="cosmic-ray survival of the traditional cut")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
@@ -105,9 +134,13 @@ def main():
     ap.add_argument("--sampling", type=float, default=0.05, help="leading-pion probability the protons are drawn with")
     ap.add_argument("--cache", default=None, help="folder for the simulated samples (reused when rerun)")
     ap.add_argument("--outdir", default="/tmp/skyfit-shower-calibration")
+    ap.add_argument("--replot", action="store_true", help="only redraw survival.png from OUTDIR/per_seed.json")
     args = ap.parse_args()
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        print(plot(json.loads((out / "per_seed.json").read_text()), out / "survival.png"))
+        return
     t0 = time.perf_counter()
     targets = {"wcda_survival_1tev": ("WCDA", 1.0), "wcda_survival_6tev": ("WCDA", 6.0),
                "km2a_muon_survival_25tev": ("KM2A", 25.0), "km2a_muon_survival_100tev": ("KM2A", 100.0)}  # fmt: skip
@@ -122,6 +155,7 @@ def main():
                       + "  ".join(f"x{f}: {r[f'survival_x{f}']:.2e} (n_eff {r[f'n_eff_x{f}']:.0f})" for f in FACTORS)
                       + f"  leading-pion share {r['leading_pi0_share']:.2f}", flush=True)  # fmt: skip
     (out / "per_seed.json").write_text(json.dumps(per_seed, indent=1))
+    plot(json.loads((out / "per_seed.json").read_text()), out / "survival.png")
     rng = np.random.default_rng(0)
     figures = {}
     for name, (instrument, target) in targets.items():
