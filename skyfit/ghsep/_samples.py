@@ -165,12 +165,12 @@ def reweight_leading_pi0(table: dict, factor: float) -> np.ndarray:
     proton event with a leading neutral pion scales by ``factor``, one without by
     ``(1 - factor p) / (1 - p)``; other particles keep theirs."""
     from ..showers.physics import LEADING_PI0_PROBABILITY as p
+    from ..showers.simulate import leading_pi0_weight
 
     if not (factor > 0 and factor * p < 1):
         raise GHSepError(f"leading-pion factor must be in (0, {1 / p:g}), got {factor}")
-    z = np.asarray(table["Z"])
-    lead = np.asarray(table["TRUE_LEADING_PI0"], bool)
-    scale = np.where(z == 1, np.where(lead, factor, (1.0 - factor * p) / (1.0 - p)), 1.0)
+    # the importance weight of a sample drawn at p, taken to the physical rate factor * p
+    scale = leading_pi0_weight(table["Z"], table["TRUE_LEADING_PI0"], sampled=p, probability=factor * p)
     return np.asarray(table["WEIGHT"], float) * scale
 
 
