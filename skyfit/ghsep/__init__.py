@@ -13,10 +13,24 @@
   :func:`plot_roc`, :func:`equal_efficiency_summary` and, before/after its cuts, :func:`run_significance`
   and :func:`plot_significance`;
 - :func:`significance_study`: a faint source's significance before and after a cut, fitted with iminuit;
+- event classes (:func:`class_schemes`, :class:`ClassScheme`): gammaness classes and PSF classes
+  (:func:`train_psf_estimator`), each its own analysis bin, fitted jointly
+  (:func:`class_significance_study`); the single cut and the traditional cut are one-class cases;
 - :mod:`skyfit.ghsep.hawc`: the same, weakly supervised, on HAWC's public Crab events.
 """
 
 from .._precision import X64  # noqa: F401  (JAX in float64 before this package's code runs)
+from ._classes import (
+    GAMMANESS_EFFICIENCIES,
+    PSF_QUANTILES,
+    ClassScheme,
+    assign_classes,
+    check_scores,
+    class_edges,
+    class_ratios,
+    class_schemes,
+    weighted_quantile,
+)
 from ._cuts import (
     compare_at_equal_efficiency,
     effective_count,
@@ -31,15 +45,24 @@ from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, load_model, train_classifier
 from ._pipeline import apply_model, balanced_weights, build_model, evaluate, separability_after_cut
 from ._plots import plot_roc, plot_significance
+from ._psfnet import PSFEstimator, train_psf_estimator
 from ._samples import (
     TRADITIONAL,
     analysis_bin,
     energy_calibration,
     labelled_sample,
     reweight_leading_pi0,
+    simulation_revision,
     traditional_score,
 )
-from ._significance import CRAB_LOGPARABOLA, plane_position, scaled_dataset, significance_study
+from ._significance import (
+    CRAB_LOGPARABOLA,
+    class_dataset,
+    class_significance_study,
+    plane_position,
+    scaled_dataset,
+    significance_study,
+)
 from ._study import equal_efficiency_summary, independent_seed, model_report, ratio_arrays, run_significance
 
 __all__ = [
@@ -49,5 +72,7 @@ __all__ = [
     "weighted_efficiency", "CRAB_LOGPARABOLA", "plane_position", "scaled_dataset", "significance_study",
     "effective_count", "weighted_auc", "build_model", "evaluate", "apply_model", "balanced_weights",
     "separability_after_cut", "plot_roc", "plot_significance", "equal_efficiency_summary", "independent_seed",
-    "model_report", "ratio_arrays", "run_significance",
+    "model_report", "ratio_arrays", "run_significance", "GAMMANESS_EFFICIENCIES", "PSF_QUANTILES", "ClassScheme",
+    "assign_classes", "check_scores", "class_edges", "class_ratios", "class_schemes", "weighted_quantile",
+    "simulation_revision", "PSFEstimator", "train_psf_estimator", "class_dataset", "class_significance_study",
 ]  # fmt: skip

@@ -181,6 +181,7 @@ def load_model(path, features=None, instrument: str | None = None) -> GHModel:
         )
     if instrument is not None and instrument.upper() != header["instrument"]:
         raise GHSepError(f"{path}: a {header['instrument']} model, asked for {instrument.upper()}")
+    _check_revision(path, header)
     skeleton = _build(header["kind"], len(header["features"]), header["hyper"], jax.random.PRNGKey(0))
     net = restore_net(skeleton, leaves, path, GHSepError)
     return GHModel(
@@ -194,6 +195,21 @@ def load_model(path, features=None, instrument: str | None = None) -> GHModel:
         cuts={int(k): float(v) for k, v in header["cuts"].items()},
         meta=_int_keyed(header.get("meta", {})),
     )
+
+
+def _check_revision(path, header: dict) -> None:
+    """A model trained on samples of another revision of the shower simulation is refused: its cuts and
+    efficiencies describe other events. Models of real data (no simulated samples) pass."""
+    from ._samples import simulation_revision
+
+    samples = header.get("meta", {}).get("samples")
+    if not samples:
+        return
+    have, now = samples.get("simulation_revision"), simulation_revision(header["instrument"])
+    if have != now:
+        raise GHSepError(f"{path}: trained on samples of shower-simulation revision {have!r}, this skyfit simulates "
+                         f"revision {now!r}; retrain it with `skyfit ghsep train` (its cuts and efficiencies "
+                         "describe the other simulation's events)")  # fmt: skip
 
 
 def _int_keyed(meta: dict) -> dict:

@@ -24,7 +24,14 @@ from ._cuts import (
 )
 from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, _score_fn, train_classifier
-from ._samples import TRADITIONAL, analysis_bin, energy_calibration, labelled_sample, traditional_score
+from ._samples import (
+    TRADITIONAL,
+    analysis_bin,
+    energy_calibration,
+    labelled_sample,
+    simulation_revision,
+    traditional_score,
+)
 
 __all__ = ["build_model", "evaluate", "balanced_weights", "separability_after_cut", "apply_model"]
 
@@ -100,8 +107,13 @@ def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "m
                 f"(Q {q_t:.2f}) on the tuning sample; the traditional cut is kept there")  # fmt: skip
             del model.cuts[t["bin"]]
     model.meta["traditional_cut"] = {"column": col, "gamma_efficiency": eff, "thresholds": trad}
-    model.meta["samples"] = {"n_gamma_thrown": n_gamma, "n_background_thrown": n_background, "training_seed": seed,
-                             "tuning_seed": seed + 1}  # fmt: skip
+    model.meta["samples"] = {
+        "n_gamma_thrown": n_gamma,
+        "n_background_thrown": n_background,
+        "training_seed": seed,
+        "tuning_seed": seed + 1,
+        "simulation_revision": simulation_revision(instrument),
+    }
     return model, tune
 
 

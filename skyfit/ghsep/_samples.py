@@ -22,7 +22,7 @@ from ..showers.pipeline import hits_table, simulate_shower_events
 from ._features import GHSepError, hit_cloud
 
 __all__ = ["labelled_sample", "reweight_leading_pi0", "TRADITIONAL", "traditional_score", "analysis_bin",
-           "energy_calibration", "KM2A_LOG10E_EDGES"]  # fmt: skip
+           "energy_calibration", "KM2A_LOG10E_EDGES", "simulation_revision"]  # fmt: skip
 
 # KM2A analysis bins of the LHAASO-like instrument (skyfit.response.lhaaso): log10(E/TeV) 1.4-3.2, 0.2 wide
 KM2A_LOG10E_EDGES = np.round(np.arange(1.4, 3.2 + 1e-9, 0.2), 1)
@@ -48,6 +48,14 @@ _RANGES = {
 }
 # changes to the shower simulation that alter an instrument's samples (for the cache key)
 _SIMULATION_REVISION = {"KM2A": "+muon detectors see the electromagnetic array's showers"}
+
+
+def simulation_revision(instrument: str) -> str:
+    """The revision of the shower simulation behind ``instrument``'s samples (model files record it)."""
+    from ..showers.physics import SIMULATION_REVISION
+
+    rev = _SIMULATION_REVISION.get(instrument.upper(), "")
+    return SIMULATION_REVISION + (f"; {rev}" if rev else "")
 
 
 def traditional_score(table: dict, instrument: str) -> np.ndarray:
@@ -101,7 +109,7 @@ def labelled_sample(instrument: str, n_gamma: int, n_background: int, seed: int 
 
         # the energy ranges drawn from and the simulation's revision are part of the key: a sample drawn
         # from other ranges, or simulated before a change that alters it, is redrawn
-        key = repr(_RANGES.get(instrument)) + _SIMULATION_REVISION.get(instrument, "")
+        key = repr(_RANGES.get(instrument)) + simulation_revision(instrument)
         if leading_pi0_sampling is not None:
             key += f"lead{leading_pi0_sampling!r}"
         tag = hashlib.sha256(key.encode()).hexdigest()[:8]

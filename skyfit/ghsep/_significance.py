@@ -35,7 +35,14 @@ from ..models.sky import BackgroundNorm
 from ..simulate import lhaaso_dataset
 from ._samples import CRAB_LOGPARABOLA
 
-__all__ = ["scaled_dataset", "significance_study", "plane_position", "CRAB_LOGPARABOLA"]
+__all__ = [
+    "scaled_dataset",
+    "class_dataset",
+    "significance_study",
+    "class_significance_study",
+    "plane_position",
+    "CRAB_LOGPARABOLA",
+]
 
 
 def scaled_dataset(ds: Dataset, r_gamma, r_bkg, name: str | None = None) -> Dataset:
@@ -87,6 +94,129 @@ def _asimov_ts(lk: Likelihood, truth: Models, null: Models) -> np.ndarray:
     return out
 
 
+def class_dataset(ds: Dataset, r_gamma, r_bkg, psf_scale, name: str) -> Dataset | None:
+    """One event class of ``ds``: exposure x ``r_gamma``, background x ``r_bkg``, PSF widths x ``psf_scale``
+    per bin; bins the class does not hold (r_gamma and r_bkg 0) are left out (None: it holds none)."""
+    from ..response import GaussianMixturePSF
+
+    rg, rb, ps = (np.asarray(a, float) for a in (r_gamma, r_bkg, psf_scale))
+    out = scaled_dataset(ds, rg, rb, name)
+    if np.any(ps != 1.0):
+        if ds.response.psf_table is not None:
+            raise ValueError(f"{ds.name}: PSF classes scale a Gaussian-mixture PSF; this response has a tabulated one")
+        if np.any(~np.isfinite(ps) | (ps <= 0)):
+            raise ValueError(f"{name}: PSF scales must be finite and positive, got {ps}")
+        psf = GaussianMixturePSF(ds.response.psf.weights, ds.response.psf.sigma_deg * ps[:, None])
+        out = Dataset(out.name, out.counts, out.background, replace(out.response, psf=psf), meta=dict(out.meta))
+    keep = (rg > 0) | (rb > 0)
+    if not keep.any():
+        return None
+    return out if keep.all() else out.select_bins(keep)
+
+
+def _datasets(schemes: dict, ra, dec, radius_deg, nside, livetime_days, roi_cache: dict) -> list:
+    """The datasets of one method: per instrument, one per event class of its :class:`ClassScheme`."""
+    datasets = []
+    for inst, sch in schemes.items():
+        if inst not in roi_cache:
+            roi_cache[inst] = HealpixROI.from_disc((ra, dec), radius_deg, nside, True)
+        base = lhaaso_dataset(inst, roi=roi_cache[inst], livetime_days=livetime_days)
+        for c in range(sch.n_classes):
+            name = inst if sch.n_classes == 1 else f"{inst}_{sch.names[c]}"
+            ds = class_dataset(base, sch.r_gamma[c], sch.r_bkg[c], sch.psf_scale[c], name)
+            if ds is not None:
+                datasets.append(ds)
+    return datasets
+
+
+def _setup(datasets, test, ra, dec, radius_deg, neighbours, diffuse):
+    """The likelihood, the truth and the null model of one method's datasets: neighbours within 1.5 deg
+    of the test source free in amplitude, those farther out (within the ROI + 1 deg) fixed at the truth
+    with their counts added to the background, the diffuse amplitude free."""
+    sources, free, fixed = [test], set(), []
+    center = unit_vectors(ra, dec)
+    for s in neighbours or ():
+        d = np.degrees(np.arccos(np.clip(unit_vectors(*s.spatial.position()) @ center, -1, 1)))
+        if d < 1.5:
+            sources.append(s)
+            free.add(f"{s.name}.amplitude")
+        elif d < radius_deg + 1.0:
+            fixed.append(s)  # fixed at the truth: its counts join the background
+    if fixed:
+        from ..likelihood import npred as source_npred
+
+        with_fixed = []
+        for ds in datasets:
+            m = Models(fixed).for_datasets([ds.name])
+            extra = source_npred(m, ds) if m.sources else 0.0
+            bkg = HealpixMaps(ds.background.data + extra, ds.background.roi, ds.background.bin_names)
+            with_fixed.append(Dataset(ds.name, ds.counts, bkg, ds.response, meta=dict(ds.meta)))
+        datasets = with_fixed
+    if diffuse is not None:
+        sources.append(diffuse)
+        free.add(f"{diffuse.name}.amplitude")
+    bkgs = [BackgroundNorm.create(d.name, d.n_bins, "global") for d in datasets]
+    truth = Models(sources, bkgs).for_datasets([d.name for d in datasets])
+    # neighbours: everything but the amplitudes near the test source frozen
+    fix = [k for k, q in truth.parameters().items()
+           if not q.frozen and not k.startswith("test.") and not k.startswith(tuple(b.name for b in bkgs))
+           and k not in free]  # fmt: skip
+    truth = truth.with_frozen(fix)
+    lk = Likelihood(truth, datasets, cutout_margin_deg=1.0)
+    null_model = truth.with_values({"test.amplitude": 0.0}).with_frozen(["test.amplitude"])
+    return lk, truth, null_model
+
+
+def _realisations(lk, truth, null_model, amp_true, n_realisations, seed, desc=None) -> tuple:
+    """TS and fitted amplitude / true in ``n_realisations`` Poisson draws; realisation k draws from
+    ``default_rng([seed, k])``, so every method sees the same random stream."""
+    mu = lk.npred(lk.vector(truth.values()))
+    ts, amp = np.zeros(n_realisations), np.zeros(n_realisations)
+    it = range(n_realisations)
+    if desc is not None:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=desc)
+    for k in it:
+        rng = np.random.default_rng([seed, k])
+        lk_k = lk.with_counts([rng.poisson(m) for m in mu])
+        fitter = Fit(lk_k, strategy=0)
+        alt = fitter.run(truth, hesse=False)
+        null = fitter.run(null_model, hesse=False)
+        ts[k] = max(null.stat - alt.stat, 0.0) if alt.model.values()["test.amplitude"] > 0 else 0.0
+        amp[k] = alt.model.values()["test.amplitude"] / amp_true
+    return ts, amp
+
+
+def class_significance_study(methods: dict, ra: float, dec: float, sigma_deg: float = 0.0, crab_fraction: float = 0.01,
+                             n_realisations: int = 100, livetime_days: float = 365.0, radius_deg: float = 2.5,
+                             nside: int = 512, neighbours=None, diffuse=None, seed: int = 0,
+                             progress: bool = False) -> dict:  # fmt: skip
+    """TS of a ``crab_fraction`` Crab source at (ra, dec) (a Gaussian of ``sigma_deg``, or a point) in
+    ``n_realisations`` simulated years for each method of ``methods``: ``{label: {instrument:
+    ClassScheme}}`` (:class:`skyfit.ghsep.ClassScheme`; every event class is its own dataset, fitted
+    jointly). ``neighbours``, ``diffuse``: as in :func:`significance_study`. Realisation k of every method
+    uses the random stream ``(seed, k)``. Returns ``{label: {"ts", "amplitude_over_true",
+    "ts_asimov_per_dataset", "n_datasets"}}``."""
+    test = _test_source(ra, dec, sigma_deg, crab_fraction)
+    amp_true = test.spectral.parameters[0].value
+    roi_cache, out = {}, {}
+    kind = "point" if sigma_deg <= 0 else f"{sigma_deg:g} deg"
+    for label, schemes in methods.items():
+        datasets = _datasets(schemes, ra, dec, radius_deg, nside, livetime_days, roi_cache)
+        lk, truth, null_model = _setup(datasets, test, ra, dec, radius_deg, neighbours, diffuse)
+        ts_asimov = _asimov_ts(lk, truth, null_model)
+        desc = f"{kind} source, {label}" if progress else None
+        ts, amp = _realisations(lk, truth, null_model, amp_true, n_realisations, seed, desc)
+        out[label] = {
+            "ts": ts,
+            "amplitude_over_true": amp,
+            "n_datasets": len(datasets),
+            "ts_asimov_per_dataset": {d.name: t for d, t in zip(lk.datasets, ts_asimov, strict=True)},
+        }
+    return out
+
+
 def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0.0, crab_fraction: float = 0.01,
                        n_realisations: int = 100, livetime_days: float = 365.0, radius_deg: float = 2.5,
                        nside: int = 512, neighbours=None, diffuse=None, seed: int = 0,
@@ -97,73 +227,23 @@ def significance_study(ratios: dict, ra: float, dec: float, sigma_deg: float = 0
     ``ratios``: ``{"WCDA": (r_gamma, r_bkg), "KM2A": (...)}`` per analysis bin of the LHAASO-like
     instruments; ``neighbours``: other sources (1LHAASO components) in the truth and the fit, their
     amplitudes free within 1.5 deg; ``diffuse``: a diffuse source (its amplitude free).
-    Returns per-realisation TS arrays, medians and the prediction.
+    Returns per-realisation TS arrays, medians and the prediction (the special case of
+    :func:`class_significance_study` with one class per method).
     """
-    rng = np.random.default_rng(seed)
-    test = _test_source(ra, dec, sigma_deg, crab_fraction)
-    roi_cache = {}
+    from ._classes import ClassScheme
+
+    methods = {"before": {}, "after": {}}
+    for inst, (rg, rb) in ratios.items():
+        rg, rb = np.atleast_2d(np.asarray(rg, float)), np.atleast_2d(np.asarray(rb, float))
+        methods["before"][inst] = ClassScheme.traditional(rg.shape[1])
+        methods["after"][inst] = ClassScheme(rg, rb, np.ones_like(rg), ("after",))
+    res = class_significance_study(methods, ra, dec, sigma_deg, crab_fraction, n_realisations, livetime_days,
+                                   radius_deg, nside, neighbours, diffuse, seed, progress)  # fmt: skip
     out = {}
     for label in ("before", "after"):
-        datasets = []
-        for inst, (rg, rb) in ratios.items():
-            if inst not in roi_cache:
-                roi_cache[inst] = HealpixROI.from_disc((ra, dec), radius_deg, nside, True)
-            ds = lhaaso_dataset(inst, roi=roi_cache[inst], livetime_days=livetime_days)
-            if label == "after":
-                ds = scaled_dataset(ds, rg, rb)
-            datasets.append(ds)
-        sources = [test]
-        free = set()
-        center = unit_vectors(ra, dec)
-        fixed = []
-        for s in neighbours or ():
-            d = np.degrees(np.arccos(np.clip(unit_vectors(*s.spatial.position()) @ center, -1, 1)))
-            if d < 1.5:
-                sources.append(s)
-                free.add(f"{s.name}.amplitude")
-            elif d < radius_deg + 1.0:
-                fixed.append(s)  # fixed at the truth: its counts join the background
-        if fixed:
-            from ..likelihood import npred as source_npred
-
-            with_fixed = []
-            for ds in datasets:
-                m = Models(fixed).for_datasets([ds.name])
-                extra = source_npred(m, ds) if m.sources else 0.0
-                bkg = HealpixMaps(ds.background.data + extra, ds.background.roi, ds.background.bin_names)
-                with_fixed.append(Dataset(ds.name, ds.counts, bkg, ds.response, meta=dict(ds.meta)))
-            datasets = with_fixed
-        if diffuse is not None:
-            sources.append(diffuse)
-            free.add(f"{diffuse.name}.amplitude")
-        bkgs = [BackgroundNorm.create(d.name, d.n_bins, "global") for d in datasets]
-        truth = Models(sources, bkgs).for_datasets([d.name for d in datasets])
-        # neighbours: everything but the amplitudes near the test source frozen
-        fix = [k for k, q in truth.parameters().items()
-               if not q.frozen and not k.startswith("test.") and not k.startswith(tuple(b.name for b in bkgs))
-               and k not in free]  # fmt: skip
-        truth = truth.with_frozen(fix)
-        lk = Likelihood(truth, datasets, cutout_margin_deg=1.0)
-        null_model = truth.with_values({"test.amplitude": 0.0}).with_frozen(["test.amplitude"])
-        ts_asimov = _asimov_ts(lk, truth, null_model)
-        mu = lk.npred(lk.vector(truth.values()))
-        ts = np.zeros(n_realisations)
-        amp = np.zeros(n_realisations)
-        it = range(n_realisations)
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, desc=f"{'point' if sigma_deg <= 0 else f'{sigma_deg:g} deg'} source, {label} cut")
-        for k in it:
-            counts = [rng.poisson(m) for m in mu]
-            lk_k = lk.with_counts(counts)
-            fitter = Fit(lk_k, strategy=0)
-            alt = fitter.run(truth, hesse=False)
-            null = fitter.run(null_model, hesse=False)
-            ts[k] = max(null.stat - alt.stat, 0.0) if alt.model.values()["test.amplitude"] > 0 else 0.0
-            amp[k] = alt.model.values()["test.amplitude"] / test.spectral.parameters[0].value
-        per_bin = {d.name: t for d, t in zip(datasets, ts_asimov, strict=True)}
-        out[label] = {"ts": ts, "amplitude_over_true": amp, "ts_asimov_per_bin": per_bin}
+        per_bin = res[label]["ts_asimov_per_dataset"]
+        out[label] = {"ts": res[label]["ts"], "amplitude_over_true": res[label]["amplitude_over_true"],
+                      "ts_asimov_per_bin": per_bin}  # fmt: skip
     ta_b = sum(float(np.sum(t)) for t in out["before"]["ts_asimov_per_bin"].values())
     ta_a = sum(float(np.sum(t)) for t in out["after"]["ts_asimov_per_bin"].values())
     # the background-dominated limit: each bin's TS scales by Q^2 = r_gamma^2 / r_bkg

@@ -53,6 +53,9 @@ SUBCASCADES_PER_TEV = 2.0  # approximate; sets the rate of off-axis EM clumps in
 # (approximate). Such showers keep the muons of the rest of the cascade (10 % here), so few pass the
 # compactness cut: the simulated WCDA rejection near 6 TeV (99.93 %) stays above the published 99.8 %
 LEADING_PI0_PROBABILITY = 2e-3
+# the shower simulation's revision: changed with every change to its physics that alters the events it
+# draws (sample caches and gamma/hadron model files record it and refuse another)
+SIMULATION_REVISION = "2026-12-04"
 PHOTONS_PER_ELECTRON = 1.0  # converting photons per charged particle seen in the water (approximate)
 
 # the 26 species H..Fe as labels: (Z, A, symbol)
