@@ -79,8 +79,9 @@ def test_reconstruction_and_noise_filter_on_vertical_gammas():
 
 
 def test_km2a_muon_detectors_see_the_electromagnetic_arrays_showers(monkeypatch):
-    # half the protons gamma-like (a leading neutral pion, muons x 0.1): their muon detectors must see
-    # that, for they watch the same shower as the electromagnetic detectors (they drew their own before)
+    # half the protons gamma-like (a leading neutral pion with a fraction x of the energy; the muons of
+    # the rest, (1 - x) E): their muon detectors must see that, for they watch the same shower as the
+    # electromagnetic detectors (they drew their own before)
     from skyfit.showers import physics
 
     monkeypatch.setattr(physics, "LEADING_PI0_PROBABILITY", 0.5)
@@ -96,8 +97,14 @@ def test_km2a_muon_detectors_see_the_electromagnetic_arrays_showers(monkeypatch)
     mh = simulate_hits(p, md, rng, md_truth, shower=shower)
     for k in ("X1", "LEADING_PI0"):
         np.testing.assert_array_equal(md_truth[k], truth[k])
+    x = shower["LEAD_X"]
+    assert np.all((x[lead] >= 0.5) & (x[lead] < 1)) and np.all(x[~lead] == 0)
     n_mu = np.bincount(mh.shower[~mh.noise], minlength=200)  # muon detectors hit, per shower
-    assert np.median(n_mu[lead]) < 0.3 * np.median(n_mu[~lead])
+    assert np.median(n_mu[lead]) < 0.6 * np.median(n_mu[~lead])
+    # the muons are the rest's: (1 - x)^0.9 of a proton's, under a third for x > 0.7
+    assert (lead & (x > 0.7)).sum() >= 5
+    assert np.median(n_mu[lead & (x > 0.7)]) < 0.5 * np.median(n_mu[~lead])
+    assert np.median(n_mu[lead & (x > 0.7)]) < np.median(n_mu[lead & (x < 0.6)])
     with pytest.raises(ValueError, match="same primaries"):
         simulate_hits({k: v[:10] for k, v in p.items()}, md, rng, shower=shower)
 
@@ -296,7 +303,12 @@ def test_importance_sampled_leading_pions_are_weighted_back_to_the_physical_rate
     table = simulate_shower_events("KM2A", "proton", 300, e_min_tev=50, e_max_tev=100, seed=3,
                                    leading_pi0_sampling=0.3)  # fmt: skip
     assert 0.2 < np.mean(table["TRUE_LEADING_PI0"]) < 0.4
-    assert np.allclose(table["LEAD_WEIGHT"][table["TRUE_LEADING_PI0"]], p / 0.3)
+    # a gamma-like shower's weight: p / 0.3 times the density ratio of its pion's energy fraction x (drawn
+    # uniformly in 1 - x on (0, 0.5], physically ~ (1 - x)^3): 4 ((1 - x) / 0.5)^3
+    lx = table["TRUE_LEADING_PI0"]
+    u = 1.0 - table["TRUE_LEAD_X"][lx]
+    assert np.all((u > 0) & (u <= 0.5))
+    np.testing.assert_allclose(table["LEAD_WEIGHT"][lx], p / 0.3 * 4.0 * (u / 0.5) ** 3, rtol=1e-12)
     default = simulate_shower_events("KM2A", "proton", 50, e_min_tev=50, e_max_tev=100, seed=3)
     assert np.all(default["LEAD_WEIGHT"] == 1.0)
     sample = {"Z": z, "TRUE_LEADING_PI0": lead, "WEIGHT": w}

@@ -11,7 +11,7 @@ exposure, PSF and background. A hard cut is the special case of one class kept.
 - **PSF classes**: a network trained on gammas only estimates each event's angular error from its
   reconstructed observables (:func:`train_psf_estimator`); per bin, classes by the quartiles of that
   estimate among the tuning gammas (:data:`PSF_QUANTILES`).
-- Combined: every (gammaness, PSF) pair is a class.
+- Combined: each gammaness class split at the quartiles of the estimate among its own tuning gammas.
 
 Per class and bin, measured on the test sample against the traditional cut of the same bin:
 ``r_gamma = eff_gamma(class) / eff_gamma(traditional)``, ``r_bkg`` likewise for the background, and
@@ -130,12 +130,13 @@ def _r68(err, w) -> float:
 
 
 def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins: int, names, err_g=None,
-                 bins_scored=None, where: str = "test sample") -> ClassScheme:  # fmt: skip
+                 bins_scored=None, where: str = "test sample", empty: str = "raise") -> ClassScheme:  # fmt: skip
     """:class:`ClassScheme` from each (test) event's class (``cls_g``, ``cls_b``; -1 none), analysis bin,
     weight and whether it passes the traditional cut (``trad_g``, ``trad_b``); ``err_g``: the gammas'
     true angular errors (for ``psf_scale``; 1 without). Bins outside ``bins_scored`` (default: all with
-    classes) keep the traditional cut. A class with no gamma in a bin raises :class:`GHSepError`: its
-    edges leave it empty."""
+    classes) keep the traditional cut. A class with no gamma in a bin raises :class:`GHSepError` (its
+    edges leave it empty), or with ``empty="zero"`` (a test sample, its edges checked on the tuning one)
+    gets r_gamma 0: it then holds background only."""
     k = len(names)
     rg, rb, ps = np.ones((k, n_bins)), np.ones((k, n_bins)), np.ones((k, n_bins))
     neff, bound = np.zeros((k, n_bins)), np.zeros((k, n_bins), bool)
@@ -151,7 +152,7 @@ def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins:
         mean_wb = np.sum(w_b[mb]) / max(np.sum(mb), 1)
         for c in range(k):
             g = mg & (cls_g == c)
-            if not g.any():
+            if not g.any() and empty == "raise":
                 raise GHSepError(f"{where}: class {names[c]!r} holds no gamma in analysis bin {b}: its edges leave it "
                                  "empty; use fewer classes or wider edges")  # fmt: skip
             bk = mb & (cls_b == c)
@@ -160,7 +161,7 @@ def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins:
             rg[c, b] = np.sum(w_g[g]) / tg
             rb[c, b] = (wb if wb > 0 else 2.3 * mean_wb) / tb
             neff[c, b] = effective_count(w_b[bk]) if bk.any() else 0.0
-            if err_g is not None:
+            if err_g is not None and g.any():
                 ps[c, b] = _r68(err_g[g], w_g[g]) / r68_t
     return ClassScheme(rg, rb, ps, tuple(names), neff, bound)
 
@@ -202,7 +203,15 @@ def class_schemes(
 
     def ratios(cls_g, cls_b, names):
         return class_ratios(cls_g, cls_b, be["gamma"], be["background"], w_g, w_b, tr["gamma"], tr["background"],
-                            n_bins, names, err, scored)  # fmt: skip
+                            n_bins, names, err, scored, empty="zero")  # fmt: skip
+
+    def filled(cls_tune, names):  # the edges are the tuning sample's: each of its classes holds gammas
+        for b in scored:
+            n = np.bincount(cls_tune[(bt["gamma"] == b) & (cls_tune >= 0)], minlength=len(names))
+            if np.any(n[: len(names)] == 0):
+                c = int(np.flatnonzero(n[: len(names)] == 0)[0])
+                raise GHSepError(f"tuning sample: class {names[c]!r} holds no gamma in analysis bin {b}: its edges "
+                                 "leave it empty; use fewer classes or wider edges")  # fmt: skip
 
     def in_scored(cls, bins):
         return np.where(np.isin(bins, scored), cls, -1)
@@ -216,15 +225,24 @@ def class_schemes(
                                           gammaness_efficiencies).items() if k in scored}  # fmt: skip
     cg = {c: in_scored(assign_classes(sc_test[c], be[c], edges), be[c]) for c in test}
     kg = len(gammaness_efficiencies)
+    cg_tune = assign_classes(sc_tune["gamma"], bt["gamma"], edges)
+    filled(cg_tune, tuple(f"g{i}" for i in range(kg)))
     out["classes"] = ratios(cg["gamma"], cg["background"], tuple(f"g{i}" for i in range(kg)))
     if psf is not None:
+        # each gammaness class split at the quartiles of the angular-error estimate among its tuning gammas
+        def sub(bins, cls):
+            return np.where(cls >= 0, bins * kg + cls, -1)
+
         p_tune = psf.predict(tune["gamma"], "tuning gammas")
-        p_edges = {k: v for k, v in class_edges(p_tune, tune["gamma"]["WEIGHT"], bt["gamma"], psf_quantiles,
-                                                 higher_is_gamma=False).items() if k in scored}  # fmt: skip
-        cp = {c: assign_classes(psf.predict(test[c], f"test {c}"), be[c], p_edges, higher_is_gamma=False) for c in test}
+        p_edges = class_edges(p_tune, tune["gamma"]["WEIGHT"], sub(bt["gamma"], cg_tune), psf_quantiles,
+                              higher_is_gamma=False)  # fmt: skip
+        cp = {c: assign_classes(psf.predict(test[c], f"test {c}"), sub(be[c], cg[c]), p_edges, higher_is_gamma=False)
+              for c in test}  # fmt: skip
         kp = len(psf_quantiles)
         both = {c: np.where((cg[c] >= 0) & (cp[c] >= 0), cg[c] * kp + cp[c], -1) for c in test}
         names = tuple(f"g{i}p{j}" for i in range(kg) for j in range(kp))
+        cp_tune = assign_classes(p_tune, sub(bt["gamma"], cg_tune), p_edges, higher_is_gamma=False)
+        filled(np.where((cg_tune >= 0) & (cp_tune >= 0), cg_tune * kp + cp_tune, -1), names)
         out["classes_psf"] = ratios(both["gamma"], both["background"], names)
     for sch in out.values():
         sch.meta.update(instrument=inst, leading_pi0_factor=leading_pi0_factor)

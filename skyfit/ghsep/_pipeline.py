@@ -63,12 +63,14 @@ def _stack(sample, bins_g, bins_b, features):
 
 def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "mlp", seed: int = 0,
                 epochs: int = 40, hyper: dict | None = None, log=print, progress: bool = False,
-                cache_dir=None) -> tuple:  # fmt: skip
-    """Simulate the training and tuning samples, train, choose cuts. Returns (model, tuning sample)."""
+                cache_dir=None, leading_pi0_sampling: float | None = None) -> tuple:  # fmt: skip
+    """Simulate the training and tuning samples, train, choose cuts. Returns (model, tuning sample).
+    ``leading_pi0_sampling``: importance-sample the gamma-like protons (see :func:`labelled_sample`)."""
     instrument = instrument.upper()
     hits = kind == "pointcloud"
     log(f"simulating the {instrument} training sample ({n_gamma} gammas, {n_background} cosmic rays thrown)")
-    train = labelled_sample(instrument, n_gamma, n_background, seed=seed, hits=hits, progress=log, cache_dir=cache_dir)
+    train = labelled_sample(instrument, n_gamma, n_background, seed=seed, hits=hits, progress=log, cache_dir=cache_dir,
+                            leading_pi0_sampling=leading_pi0_sampling)  # fmt: skip
     calib = energy_calibration(train["gamma"], instrument)
     bg = analysis_bin(train["gamma"], instrument, calib)
     bb = analysis_bin(train["background"], instrument, calib)
@@ -80,9 +82,8 @@ def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "m
                              seed=seed, progress=progress)  # fmt: skip
     model.meta["energy_calibration"] = calib
     log(f"simulating the {instrument} tuning sample")
-    tune = labelled_sample(
-        instrument, n_gamma, n_background, seed=seed + 1, hits=hits, progress=log, cache_dir=cache_dir
-    )
+    tune = labelled_sample(instrument, n_gamma, n_background, seed=seed + 1, hits=hits, progress=log,
+                           cache_dir=cache_dir, leading_pi0_sampling=leading_pi0_sampling)  # fmt: skip
     tune_scores = _scores(model, tune)
     tbins = {c: analysis_bin(tune[c], instrument, calib) for c in tune}
     model.cuts = optimise_cuts(tune_scores["gamma"], tune["gamma"]["WEIGHT"], tbins["gamma"], tune_scores["background"],
@@ -112,6 +113,7 @@ def build_model(instrument: str, n_gamma: int, n_background: int, kind: str = "m
         "n_background_thrown": n_background,
         "training_seed": seed,
         "tuning_seed": seed + 1,
+        "leading_pi0_sampling": leading_pi0_sampling,
         "simulation_revision": simulation_revision(instrument),
     }
     return model, tune

@@ -49,13 +49,19 @@ SITE_ALTITUDE_KM = 4.41  # LHAASO; SITE_DEPTH is this altitude's vertical depth
 PT_GEV = 0.35  # mean transverse momentum of secondaries (approximate)
 SUBCASCADES_PER_TEV = 2.0  # approximate; sets the rate of off-axis EM clumps in hadronic showers
 # probability that a proton's first interaction gives a leading neutral pion carrying most of the
-# energy (a gamma-like shower): of order 1e-3 (Maier & Knapp 2007, Astropart. Phys. 28, 72 for IACTs);
-# (approximate). Such showers keep the muons of the rest of the cascade (10 % here), so few pass the
-# compactness cut: the simulated WCDA rejection near 6 TeV (99.93 %) stays above the published 99.8 %
+# energy (Feynman x > LEADING_PI0_X_MIN: a gamma-like shower): of order 1e-3 (Maier & Knapp 2007,
+# Astropart. Phys. 28, 72 for IACTs); approximate, its systematic band is x0.3 to x3.
 LEADING_PI0_PROBABILITY = 2e-3
+# the leading pion's energy fraction x: dN/dx ~ (1 - x)^n above x_min, n = 3 from the quark counting rule
+# for a meson carrying most of a proton's momentum (Gunion, Brodsky & Blankenbecler 1973, Phys. Rev. D 8,
+# 287; the forward neutral-pion spectra of LHCf, Adriani et al. 2016, Phys. Rev. D 94, 032007, fall as
+# steeply; plausible n 2-5). The rest of the energy, (1 - x) E, develops as a proton shower of that
+# energy: its electromagnetic part, its sub-cascades and its muons.
+LEADING_PI0_X_MIN = 0.5
+LEADING_PI0_SPECTRUM_INDEX = 3.0
 # the shower simulation's revision: changed with every change to its physics that alters the events it
 # draws (sample caches and gamma/hadron model files record it and refuse another)
-SIMULATION_REVISION = "2026-12-04"
+SIMULATION_REVISION = "2026-12-04 leading-pion energy spectrum"
 PHOTONS_PER_ELECTRON = 1.0  # converting photons per charged particle seen in the water (approximate)
 
 # the 26 species H..Fe as labels: (Z, A, symbol)

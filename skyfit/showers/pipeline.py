@@ -94,6 +94,7 @@ def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: lis
         "TRUE_X1": truth["X1"],
         "TRUE_N_MU": truth["N_MU"],
         "TRUE_LEADING_PI0": truth["LEADING_PI0"],
+        "TRUE_LEAD_X": truth["SHOWER"].get("LEAD_X", np.zeros(len(truth["LEADING_PI0"]))),
         "LEAD_WEIGHT": truth["LEAD_WEIGHT"],
         **rec,
     }

@@ -111,15 +111,31 @@ def _draw_shower(rng, z, e, leading_pi0_sampling: float | None = None) -> dict:
     size_fluct = np.exp(rng.normal(0, 0.2, n))
     mu_fluct = np.exp(rng.normal(0, 0.1, n))
     weight = leading_pi0_weight(z, lead, leading_pi0_sampling)
-    return {"X1": x1, "LEADING_PI0": lead, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct, "LEAD_WEIGHT": weight}
+    # the leading pion's energy fraction x from dN/dx ~ (1 - x)^n on [x_min, 1]
+    # (physics.LEADING_PI0_SPECTRUM_INDEX): 1 - x = (1 - x_min) R^(1 / (n + 1)); when importance-sampling,
+    # 1 - x uniform instead, weighted by the density ratio (n + 1) ((1 - x) / (1 - x_min))^n, so that the
+    # muon-poor showers (x near 1) that pass a muon cut are drawn often. 0 without a leading pion.
+    x = np.zeros(n)
+    k = int(lead.sum())
+    if k:
+        span, idx = 1.0 - ph.LEADING_PI0_X_MIN, ph.LEADING_PI0_SPECTRUM_INDEX
+        if leading_pi0_sampling is None:
+            x[lead] = 1.0 - span * rng.uniform(size=k) ** (1.0 / (idx + 1.0))
+        else:
+            u = span * rng.uniform(size=k)
+            x[lead] = 1.0 - u
+            weight[lead] *= (idx + 1.0) * (u / span) ** idx
+    return {"X1": x1, "LEADING_PI0": lead, "LEAD_X": x, "SIZE_FLUCT": size_fluct, "MU_FLUCT": mu_fluct,
+            "LEAD_WEIGHT": weight}  # fmt: skip
 
 
-def _add_subcascades(mu_em, primaries, layout: Layout, rng, z, lead, e_em, x1, slant, cos_t, proj, conv):
+def _add_subcascades(mu_em, primaries, layout: Layout, rng, z, e_em, x1, slant, cos_t, proj, conv):
     """Off-axis electromagnetic sub-cascades of hadronic showers, added to ``mu_em`` in place; returns
-    their number per shower. They are compact, so only detectors within 60 m of each sub-cascade centre
-    are evaluated (a k-d tree query)."""
+    their number per shower. ``e_em``: the electromagnetic energy of each shower's hadronic part (of a
+    gamma-like proton: its rest after the leading pion). They are compact, so only detectors within 60 m
+    of each sub-cascade centre are evaluated (a k-d tree query)."""
     n = e_em.size
-    hadron = (z > 0) & ~lead
+    hadron = (z > 0) & (e_em > 0)
     k = np.where(hadron, rng.poisson(ph.SUBCASCADES_PER_TEV * np.maximum(e_em, 1e-3) ** 0.4), 0)
     k = np.minimum(k, 12)
     owner = np.repeat(np.arange(n), k)
@@ -213,8 +229,9 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     (KM2A's muon detectors beside its electromagnetic ones), so that both layouts see the same showers:
     the same first interaction, leading pion, size and muon fluctuations; without it they are drawn.
     ``leading_pi0_sampling``: draw proton showers' leading neutral pion with this probability instead of
-    the physical one (importance sampling of the gamma-like protons); ``truth["LEAD_WEIGHT"]`` holds each
-    shower's correcting weight (:func:`leading_pi0_weight`)."""
+    the physical one, and their pion's energy fraction uniformly in 1 - x (importance sampling of the
+    gamma-like protons); ``truth["LEAD_WEIGHT"]`` holds each shower's correcting weight
+    (:func:`leading_pi0_weight` times the energy-fraction density ratio)."""
     e = np.asarray(primaries["ENERGY"], float)
     z = np.asarray(primaries["Z"])
     n = e.size
@@ -226,14 +243,16 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     elif len(shower["X1"]) != n:
         raise ValueError(f"shower holds {len(shower['X1'])} showers, primaries {n}: pass the same primaries")
     x1, lead = shower["X1"], shower["LEADING_PI0"]
-    e_em = e * ph.em_energy_fraction(z, e)
-    e_em = np.where(lead, 0.9 * e, e_em)
-    z_eff = np.where(lead, 0, z)  # develops like a photon shower of 0.9 E
+    # a gamma-like proton: the leading pion's x E, and the rest (1 - x) E as a proton shower of that energy
+    rest = np.where(lead, (1.0 - shower.get("LEAD_X", np.zeros(n))) * e, e)
+    rest_em = rest * ph.em_energy_fraction(z, rest)
+    e_em = np.where(lead, e - rest, 0.0) + rest_em
+    z_eff = np.where(lead, 0, z)  # electromagnetic: develops like a photon shower
     size, age = ph.electron_size(e_em, np.maximum(slant - x1, 1.0), np.maximum(z_eff, 0))
     size = size * shower["SIZE_FLUCT"]
     # muons above this layout's threshold (the muon detectors' soil raises it)
-    n_mu = ph.muon_number(z, e, ph.muon_threshold_fraction(layout.muon_threshold_gev))
-    n_mu = n_mu * shower["MU_FLUCT"] * np.where(lead, 0.1, 1.0)
+    n_mu = ph.muon_number(z, rest, ph.muon_threshold_fraction(layout.muon_threshold_gev))
+    n_mu = n_mu * shower["MU_FLUCT"]
     f32 = np.float32
     dx = (layout.x[None, :] - primaries["CORE_X"][:, None]).astype(f32)
     dy = (layout.y[None, :] - primaries["CORE_Y"][:, None]).astype(f32)
@@ -244,7 +263,7 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     conv = f32(1.0 + layout.photon_conversion * ph.PHOTONS_PER_ELECTRON)
     if layout.em_sensitive:
         mu_em = ph.nkg_density(r, size[:, None].astype(f32), age[:, None].astype(f32)) * (proj * conv)
-        k = _add_subcascades(mu_em, primaries, layout, rng, z, lead, e_em, x1, slant, cos_t, proj, conv)
+        k = _add_subcascades(mu_em, primaries, layout, rng, z, rest_em, x1, slant, cos_t, proj, conv)
         if truth is not None:
             truth["N_SUBCASCADES"] = k
     else:
