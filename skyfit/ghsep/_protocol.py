@@ -26,10 +26,12 @@ from ._psfnet import train_psf_estimator
 from ._samples import labelled_sample
 from ._significance import class_significance_study, plane_position
 
-__all__ = ["CASES", "METHODS", "protocol_cases", "seed_schemes", "run_protocol_seed", "summarise_protocol"]
+__all__ = ["ALL_FACTORS", "CASES", "METHODS", "protocol_cases", "seed_schemes", "run_protocol_seed",
+           "summarise_protocol"]  # fmt: skip
 
 METHODS = ("traditional", "single_cut", "classes", "classes_psf")
 CASES = ("dec22_point", "dec22_gauss0.3", "plane_point", "plane_gauss0.3")
+ALL_FACTORS = (1.0, 0.3, 3.0)  # the leading-pion constant's central value and systematic band
 
 
 def protocol_cases() -> dict:
@@ -85,19 +87,35 @@ def _scheme_json(sch) -> dict:
     }
 
 
+def _read_schemes(path) -> dict:
+    """``{factor: {method: {instrument: ClassScheme}}}`` from a ``seed*_schemes.json``."""
+    from ._classes import ClassScheme
+
+    raw = json.loads(Path(path).read_text())["schemes"]
+    out = {}
+    for f, per in raw.items():
+        out[float(f)] = {
+            m: {i: ClassScheme(*(np.asarray(d[k]) for k in ("r_gamma", "r_bkg", "psf_scale")), tuple(d["names"]))
+                for i, d in insts.items()}
+            for m, insts in per.items()
+        }  # fmt: skip
+    return out
+
+
 def run_protocol_seed(
     seed: int,
     outdir,
     sizes: dict,
-    factors=(1.0, 0.3, 3.0),
+    factors=ALL_FACTORS,
     n_realisations: int = 100,
     cache_dir=None,
     cases: dict | None = None,
     log=print,
     progress: bool = False,
 ) -> dict:
-    """One sample seed of the protocol; results per (constant, case) in ``outdir/seed{seed}_f{f}_{case}.json``
-    (read back when present). Returns ``{factor: {case: result}}``."""
+    """One sample seed of the protocol at the leading-pion ``factors``; results per (constant, case) in
+    ``outdir/seed{seed}_f{f}_{case}.json`` (read back when present). The seed's classes at every constant
+    are computed once and kept in ``outdir/seed{seed}_schemes.json``. Returns ``{factor: {case: result}}``."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -107,12 +125,18 @@ def run_protocol_seed(
     cases = protocol_cases() if cases is None else cases
     todo = [(f, c) for f in factors for c in cases if not path(f, c).exists()]
     schemes = None
-    if todo:
+    spath = outdir / f"seed{seed}_schemes.json"
+    if todo and spath.exists():  # the classes of an earlier run of this seed: no retraining
+        schemes = _read_schemes(spath)
+    if todo and (schemes is None or any(f not in schemes for f in factors)):
         log(f"seed {seed}: samples, classifiers and classes ({len(todo)} of {len(factors) * len(cases)} results to do)")
-        schemes, record = seed_schemes(seed, sizes, factors, cache_dir or outdir / "samples", log=log)
-        (outdir / f"seed{seed}_schemes.json").write_text(json.dumps({
-            "record": record, "schemes": {f"{f:g}": {m: {i: _scheme_json(s) for i, s in per.items()}
-                                                     for m, per in schemes[f].items()} for f in factors}}))  # fmt: skip
+        every = tuple(sorted(set(ALL_FACTORS) | set(factors)))
+        schemes, record = seed_schemes(seed, sizes, every, cache_dir or outdir / "samples", log=log)
+        tmp = spath.with_name(spath.name + ".tmp")
+        tmp.write_text(json.dumps({
+            "record": record, "schemes": {f"{f!r}": {m: {i: _scheme_json(s) for i, s in per.items()}
+                                                     for m, per in schemes[f].items()} for f in every}}))  # fmt: skip
+        tmp.replace(spath)
     out = {}
     for f in factors:
         out[f] = {}
