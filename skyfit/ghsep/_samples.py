@@ -34,10 +34,13 @@ _RANGES = {
     # instrument: [(particle, fraction of n_background, e_min, e_max)], gamma range
     # WCDA: the 1-20 TeV protons are there for the high nHit bins, where the few background events that
     # pass a cut are mostly 0.5-5 TeV gamma-like protons; drawn from the wide range alone, each weighs
-    # ten times a 5-150 TeV one and three or four of them made a bin's figure (Kish n_eff about 4)
+    # ten times a 5-150 TeV one and three or four of them made a bin's figure (Kish n_eff about 4); the
+    # 0.3-3 TeV ones for the bins near 1 TeV, where the background surviving a tight cut is ordinary
+    # protons of 0.5-3 TeV (their effective number was about 100 in five seeds without them)
     "WCDA": (
         [
-            ("proton", 0.45, 0.3, 100.0),
+            ("proton", 0.3, 0.3, 100.0),
+            ("proton", 0.15, 0.3, 3.0),
             ("proton", 0.2, 1.0, 20.0),
             ("proton", 0.25, 5.0, 150.0),
             ("electron", 0.1, 0.3, 30.0),
