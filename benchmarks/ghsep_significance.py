@@ -113,14 +113,20 @@ def _print_ratios(ev):
 
 def _classes_main(args):
     """The event-class protocol (issue #29): see the docstring."""
-    from skyfit.ghsep._protocol import ALL_FACTORS, CASES, run_protocol_seed, summarise_protocol
+    from skyfit.ghsep import (
+        LEADING_PI0_FACTORS,
+        PROTOCOL_CASES,
+        plot_class_protocol,
+        run_protocol_seed,
+        summarise_protocol,
+    )
 
     t0 = time.perf_counter()
     sizes = {"WCDA": (20000, 120000), "KM2A": (10000, 150000)}
     seeds = [int(x) for x in args.seeds.split(",")]
     results = {s: {} for s in seeds}
     # the central value on every seed first, then the band: a run stopped early has the central figures
-    for f in ALL_FACTORS:
+    for f in LEADING_PI0_FACTORS:
         for s in seeds:
             res = run_protocol_seed(s, Path(args.outdir) / "classes", sizes, factors=(f,),
                                     n_realisations=args.realisations, cache_dir=args.cache)  # fmt: skip
@@ -132,8 +138,9 @@ def _classes_main(args):
                   f"{m['ratio_classes']:.3f}, classes + PSF {m['ratio_classes_psf']:.3f}, classes/single "
                   f"{m['gain_classes_over_single']:.3f}", flush=True)  # fmt: skip
     summary = summarise_protocol(results)
+    print("plot:", plot_class_protocol(summary, Path(args.outdir)))
     print("\nper case (constant x1): ratio over the traditional cut, mean over seeds [68 % bootstrap]")
-    for c in (*CASES, "median"):
+    for c in (*PROTOCOL_CASES, "median"):
         b = summary["x1"][c]
         print(f" {c:16s}" + "".join(f"  {k} {b[k]:.3f} [{b[k + '_lo']:.3f}, {b[k + '_hi']:.3f}]"
                                     for k in ("ratio_single_cut", "ratio_classes", "ratio_classes_psf",
@@ -144,7 +151,7 @@ def _classes_main(args):
         for k in ("ratio_single_cut", "ratio_classes", "ratio_classes_psf", "gain_classes_over_single"):
             for tail in ("", "_lo", "_hi"):
                 figures[f"{k}{tail}{suffix}"] = round(block["median"][k + tail], 4)
-        figures[f"per_case{suffix}"] = {c: {k: round(v, 4) for k, v in block[c].items()} for c in CASES}
+        figures[f"per_case{suffix}"] = {c: {k: round(v, 4) for k, v in block[c].items()} for c in PROTOCOL_CASES}
         figures[f"seeds{suffix}"] = block["seeds"]
     figures["realisations"] = args.realisations
     figures["wall_s"] = round(time.perf_counter() - t0, 1)

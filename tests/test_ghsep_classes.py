@@ -183,18 +183,24 @@ def test_model_file_from_another_simulation_revision_is_refused(tmp_path):
 def test_protocol_resumes_from_its_files_and_bootstraps_over_seeds(tmp_path):
     import json
 
-    from skyfit.ghsep._protocol import CASES, METHODS, run_protocol_seed, summarise_protocol
+    from skyfit.ghsep import (
+        PROTOCOL_CASES,
+        PROTOCOL_METHODS,
+        plot_class_protocol,
+        run_protocol_seed,
+        summarise_protocol,
+    )
 
     # finished results on disk: nothing is simulated again (sizes of 0 showers would fail if it were)
     gains = {10: 1.2, 20: 1.4, 30: 1.6}  # classes + PSF over the traditional cut, per seed
     for s, g in gains.items():
-        for c in CASES:
-            row = {m: {"ts": list(np.full(5, 16.0)), "n_datasets": 1, "asimov_ts": 16.0} for m in METHODS}
+        for c in PROTOCOL_CASES:
+            row = {m: {"ts": list(np.full(5, 16.0)), "n_datasets": 1, "asimov_ts": 16.0} for m in PROTOCOL_METHODS}
             row["single_cut"]["ts"] = list(np.full(5, 16.0 * 1.1**2))
             row["classes"]["ts"] = list(np.full(5, 16.0 * 1.2**2))
             row["classes_psf"]["ts"] = list(np.full(5, 16.0 * g**2))
             (tmp_path / f"seed{s}_f1_{c}.json").write_text(json.dumps(row))
-    cases = {c: {} for c in CASES}
+    cases = {c: {} for c in PROTOCOL_CASES}
     res = {s: run_protocol_seed(s, tmp_path, {"WCDA": (0, 0)}, factors=(1.0,), cases=cases) for s in gains}
     out = summarise_protocol(res)["x1"]
     assert out["seeds"] == [10, 20, 30]
@@ -205,3 +211,4 @@ def test_protocol_resumes_from_its_files_and_bootstraps_over_seeds(tmp_path):
     # the 68 % bootstrap interval over three seeds of 1.2, 1.4, 1.6: around the mean, inside the range
     assert 1.2 <= med["ratio_classes_psf_lo"] < 1.4 < med["ratio_classes_psf_hi"] <= 1.6
     assert med["ratio_classes_lo"] == pytest.approx(1.2) == med["ratio_classes_hi"]
+    assert plot_class_protocol(summarise_protocol(res), tmp_path).stat().st_size > 10000

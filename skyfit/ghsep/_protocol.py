@@ -26,12 +26,12 @@ from ._psfnet import train_psf_estimator
 from ._samples import labelled_sample
 from ._significance import class_significance_study, plane_position
 
-__all__ = ["ALL_FACTORS", "CASES", "METHODS", "protocol_cases", "seed_schemes", "run_protocol_seed",
-           "summarise_protocol"]  # fmt: skip
+__all__ = ["LEADING_PI0_FACTORS", "PROTOCOL_CASES", "PROTOCOL_METHODS", "protocol_cases", "seed_schemes",
+           "run_protocol_seed", "summarise_protocol"]  # fmt: skip
 
-METHODS = ("traditional", "single_cut", "classes", "classes_psf")
-CASES = ("dec22_point", "dec22_gauss0.3", "plane_point", "plane_gauss0.3")
-ALL_FACTORS = (1.0, 0.3, 3.0)  # the leading-pion constant's central value and systematic band
+PROTOCOL_METHODS = ("traditional", "single_cut", "classes", "classes_psf")
+PROTOCOL_CASES = ("dec22_point", "dec22_gauss0.3", "plane_point", "plane_gauss0.3")
+LEADING_PI0_FACTORS = (1.0, 0.3, 3.0)  # the leading-pion constant's central value and systematic band
 
 
 def protocol_cases() -> dict:
@@ -57,7 +57,7 @@ def seed_schemes(seed: int, sizes: dict, factors, cache_dir=None, sampling: floa
                  log=print) -> tuple[dict, dict]:  # fmt: skip
     """Per leading-pion factor, ``{method: {instrument: ClassScheme}}`` for sample seed ``seed``, and a
     record of the models (cuts, PSF estimator's fit). ``sizes``: ``{instrument: (n_gamma, n_background)}``."""
-    per_factor = {f: {m: {} for m in METHODS} for f in factors}
+    per_factor = {f: {m: {} for m in PROTOCOL_METHODS} for f in factors}
     record = {}
     for inst, (ng, nb) in sizes.items():
         s = seed if inst == "WCDA" else seed + 5
@@ -106,7 +106,7 @@ def run_protocol_seed(
     seed: int,
     outdir,
     sizes: dict,
-    factors=ALL_FACTORS,
+    factors=LEADING_PI0_FACTORS,
     n_realisations: int = 100,
     cache_dir=None,
     cases: dict | None = None,
@@ -130,7 +130,7 @@ def run_protocol_seed(
         schemes = _read_schemes(spath)
     if todo and (schemes is None or any(f not in schemes for f in factors)):
         log(f"seed {seed}: samples, classifiers and classes ({len(todo)} of {len(factors) * len(cases)} results to do)")
-        every = tuple(sorted(set(ALL_FACTORS) | set(factors)))
+        every = tuple(sorted(set(LEADING_PI0_FACTORS) | set(factors)))
         schemes, record = seed_schemes(seed, sizes, every, cache_dir or outdir / "samples", log=log)
         tmp = spath.with_name(spath.name + ".tmp")
         tmp.write_text(json.dumps({
@@ -161,9 +161,9 @@ def run_protocol_seed(
 
 def _ratios(row: dict) -> dict:
     """Median significance of each method over the traditional cut's, and of classes over the single cut."""
-    med = {m: float(np.median(np.sqrt(np.maximum(row[m]["ts"], 0.0)))) for m in METHODS}
+    med = {m: float(np.median(np.sqrt(np.maximum(row[m]["ts"], 0.0)))) for m in PROTOCOL_METHODS}
     base = max(med["traditional"], 1e-12)
-    r = {f"ratio_{m}": med[m] / base for m in METHODS[1:]}
+    r = {f"ratio_{m}": med[m] / base for m in PROTOCOL_METHODS[1:]}
     r["gain_classes_over_single"] = med["classes"] / max(med["single_cut"], 1e-12)
     r["asimov_ratio_classes_psf"] = float(np.sqrt(row["classes_psf"]["asimov_ts"] / row["traditional"]["asimov_ts"]))
     return r
@@ -177,15 +177,16 @@ def summarise_protocol(results: dict, n_boot: int = 10000, boot_seed: int = 0) -
     rng = np.random.default_rng(boot_seed)
     out = {}
     for f in factors:
-        have = [s for s in seeds if f in results[s] and all(c in results[s][f] for c in CASES)]
+        have = [s for s in seeds if f in results[s] and all(c in results[s][f] for c in PROTOCOL_CASES)]
         if not have:
             continue
-        per = {s: {c: _ratios(results[s][f][c]) for c in CASES} for s in have}
+        per = {s: {c: _ratios(results[s][f][c]) for c in PROTOCOL_CASES} for s in have}
         keys = list(next(iter(per[have[0]].values())))
         block = {}
-        for label in (*CASES, "median"):
-            vals = {k: np.array([per[s][label][k] if label != "median" else np.median([per[s][c][k] for c in CASES])
-                                 for s in have]) for k in keys}  # fmt: skip
+        for label in (*PROTOCOL_CASES, "median"):
+            vals = {k: np.array([per[s][label][k] if label != "median" else
+                                 np.median([per[s][c][k] for c in PROTOCOL_CASES]) for s in have])
+                    for k in keys}  # fmt: skip
             idx = rng.integers(0, len(have), (n_boot, len(have)))
             block[label] = {}
             for k, v in vals.items():
