@@ -93,7 +93,8 @@ def cut_table(gammas: dict, background: dict, variable: str = "COMPACTNESS", eff
 
 def plot_cut_roc(gammas: dict, background: dict, bins, variable: str, path, higher_is_gamma: bool = True) -> Path:
     """ROC curves (gamma efficiency, background survival) of a cut on ``variable`` in each of ``bins``
-    (unweighted; thresholds at up to 200 of the gammas' values), written to ``path``."""
+    (unweighted; thresholds at up to 200 of the gammas' values; a survival of zero drawn at half an
+    event's share), written to ``path``."""
     from ..plotting import use_file_backend
 
     use_file_backend()
@@ -105,7 +106,9 @@ def plot_cut_roc(gammas: dict, background: dict, bins, variable: str, path, high
         g = np.sort(sign * gammas[variable][gammas["BIN"] == k])
         h = sign * background[variable][background["BIN"] == k]
         thr = g[:: max(1, g.size // 200)]
-        ax.plot([np.mean(g >= x) for x in thr], [np.mean(h >= x) for x in thr], label=f"bin {k}")
+        # no background event left: drawn at half an event's share (the log axis has no zero)
+        surv = np.maximum([np.mean(h >= x) for x in thr], 0.5 / max(h.size, 1))
+        ax.plot([np.mean(g >= x) for x in thr], surv, label=f"bin {k}")
     ax.set_xlabel("gamma efficiency")
     ax.set_ylabel("background survival")
     ax.set_yscale("log")
