@@ -47,6 +47,10 @@ def test_class_edges_cut_the_gammas_at_the_asked_efficiencies():
     np.testing.assert_allclose(np.bincount(pc) / n, 0.25, atol=0.01)
     m0 = bins == 0
     assert np.max(err[m0 & (pc == 0)]) <= np.min(err[m0 & (pc == 1)])
+    # a score equal to a threshold passes it, as in every cut (ties at the edges too)
+    few = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.8])
+    e = class_edges(few, np.ones(6), np.zeros(6, int), (1 / 6, 0.5, 1.0))
+    np.testing.assert_array_equal(assign_classes(few, np.zeros(6, int), e), [0, 1, 2, 2, 2, 1])
     # a bin without edges: no class
     assert np.all(assign_classes(score, np.full(n, 7), edges) == -1)
     with pytest.raises(GHSepError, match="increase"):
@@ -212,3 +216,7 @@ def test_protocol_resumes_from_its_files_and_bootstraps_over_seeds(tmp_path):
     assert 1.2 <= med["ratio_classes_psf_lo"] < 1.4 < med["ratio_classes_psf_hi"] <= 1.6
     assert med["ratio_classes_lo"] == pytest.approx(1.2) == med["ratio_classes_hi"]
     assert plot_class_protocol(summarise_protocol(res), tmp_path).stat().st_size > 10000
+    # a resumed run with other settings than the seed's classes were made with is refused
+    (tmp_path / "seed40_schemes.json").write_text(json.dumps({"setup": {"sizes": {"WCDA": [5, 5]}}, "schemes": {}}))
+    with pytest.raises(ValueError, match="seed40_schemes.json"):
+        run_protocol_seed(40, tmp_path, {"WCDA": (0, 0)}, factors=(1.0,), cases=cases)

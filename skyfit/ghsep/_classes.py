@@ -94,7 +94,7 @@ def assign_classes(score, bins, edges: dict, higher_is_gamma: bool = True) -> np
         m = bins == b
         s = score[m]
         if higher_is_gamma:
-            c = np.searchsorted(-np.asarray(t), -s, side="right")  # first t[c] <= s
+            c = np.searchsorted(-np.asarray(t), -s, side="left")  # first t[c] <= s: a threshold passes
         else:
             c = np.searchsorted(np.asarray(t), s, side="left")  # first t[c] >= s
         out[m] = np.where(c < len(t), c, -1)
@@ -134,12 +134,14 @@ def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins:
     """:class:`ClassScheme` from each (test) event's class (``cls_g``, ``cls_b``; -1 none), analysis bin,
     weight and whether it passes the traditional cut (``trad_g``, ``trad_b``); ``err_g``: the gammas'
     true angular errors (for ``psf_scale``; 1 without). Bins outside ``bins_scored`` (default: all with
-    classes) keep the traditional cut. A class with no gamma in a bin raises :class:`GHSepError` (its
+    classes) keep the traditional cut, as do scored bins where no test gamma or background event passes
+    it (listed in ``meta["traditional_fallback_bins"]``). A class with no gamma in a bin raises :class:`GHSepError` (its
     edges leave it empty), or with ``empty="zero"`` (a test sample, its edges checked on the tuning one)
     gets r_gamma 0: it then holds background only."""
     k = len(names)
     rg, rb, ps = np.ones((k, n_bins)), np.ones((k, n_bins)), np.ones((k, n_bins))
     neff, bound = np.zeros((k, n_bins)), np.zeros((k, n_bins), bool)
+    fallback = []
     scored = set(np.unique(np.asarray(bins_g)[np.asarray(cls_g) >= 0]).tolist()) if bins_scored is None else set(
         bins_scored)  # fmt: skip
     for b in range(n_bins):
@@ -147,6 +149,8 @@ def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins:
         tg, tb = np.sum(w_g[mg & trad_g]), np.sum(w_b[mb & trad_b])
         if b not in scored or tg <= 0 or tb <= 0:
             rg[1:, b], rb[1:, b] = 0.0, 0.0  # the traditional cut in class 0, nothing in the others
+            if b in scored:  # recorded, not silent: no test event passes the traditional cut here
+                fallback.append(int(b))
             continue
         r68_t = _r68(err_g[mg & trad_g], w_g[mg & trad_g]) if err_g is not None else 1.0
         mean_wb = np.sum(w_b[mb]) / max(np.sum(mb), 1)
@@ -163,7 +167,7 @@ def class_ratios(cls_g, cls_b, bins_g, bins_b, w_g, w_b, trad_g, trad_b, n_bins:
             neff[c, b] = effective_count(w_b[bk]) if bk.any() else 0.0
             if err_g is not None and g.any():
                 ps[c, b] = _r68(err_g[g], w_g[g]) / r68_t
-    return ClassScheme(rg, rb, ps, tuple(names), neff, bound)
+    return ClassScheme(rg, rb, ps, tuple(names), neff, bound, {"traditional_fallback_bins": fallback})
 
 
 def class_schemes(

@@ -84,6 +84,7 @@ def _scheme_json(sch) -> dict:
         "n_eff_bkg": None if sch.n_eff_bkg is None else sch.n_eff_bkg.tolist(),
         "bkg_bound": None if sch.bkg_bound is None else sch.bkg_bound.tolist(),
         "names": list(sch.names),
+        "meta": sch.meta,
     }
 
 
@@ -95,7 +96,8 @@ def _read_schemes(path) -> dict:
     out = {}
     for f, per in raw.items():
         out[float(f)] = {
-            m: {i: ClassScheme(*(np.asarray(d[k]) for k in ("r_gamma", "r_bkg", "psf_scale")), tuple(d["names"]))
+            m: {i: ClassScheme(*(np.asarray(d[k]) for k in ("r_gamma", "r_bkg", "psf_scale")), tuple(d["names"]),
+                               np.asarray(d["n_eff_bkg"]), np.asarray(d["bkg_bound"]), d.get("meta", {}))
                 for i, d in insts.items()}
             for m, insts in per.items()
         }  # fmt: skip
@@ -126,7 +128,13 @@ def run_protocol_seed(
     todo = [(f, c) for f in factors for c in cases if not path(f, c).exists()]
     schemes = None
     spath = outdir / f"seed{seed}_schemes.json"
+    setup = {"sizes": {k: list(v) for k, v in sizes.items()}, "n_realisations": n_realisations,
+             "leading_pi0_sampling": 0.05}  # fmt: skip
     if todo and spath.exists():  # the classes of an earlier run of this seed: no retraining
+        have = json.loads(spath.read_text()).get("setup")
+        if have != setup:
+            raise ValueError(f"{spath}: made with {have}, this run asks {setup}; use another outdir or the same "
+                             "settings (a protocol's seeds must share them)")  # fmt: skip
         schemes = _read_schemes(spath)
     if todo and (schemes is None or any(f not in schemes for f in factors)):
         log(f"seed {seed}: samples, classifiers and classes ({len(todo)} of {len(factors) * len(cases)} results to do)")
@@ -134,7 +142,7 @@ def run_protocol_seed(
         schemes, record = seed_schemes(seed, sizes, every, cache_dir or outdir / "samples", log=log)
         tmp = spath.with_name(spath.name + ".tmp")
         tmp.write_text(json.dumps({
-            "record": record, "schemes": {f"{f!r}": {m: {i: _scheme_json(s) for i, s in per.items()}
+            "setup": setup, "record": record, "schemes": {f"{f!r}": {m: {i: _scheme_json(s) for i, s in per.items()}
                                                      for m, per in schemes[f].items()} for f in every}}))  # fmt: skip
         tmp.replace(spath)
     out = {}
@@ -149,9 +157,13 @@ def run_protocol_seed(
             res = class_significance_study(schemes[f], case["ra"], case["dec"], case["sigma_deg"], 0.01, n_realisations,
                                            neighbours=case["neighbours"], diffuse=case["diffuse"],
                                            seed=1000 * seed + ci, progress=progress)  # fmt: skip
-            row = {m: {"ts": np.asarray(r["ts"]).tolist(), "n_datasets": r["n_datasets"],
-                       "asimov_ts": float(sum(np.sum(t) for t in r["ts_asimov_per_dataset"].values()))}
-                   for m, r in res.items()}  # fmt: skip
+            # the Asimov TS per dataset and bin too: each class-bin's share, for checks against its n_eff
+            row = {}
+            for m, r in res.items():
+                per = r["ts_asimov_per_dataset"]
+                row[m] = {"ts": np.asarray(r["ts"]).tolist(), "n_datasets": r["n_datasets"],
+                          "asimov_ts": float(sum(np.sum(t) for t in per.values())),
+                          "asimov_ts_per_dataset": {k: np.asarray(t).tolist() for k, t in per.items()}}  # fmt: skip
             tmp = p.with_name(p.name + ".tmp")
             tmp.write_text(json.dumps(row))
             tmp.replace(p)
