@@ -46,6 +46,10 @@ Event classes (issue #29): ``--classes [--seeds 600,610,620,630,640] [--realisat
 - The same at the leading-pion constant x0.3 and x3 (the test background reweighted; models, cuts and
   edges unchanged): the systematic band.
 - Every (seed, constant, case) result is stored under ``--outdir`` when done; a rerun resumes.
+- Diagnostic, added while the first run was under way (not one of the protocol's figures): the Asimov
+  ratio of each method, and that ratio with each class-bin's TS share scaled by n / (n + 1), n the Kish
+  effective count of its test background (``noise_corrected_asimov``): how much of a gain the noise of
+  the measured class ratios could make.
 """
 
 import argparse
@@ -117,6 +121,7 @@ def _classes_main(args):
         LEADING_PI0_FACTORS,
         PROTOCOL_CASES,
         plot_class_protocol,
+        read_seed_schemes,
         run_protocol_seed,
         summarise_protocol,
     )
@@ -131,13 +136,14 @@ def _classes_main(args):
             res = run_protocol_seed(s, Path(args.outdir) / "classes", sizes, factors=(f,),
                                     n_realisations=args.realisations, cache_dir=args.cache)  # fmt: skip
             results[s].update(res)
-            block = summarise_protocol(results).get(f"x{f:g}")
+            schemes = {k: read_seed_schemes(Path(args.outdir) / "classes", k) for k in seeds}
+            block = summarise_protocol(results, schemes=schemes).get(f"x{f:g}")
             m = block["median"]
             print(f"constant x{f:g}, after seed {s} ({time.perf_counter() - t0:.0f} s), median over cases, mean over "
                   f"{len(block['seeds'])} seeds: single cut {m['ratio_single_cut']:.3f}, classes "
                   f"{m['ratio_classes']:.3f}, classes + PSF {m['ratio_classes_psf']:.3f}, classes/single "
                   f"{m['gain_classes_over_single']:.3f}", flush=True)  # fmt: skip
-    summary = summarise_protocol(results)
+    summary = summarise_protocol(results, schemes=schemes)
     print("plot:", plot_class_protocol(summary, Path(args.outdir)))
     print("\nper case (constant x1): ratio over the traditional cut, mean over seeds [68 % bootstrap]")
     for c in (*PROTOCOL_CASES, "median"):
@@ -148,7 +154,16 @@ def _classes_main(args):
     figures = {}
     for f, block in summary.items():
         suffix = "" if f == "x1" else f"_{f}"
-        for k in ("ratio_single_cut", "ratio_classes", "ratio_classes_psf", "gain_classes_over_single"):
+        for k in (
+            "ratio_single_cut",
+            "ratio_classes",
+            "ratio_classes_psf",
+            "gain_classes_over_single",
+            "asimov_ratio_classes_psf",
+            "asimov_ratio_classes_psf_noise_corrected",
+        ):
+            if k not in block["median"]:
+                continue
             for tail in ("", "_lo", "_hi"):
                 figures[f"{k}{tail}{suffix}"] = round(block["median"][k + tail], 4)
         figures[f"per_case{suffix}"] = {c: {k: round(v, 4) for k, v in block[c].items()} for c in PROTOCOL_CASES}

@@ -216,6 +216,15 @@ def test_protocol_resumes_from_its_files_and_bootstraps_over_seeds(tmp_path):
     assert 1.2 <= med["ratio_classes_psf_lo"] < 1.4 < med["ratio_classes_psf_hi"] <= 1.6
     assert med["ratio_classes_lo"] == pytest.approx(1.2) == med["ratio_classes_hi"]
     assert plot_class_protocol(summarise_protocol(res), tmp_path).stat().st_size > 10000
+    # the noise correction: a class-bin measured on n effective background events keeps n / (n + 1) of its
+    # Asimov TS; exact ones (the traditional cut, no background event) keep all of it
+    from skyfit.ghsep import noise_corrected_asimov
+
+    sch = ClassScheme(np.array([[0.5, 1.0, 0.0], [0.5, 0.0, 0.0]]), np.array([[0.1, 1.0, 0.0], [0.3, 0.0, 0.0]]),
+                      np.ones((2, 3)), ("a", "b"), np.array([[1.0, 50.0, 0.0], [3.0, 0.0, 0.0]]),
+                      np.zeros((2, 3), bool))  # fmt: skip
+    row = {"asimov_ts_per_dataset": {"WCDA_a": [4.0, 2.0], "WCDA_b": [8.0]}}
+    assert noise_corrected_asimov(row, {"WCDA": sch}) == pytest.approx(4.0 / 2 + 2.0 + 8.0 * 3 / 4)
     # a resumed run with other settings than the seed's classes were made with is refused
     (tmp_path / "seed40_schemes.json").write_text(json.dumps({"setup": {"sizes": {"WCDA": [5, 5]}}, "schemes": {}}))
     with pytest.raises(ValueError, match="seed40_schemes.json"):

@@ -45,7 +45,15 @@ from ._features import FEATURES, GHSepError, feature_matrix, hit_cloud
 from ._network import GHModel, load_model, train_classifier
 from ._pipeline import apply_model, balanced_weights, build_model, evaluate, separability_after_cut
 from ._plots import plot_class_protocol, plot_roc, plot_significance
-from ._protocol import LEADING_PI0_FACTORS, PROTOCOL_CASES, PROTOCOL_METHODS, run_protocol_seed, summarise_protocol
+from ._protocol import (
+    LEADING_PI0_FACTORS,
+    PROTOCOL_CASES,
+    PROTOCOL_METHODS,
+    noise_corrected_asimov,
+    read_seed_schemes,
+    run_protocol_seed,
+    summarise_protocol,
+)
 from ._psfnet import PSFEstimator, train_psf_estimator
 from ._samples import (
     TRADITIONAL,
@@ -77,5 +85,5 @@ __all__ = [
     "assign_classes", "check_scores", "class_edges", "class_ratios", "class_schemes", "weighted_quantile",
     "simulation_revision", "PSFEstimator", "train_psf_estimator", "class_dataset", "class_significance_study",
     "plot_class_protocol", "run_protocol_seed", "summarise_protocol", "LEADING_PI0_FACTORS", "PROTOCOL_CASES",
-    "PROTOCOL_METHODS",
+    "PROTOCOL_METHODS", "noise_corrected_asimov", "read_seed_schemes",
 ]  # fmt: skip
