@@ -8,6 +8,7 @@ are likely reconstructed; :func:`skyfit.ghsep.class_edges` cuts its quartiles pe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,15 @@ import numpy as np
 from ._features import FEATURES, GHSepError, feature_matrix
 
 __all__ = ["PSFEstimator", "train_psf_estimator"]
+
+
+@functools.lru_cache(maxsize=1)
+def _predict_fn():
+    """One jitted evaluation for every estimator (a new ``jax.jit`` per call compiled again each time)."""
+    import equinox as eqx
+    import jax
+
+    return eqx.filter_jit(lambda net, x: jax.vmap(net)(x))
 
 
 @dataclass
@@ -29,13 +39,12 @@ class PSFEstimator:
     meta: dict = field(default_factory=dict)
 
     def predict(self, table, where: str = "event table") -> np.ndarray:
-        import jax
         import jax.numpy as jnp
 
         x = ((feature_matrix(table, self.features, where) - self.mean) / self.std).astype(np.float32)
         if len(x) == 0:
             return np.zeros(0)
-        return np.asarray(jax.jit(jax.vmap(self.net))(jnp.asarray(x)), np.float64)
+        return np.asarray(_predict_fn()(self.net, jnp.asarray(x)), np.float64)
 
 
 def train_psf_estimator(
