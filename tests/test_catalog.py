@@ -381,3 +381,26 @@ def test_a_background_holding_the_diffuse_emission_gets_a_free_norm_instead_of_t
     assert len(out["ts"]) >= 1 and max(out["ts"].values()) > 100
     with pytest.raises(ValueError, match="diffuse must be"):
         detect_and_fit([ds], DetectionConfig(diffuse="gll_iem"), log=lambda *a: None)
+
+
+def test_detect_and_fit_from_given_seeds_with_no_proposer():
+    """Seeds start the model (the oracle of benchmarks/crowded_fields.py): a true pair 0.25 deg apart seeded
+    where it is keeps both members through the same TS tests, a seed on empty sky is dropped by them, and
+    ``proposer="none"`` without seeds is an error."""
+    from astropy.coordinates import SkyCoord
+
+    from skyfit.detect.components import seed_component, to_point
+
+    a, b, empty = (SkyCoord(lon, lat, unit="deg", frame="galactic").icrs for lon, lat in
+                   ((41.0, 0.0), (41.25, 0.0), (42.2, 1.2)))  # fmt: skip
+    truth = Models([Source(n, PointSpatialModel.create(c.ra.deg, c.dec.deg), PowerLaw.create(1.5e-13, 2.6, 3.0),
+                           datasets=("WCDA",)) for n, c in (("a", a), ("b", b))] + [galactic_diffuse()])  # fmt: skip
+    ds = simulate_dataset(truth, lhaaso_dataset("WCDA", roi=Region(39, 43, -2, 2).roi(128), livetime_days=365), seed=5)
+    cfg = DetectionConfig(proposer="none")
+    seeds = [to_point(seed_component(f"t{k}_WCDA", c.ra.deg, c.dec.deg, "WCDA", "WCDA", 1.5e-13, cfg))
+             for k, c in enumerate((a, b, empty))]  # fmt: skip
+    out = detect_and_fit([ds], cfg, log=lambda *x: None, seeds=seeds)
+    assert sorted(out.ts) == ["t0_WCDA", "t1_WCDA"] and min(out.ts.values()) > 25.0
+    assert [h["proposer"] for h in out.history] == ["given"] * 3
+    with pytest.raises(ValueError, match="seeds="):
+        detect_and_fit([ds], cfg, log=lambda *x: None)

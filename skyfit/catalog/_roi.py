@@ -140,7 +140,7 @@ def _without(model: Models, drop) -> Models:
     return Models([s for s in model.sources if s.name not in drop], model.backgrounds)
 
 
-def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print) -> RoiResult:
+def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print, seeds=None) -> RoiResult:
     """Run the iterative detection and the final tests on ``datasets`` (one ROI).
 
     ``cfg.proposer`` chooses what seeds the components: ``"tsmap"`` the iterative TS-map peaks above,
@@ -151,14 +151,19 @@ def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print) -> R
     then pass the same tests (TS > ``ts_add``, and TS_ext > ``ts_ext`` for an extension), which compare the
     likelihood alone: the prior terms guide the fits but never enter a TS.
 
+    ``seeds`` (Sources, e.g. from :func:`skyfit.detect.components.seed_component`) start the model with the
+    background and the diffuse band: known sources, or the true components of a simulation (the oracle of
+    ``benchmarks/crowded_fields.py``); the proposer then adds what they leave, or nothing with
+    ``proposer="none"``. Each seed faces the same tests as a found component.
+
     Returns a :class:`RoiResult`: the final ``result`` (FitResult with HESSE errors), per-component ``ts``
     and ``ts_ext``, the number of likelihood ``fits`` run (``fits_detect`` of them before the TS tests: the
     ones that built the model), the ``history`` of additions and the sandwich factors ``position_scale``.
     ``cfg`` None: the default :class:`DetectionConfig`.
     """
     cfg = DetectionConfig() if cfg is None else cfg
-    roi = _start(datasets, cfg, log)
-    if cfg.proposer != "nn":  # the network proposes close pairs itself
+    roi = _start(datasets, cfg, log, tuple(seeds or ()))
+    if cfg.proposer not in ("nn", "none"):  # the network proposes close pairs itself
         _seed_components(roi)
     _screen_out(roi)
     tests = _ComponentTS(cfg, log)
@@ -173,26 +178,32 @@ def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print) -> R
     return RoiResult(final, ts, ts_ext, fits, fits_detect, roi.history, position_scale)
 
 
-def _start(datasets, cfg: DetectionConfig, log) -> _Roi:
-    """Step 1: the background and the diffuse band (or the background's norm) fitted; or, with the network,
-    its stage."""
-    if cfg.proposer not in ("tsmap", "nn", "both"):
-        raise ValueError(f"proposer must be 'tsmap', 'nn' or 'both', got {cfg.proposer!r}")
+def _start(datasets, cfg: DetectionConfig, log, seeds: tuple = ()) -> _Roi:
+    """Step 1: the background and the diffuse band (or the background's norm) and the given ``seeds`` fitted;
+    or, with the network, its stage."""
+    if cfg.proposer not in ("tsmap", "nn", "both", "none"):
+        raise ValueError(f"proposer must be 'tsmap', 'nn', 'both' or 'none' (seeds only), got {cfg.proposer!r}")
+    if cfg.proposer == "none" and not seeds:
+        raise ValueError("proposer='none' adds no component: give the components to test as seeds=")
     prior_model = None
-    if cfg.proposer != "tsmap":  # a missing or bad network is an error here, never a silent TS-map run
+    if cfg.proposer in ("nn", "both"):  # a missing or bad network is an error here, never a silent TS-map run
         prior_model = load_prior(cfg.prior_weights)
     names = {d.name: instrument_of(d) for d in datasets}
     if cfg.diffuse not in ("band", "background_norm"):
         raise ValueError(f"diffuse must be 'band' or 'background_norm', got {cfg.diffuse!r}")
     if cfg.diffuse == "band":
-        model = Models([galactic_diffuse()])
+        base = Models([galactic_diffuse()])
     else:  # the background holds the diffuse emission: its norm is free instead
-        model = Models([], [BackgroundNorm.create(d.name, 1, mode="global") for d in datasets])
+        base = Models([], [BackgroundNorm.create(d.name, 1, mode="global") for d in datasets])
+    model = Models(base.sources + seeds, base.backgrounds)
     roi = _Roi(datasets, cfg, log, names, RoiFitter(model, datasets, {}))
     if prior_model is not None:
         roi.result, roi.fitter, roi.priors, roi.history, roi.fits = nn_stage(
             datasets, roi.fitter, model, prior_model, cfg, names, log
         )
+    elif seeds:  # released and cleaned up as every added component is
+        roi.result, roi.fitter, roi.fits = add_and_fit(base, seeds, datasets, {}, cfg)
+        roi.history = [{"iteration": 0, "component": sd.name, "proposer": "given"} for sd in seeds]
     else:
         roi.result = roi.fitter.run(model)
         roi.fits += 1

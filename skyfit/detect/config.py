@@ -39,7 +39,9 @@ class DetectionConfig:
     # when removing both costs more than ts_add beyond their two TS, each one's TS is taken with the other
     # held where it is (position and r39 fixed, its spectrum refitted); None: no such test
     blend_deg: float | None = 1.0
-    proposer: str = "tsmap"  # what seeds components: "tsmap" (classic), "nn" (the network prior) or "both"
+    # what seeds components: "tsmap" (classic), "nn" (the network prior), "both", or "none" (only the seeds given
+    # to detect_and_fit: known sources, or the truth for an oracle)
+    proposer: str = "tsmap"
     # the large-scale emission under the components: "band" (the Galactic diffuse band of the LHAASO skies,
     # its normalisation free) or "background_norm" (no band: each dataset's background gets a free global
     # norm; for a background that already holds the diffuse emission, such as the Fermi-LAT's gtmodel cube)
