@@ -3,17 +3,18 @@
 
     python benchmarks/crowded_fields.py [--n-blends 300] [--methods tsmap,nn,both,oracle]
                                         [--outdir /tmp/skyfit-crowded] [--prior-weights FILE]
+                                        [--multiplicity FILE|shipped]
 
 Protocol (version 2; version 1 was written before the first run and is kept but for the ROI's shape, below;
 a fix to a bug is a new version, stated here):
 
-- Population: blend k = 0 .. n-1 (default 300), one per ROI. Detector: WCDA for even k, KM2A for odd k
-  (only that detector is simulated: one year, nside 512, skyfit's parametric response, the cosmic-ray
-  background and the Galactic diffuse band). ROI: the 1220 HEALPix pixels (nside 512: 16 deg2, the area
-  of a 4 x 4 deg box) nearest its centre, a disc of about 2.26 deg, centred at l uniform in 15-75 deg,
-  b uniform in -1..1 deg. (Version 2; version 1 took the 4 x 4 deg box in l, b, whose pixel count
-  changes with its place: every blend paid JAX's compilation again, 20 s a blend instead of a few, and
-  the run would not fit in an hour. Stopped after 6 of 300 blends; nothing else changed.)
+- Population (drawn by ``skyfit.detect.blends``, stream 1): blend k = 0 .. n-1 (default 300), one per ROI.
+  Detector: WCDA for even k, KM2A for odd k (only that detector is simulated: one year, nside 512, skyfit's
+  parametric response, the cosmic-ray background and the Galactic diffuse band). ROI: the 1220 HEALPix pixels
+  (nside 512: 16 deg2, the area of a 4 x 4 deg box) nearest its centre, a disc of about 2.26 deg, centred at l
+  uniform in 15-75 deg, b uniform in -1..1 deg. (Version 2; version 1 took the 4 x 4 deg box in l, b, whose
+  pixel count changes with its place: every blend paid JAX's compilation again, 20 s a blend instead of a few,
+  and the run would not fit in an hour. Stopped after 6 of 300 blends; nothing else changed.)
   Type by k mod 5: 0, 1, 2 a pair of point sources;
   3 a point source on an extended one (Gaussian, r39 log-uniform in 0.2-1 deg); 4 a triple of points.
   The first member sits at the ROI centre offset by uniform -0.25..0.25 deg in l and b; each other member
@@ -31,7 +32,9 @@ a fix to a bug is a new version, stated here):
   proposer, every other setting its default) and ``oracle``: the same function seeded with the true
   members (true positions; r39 for the extended member, points as points; the finder's default index,
   amplitude the truth's) and no proposer (``proposer="none"``): the same fits, TS tests (TS > 25, pruning,
-  extension test TS_ext > 16). Its resolved fraction is the ceiling.
+  extension test TS_ext > 16). Its resolved fraction is the ceiling. With ``--multiplicity``, ``nn`` and
+  ``both`` also run the multiplicity network's test (``skyfit.detect.multiplicity``; issue #30's
+  model-selection test, added after the first run: the same blends and counts, a new output directory).
 - Matching, per blend, in its detector: the final components with TS >= 25 inside the ROI are
   matched one-to-one to the members (scipy's linear_sum_assignment on angular distance), a pair allowed
   only within R_i = min(0.3 deg, half the distance from member i to its nearest other member). A blend is
@@ -56,30 +59,20 @@ import json
 import time
 from pathlib import Path
 
-import healpy as hp
 import numpy as np
 from catalog_quality import clopper_pearson
-from scipy.optimize import brentq, linear_sum_assignment
+from scipy.optimize import linear_sum_assignment
 
 from skyfit.catalog import DetectionConfig, detect_and_fit
-from skyfit.detect import DEFAULT_INDEX, psf68
-from skyfit.detect._skies import _icrs, sky_model
+from skyfit.detect._skies import _icrs
+from skyfit.detect.blends import draw_blend, realise, roi_contains
 from skyfit.detect.components import components, seed_component, to_point
-from skyfit.likelihood import npred
-from skyfit.maps import HealpixROI, unit_vectors
-from skyfit.models import Models
-from skyfit.simulate import lhaaso_dataset, simulate_dataset
-from skyfit.skies import galactic_diffuse
 
 PROTOCOL_VERSION = 2
 METHODS = ("tsmap", "nn", "both", "oracle")
 STREAM = 1  # the benchmark's blends; 2: validation, 3: training (issue #30's model-selection network)
-TS_MIN, TS_MAX = 37.0, 300.0
 SEP_EDGES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 RATIO_EDGES = (1.0, 2.0, 4.0, 10.0)
-BOX_DEG = 4.0
-NSIDE = 512
-N_PIX = 1220  # 16 deg2 at nside 512
 TS_KEEP = 25.0
 
 
@@ -88,88 +81,6 @@ def sep_deg(ra1, dec1, ra2, dec2):
     ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
     h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
-
-
-def blend_type(k: int) -> str:
-    return ("pair", "pair", "pair", "point_on_extended", "triple")[k % 5]
-
-
-def asimov_ts(s: np.ndarray, mu: np.ndarray) -> float:
-    """The expected (Asimov) TS of predicted counts ``s`` over the prediction ``mu`` without them."""
-    s, mu = np.asarray(s, float), np.maximum(np.asarray(mu, float), 1e-30)
-    return float(2.0 * np.sum((mu + s) * np.log1p(s / mu) - s))
-
-
-def draw_blend(k: int, stream: int = STREAM) -> dict:
-    """Blend k of a stream: its detector, ROI box, members (dicts of l, b, r39, relative amplitude) and
-    the generator that then draws its counts."""
-    rng = np.random.default_rng([30, stream, k])
-    det = "WCDA" if k % 2 == 0 else "KM2A"
-    kind = blend_type(k)
-    lc, bc = rng.uniform(15.0, 75.0), rng.uniform(-1.0, 1.0)
-    l0, b0 = lc + rng.uniform(-0.25, 0.25), bc + rng.uniform(-0.25, 0.25)
-    n_other = 2 if kind == "triple" else 1
-    seps = 10.0 ** rng.uniform(-1.0, 0.0, n_other)
-    phis = rng.uniform(0.0, 2.0 * np.pi, n_other)
-    rel = 10.0 ** rng.uniform(0.0, 1.0, n_other)
-    r39_ext = float(10.0 ** rng.uniform(np.log10(0.2), 0.0)) if kind == "point_on_extended" else 0.0
-    if kind != "triple" and rng.random() < 0.5:  # which member is the brighter
-        amps = [float(rel[0]), 1.0]
-    else:
-        amps = [1.0, *(float(r) for r in rel)]
-    index = DEFAULT_INDEX[det] + rng.uniform(-0.2, 0.2)
-    log_ts = rng.uniform(np.log10(TS_MIN), np.log10(TS_MAX))
-    return {"k": k, "det": det, "kind": kind, "region": (lc - BOX_DEG / 2, lc + BOX_DEG / 2, bc - BOX_DEG / 2,
-            bc + BOX_DEG / 2), "first": (l0, b0), "seps_psf": seps.tolist(), "phis": phis.tolist(), "amps": amps,
-            "r39_ext": r39_ext, "index": index, "ts_target": 10.0**log_ts, "rng": rng}  # fmt: skip
-
-
-def roi_of(blend: dict) -> HealpixROI:
-    """The N_PIX pixels nearest the blend's ROI centre: the same count everywhere, so the same shapes."""
-    lon, lat = (0.5 * (blend["region"][0] + blend["region"][1]), 0.5 * (blend["region"][2] + blend["region"][3]))
-    centre = unit_vectors(*(float(v) for v in _icrs(lon, lat)))
-    near = hp.query_disc(NSIDE, centre, np.radians(2.6), nest=True)
-    ra, dec = hp.pix2ang(NSIDE, near, nest=True, lonlat=True)
-    order = np.argsort(-(unit_vectors(ra, dec) @ centre), kind="stable")
-    return HealpixROI(NSIDE, True, np.sort(near[order[:N_PIX]]))
-
-
-def inside(roi: HealpixROI, ra: float, dec: float) -> bool:
-    pix = hp.ang2pix(roi.nside, ra, dec, nest=roi.nest, lonlat=True)
-    return bool(roi.index_of(np.array([pix]))[0] >= 0)
-
-
-def realise(blend: dict) -> dict:
-    """The blend's dataset (simulated counts), its members with absolute amplitudes and TS_true, and the
-    prediction of background and diffuse emission."""
-    det = blend["det"]
-    ds0 = lhaaso_dataset(det, roi=roi_of(blend), name=det)
-    p68 = psf68(ds0.response)
-    l0, b0 = blend["first"]
-    members = [{"l": l0 % 360.0, "b": b0, "r39": blend["r39_ext"]}]
-    for u, phi in zip(blend["seps_psf"], blend["phis"], strict=True):
-        d = u * p68
-        members.append({"l": (l0 + d * np.cos(phi) / np.cos(np.radians(b0))) % 360.0,
-                        "b": b0 + d * np.sin(phi), "r39": 0.0})  # fmt: skip
-    diffuse = galactic_diffuse()
-    mu = np.asarray(npred(Models([diffuse]), ds0))
-
-    def with_scale(a):
-        return [{**m, "spectra": {det: (a * r * 1e-14, blend["index"])}} for m, r in zip(members, blend["amps"],
-                strict=True)]  # fmt: skip
-
-    bkg = np.asarray(npred(Models([]), ds0))  # npred counts the background too
-    unit = [np.asarray(npred(sky_model([m]), ds0)) - bkg for m in with_scale(1.0)]  # the member's, at scale 1
-
-    def gap(log_a):
-        return np.log(min(asimov_ts(10.0**log_a * u, mu) for u in unit)) - np.log(blend["ts_target"])
-
-    log_a = brentq(gap, -8.0, 8.0, xtol=1e-8)
-    members = with_scale(10.0**log_a)
-    ts_true = [asimov_ts(10.0**log_a * u, mu) for u in unit]
-    truth = Models(list(sky_model(members).sources) + [diffuse])
-    ds = simulate_dataset(truth.for_datasets([det]), ds0, int(blend["rng"].integers(2**63)))
-    return {"dataset": ds, "members": members, "ts_true": ts_true, "psf68": p68, "truth": truth, "roi": ds0.roi}
 
 
 def oracle_seeds(real: dict, cfg: DetectionConfig) -> list:
@@ -191,7 +102,7 @@ def match(real: dict, fitted: list[dict]) -> dict:
     dmm = sep_deg(mra[:, None], mdec[:, None], mra[None, :], mdec[None, :])
     np.fill_diagonal(dmm, np.inf)
     radius = np.minimum(0.3, 0.5 * dmm.min(axis=1))
-    comps = [c for c in fitted if c["ts"] >= TS_KEEP and inside(real["roi"], c["ra"], c["dec"])]
+    comps = [c for c in fitted if c["ts"] >= TS_KEEP and roi_contains(real["roi"], c["ra"], c["dec"])]
     if not comps:
         return {"resolved": False, "n_false": 0, "n_matched": 0, "n_components": 0}
     cra, cdec = np.array([c["ra"] for c in comps]), np.array([c["dec"] for c in comps])
@@ -203,11 +114,14 @@ def match(real: dict, fitted: list[dict]) -> dict:
     return {"resolved": n_matched == len(mem), "n_false": n_false, "n_matched": n_matched, "n_components": len(comps)}
 
 
-def run_method(real: dict, method: str, prior_weights=None) -> dict:
-    """One method on one blend: its components (l, b, ra, dec, TS), fits and wall time."""
+def run_method(real: dict, method: str, prior_weights=None, multiplicity=None) -> dict:
+    """One method on one blend: its components (l, b, ra, dec, TS), fits and wall time. ``multiplicity``: the
+    multiplicity network's file (``"shipped"``: skyfit's own) for ``nn`` and ``both``; None: not used."""
     from skyfit.detect._skies import _galactic
 
-    cfg = DetectionConfig(proposer="none" if method == "oracle" else method, prior_weights=prior_weights)
+    cfg = DetectionConfig(proposer="none" if method == "oracle" else method, prior_weights=prior_weights,
+                          multiplicity=multiplicity is not None and method in ("nn", "both"),
+                          multiplicity_weights=None if multiplicity in (None, "shipped") else multiplicity)  # fmt: skip
     seeds = oracle_seeds(real, cfg) if method == "oracle" else None
     t0 = time.perf_counter()
     out = detect_and_fit([real["dataset"]], cfg, log=lambda *a: None, seeds=seeds)
@@ -307,7 +221,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def _setup(args) -> dict:
-    return {"protocol": PROTOCOL_VERSION, "prior_weights": args.prior_weights}
+    return {"protocol": PROTOCOL_VERSION, "prior_weights": args.prior_weights, "multiplicity": args.multiplicity}
 
 
 def _read_done(path: Path, setup: dict) -> list[dict]:
@@ -325,6 +239,8 @@ def main():
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--outdir", default="/tmp/skyfit-crowded")
     ap.add_argument("--prior-weights", default=None, help="the network's file (default: the shipped weights)")
+    ap.add_argument("--multiplicity", default=None, metavar="FILE|shipped",
+                    help="nn and both with the multiplicity network's test (its file, or 'shipped')")  # fmt: skip
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     if any(m not in METHODS for m in methods):
@@ -341,7 +257,7 @@ def main():
         todo = [m for m in methods if (k, m) not in done]
         if not todo:
             continue
-        blend = draw_blend(k)
+        blend = draw_blend(k, STREAM)
         real = realise(blend)
         seps = np.array(blend["seps_psf"])
         amps = np.array(blend["amps"])
@@ -353,7 +269,7 @@ def main():
         info = {"k": k, "det": blend["det"], "kind": blend["kind"], "sep_psf": float(seps.min()),
                 "ratio": float(amps.max() / amps.min()), "ts_true": real["ts_true"]}  # fmt: skip
         for m in todo:
-            res = run_method(real, m, args.prior_weights)
+            res = run_method(real, m, args.prior_weights, args.multiplicity)
             row = {**info, "method": m, **match(real, res["components"]),
                    "fits": res["fits"], "wall_s": res["wall_s"], "valid": res["valid"]}  # fmt: skip
             rows.append(row)

@@ -147,6 +147,9 @@ def main():
     parser.add_argument("--fields", nargs="+", default=FIELDS)
     parser.add_argument("--outdir", default="/tmp/skyfit-prior-bench")
     parser.add_argument("--both", action="store_true", help="also proposer='both' (network, then TS maps)")
+    parser.add_argument("--multiplicity", action="store_true",
+                        help="also 'nn_mult': the network with the multiplicity test (issue #30)")  # fmt: skip
+    parser.add_argument("--proposers", default=None, help="only these, comma-separated (default: all asked for)")
     parser.add_argument("--proposals-only", type=int, default=0, metavar="N",
                         help="only the network's proposals on N held-out fields per population: recall and "
                              "68 %% coverage, no catalogue runs (about 5 s per field)")  # fmt: skip
@@ -154,6 +157,9 @@ def main():
     if args.proposals_only:
         return proposals_only(args.proposals_only)
     proposers = ("tsmap", "nn", "both") if args.both else ("tsmap", "nn")
+    proposers += ("nn_mult",) if args.multiplicity else ()
+    if args.proposers:
+        proposers = tuple(p for p in proposers if p in args.proposers.split(","))
     t_start = time.perf_counter()
     stats = {p: {"n": 0, "rec": 0, "pair_n": 0, "pair_rec": 0, "false": 0, "fits": [], "fits_detect": [], "wall": [],
                  "invalid": 0, "rec_1to1": 0, "pair_rec_1to1": 0, "close_n": 0, "close_rec": 0, "close_rec_1to1": 0}
@@ -165,7 +171,9 @@ def main():
         region = region_of(population, k)
         area += Region.parse(region).area_deg2
         for proposer in proposers:
-            cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer=proposer)
+            extra = {"multiplicity": True} if proposer == "nn_mult" else {}
+            cfg = CatalogConfig(region=region, seed=100 + k, simulate=population,
+                                proposer=proposer.removesuffix("_mult"), detection=extra)  # fmt: skip
             out_dir = f"{args.outdir}/{population}_{k}_{proposer}"
             summary = run(cfg, out_dir=out_dir, progress=False, plots=False, log=lambda *a: None)
             truth = true_components(cfg)
@@ -208,7 +216,7 @@ def main():
                   f"({summary['fits_detect']} building the model), "
                   f"{wall:.0f} s{'' if not summary['invalid_rois'] else ', final fit not valid'}",
                   flush=True)  # fmt: skip
-        if on_off_diffs is None:  # the first field again, the network's priors off
+        if on_off_diffs is None and "nn" in proposers:  # the first field again, the network's priors off
             cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
                                 detection={"prior_terms": False})  # fmt: skip
             run(cfg, out_dir=f"{args.outdir}/{population}_{k}_nn_noprior", progress=False, plots=False,
@@ -222,32 +230,20 @@ def main():
         return round(a / b, 3) if b else None
 
     cov = {k: round(float(np.mean([r[k] for r in cover])), 3) if cover else None for k in ("pos", "r39", "counts")}
+    figures = {}
+    for p in proposers:
+        st = stats[p]
+        figures.update({
+            f"pair_completeness_{p}": frac(st["pair_rec"], st["pair_n"]),
+            f"completeness_{p}": frac(st["rec"], st["n"]),
+            f"false_per_100deg2_{p}": round(100 * st["false"] / area, 3),
+            f"fits_{p}": round(float(np.mean(st["fits"])), 1),
+            f"fits_detect_{p}": round(float(np.mean(st["fits_detect"])), 1),
+            f"wall_s_{p}": round(float(np.mean(st["wall"])), 1),
+            f"invalid_rois_{p}": st["invalid"],
+        })  # fmt: skip
     figures = {
-        "pair_completeness_nn": frac(stats["nn"]["pair_rec"], stats["nn"]["pair_n"]),
-        "pair_completeness_tsmap": frac(stats["tsmap"]["pair_rec"], stats["tsmap"]["pair_n"]),
-        "completeness_nn": frac(stats["nn"]["rec"], stats["nn"]["n"]),
-        "completeness_tsmap": frac(stats["tsmap"]["rec"], stats["tsmap"]["n"]),
-        "false_per_100deg2_nn": round(100 * stats["nn"]["false"] / area, 3),
-        "false_per_100deg2_tsmap": round(100 * stats["tsmap"]["false"] / area, 3),
-        "fits_nn": round(float(np.mean(stats["nn"]["fits"])), 1),
-        "fits_tsmap": round(float(np.mean(stats["tsmap"]["fits"])), 1),
-        "fits_detect_nn": round(float(np.mean(stats["nn"]["fits_detect"])), 1),
-        "fits_detect_tsmap": round(float(np.mean(stats["tsmap"]["fits_detect"])), 1),
-        "wall_s_nn": round(float(np.mean(stats["nn"]["wall"])), 1),
-        "wall_s_tsmap": round(float(np.mean(stats["tsmap"]["wall"])), 1),
-        "invalid_rois_nn": stats["nn"]["invalid"],
-        "invalid_rois_tsmap": stats["tsmap"]["invalid"],
-        **(
-            {
-                "completeness_both": frac(stats["both"]["rec"], stats["both"]["n"]),
-                "pair_completeness_both": frac(stats["both"]["pair_rec"], stats["both"]["pair_n"]),
-                "false_per_100deg2_both": round(100 * stats["both"]["false"] / area, 3),
-                "fits_both": round(float(np.mean(stats["both"]["fits"])), 1),
-                "wall_s_both": round(float(np.mean(stats["both"]["wall"])), 1),
-            }
-            if args.both
-            else {}
-        ),
+        **figures,
         "coverage68": round(float(np.mean(list(cov.values()))), 3) if cover else None,
         "coverage68_pos": cov["pos"],
         "coverage68_r39": cov["r39"],
@@ -269,9 +265,9 @@ def main():
             )
             for p in proposers
         },  # fmt: skip
-        "n_true_ts37": stats["nn"]["n"],
-        "n_pairs": stats["nn"]["pair_n"],
-        "n_close_pairs": stats["nn"]["close_n"],
+        "n_true_ts37": stats[proposers[0]]["n"],
+        "n_pairs": stats[proposers[0]]["pair_n"],
+        "n_close_pairs": stats[proposers[0]]["close_n"],
         "prior_on_off_max_sigma": round(max(on_off_diffs), 4) if on_off_diffs else None,
         "fields": args.fields,
         "total_s": round(time.perf_counter() - t_start, 1),

@@ -100,6 +100,10 @@ class CatalogConfig:
         payload = json.dumps(asdict(self), sort_keys=True, default=str) + _code_fingerprint()
         if self.proposer != "tsmap":  # the network's weights decide the result too
             payload += _file_hash(self.prior_weights)
+            if self.detection.get("multiplicity"):  # and the multiplicity network's
+                from ..detect.multiplicity import SHIPPED_MULTIPLICITY
+
+                payload += _file_hash(self.detection.get("multiplicity_weights") or SHIPPED_MULTIPLICITY)
         for path in self.datasets + ((self.sky,) if self.sky else ()):  # and the data or the sky: another
             payload += _file_hash(path, missing_ok=False)  # file under the same name is another catalogue
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -63,6 +63,7 @@ from ..detect.components import (
     to_point,
 )
 from ..detect.config import DetectionConfig
+from ..detect.multiplicity import load_multiplicity, multiplicity_stage
 from ..detect.network import load_prior
 from ..detect.nn_stage import nn_stage
 from ..fit import FitResult
@@ -165,6 +166,8 @@ def detect_and_fit(datasets, cfg: DetectionConfig | None = None, log=print, seed
     roi = _start(datasets, cfg, log, tuple(seeds or ()))
     if cfg.proposer not in ("nn", "none"):  # the network proposes close pairs itself
         _seed_components(roi)
+    if cfg.multiplicity and cfg.proposer in ("nn", "both"):
+        _multiplicity(roi)
     _screen_out(roi)
     tests = _ComponentTS(cfg, log)
     log(f"  full fit: stat {roi.result.stat:.2f}, valid {roi.result.valid}, {list(roi.result.messages)}")
@@ -188,6 +191,8 @@ def _start(datasets, cfg: DetectionConfig, log, seeds: tuple = ()) -> _Roi:
     prior_model = None
     if cfg.proposer in ("nn", "both"):  # a missing or bad network is an error here, never a silent TS-map run
         prior_model = load_prior(cfg.prior_weights)
+        if cfg.multiplicity:  # the same: its file is checked before any fit
+            load_multiplicity(cfg.multiplicity_weights)
     names = {d.name: instrument_of(d) for d in datasets}
     if cfg.diffuse not in ("band", "background_norm"):
         raise ValueError(f"diffuse must be 'band' or 'background_norm', got {cfg.diffuse!r}")
@@ -231,6 +236,13 @@ def _seed_components(roi: _Roi) -> None:
         roi.fits += n
     roi.result, roi.fitter, n = _split_test(roi.result, roi.fitter, datasets, cfg, roi.log)
     roi.fits += n
+
+
+def _multiplicity(roi: _Roi) -> None:
+    """The multiplicity network's trials: components it calls blends, tried as the sources it sees."""
+    roi.result, roi.fitter, n, trials = multiplicity_stage(roi.result, roi.fitter, roi.datasets, roi.cfg, roi.log)
+    roi.fits += n
+    roi.history += [{"iteration": "multiplicity", "proposer": "multiplicity", **t} for t in trials]
 
 
 def _screen_out(roi: _Roi) -> None:

@@ -9,6 +9,7 @@ skyfit bin               bin an event list (HAWC DL3, skyfit, Parquet) into HEAL
 skyfit simulate-events   simulate a LHAASO-like event stream (cosmic rays + sources)
 skyfit catalog           make a source catalogue of a Galactic region (no arguments: a built-in simulated field)
 skyfit prior train       reproduce the neural-network prior's shipped weights from its seed
+skyfit prior train-multiplicity   the same for the multiplicity network (is a component a blend?)
 skyfit showers ACTION    air showers: simulate | reconstruct | report (the traditional gamma/hadron cut)
 skyfit ghsep ACTION      ML gamma/hadron separation: train | apply | report
 

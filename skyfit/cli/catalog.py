@@ -15,9 +15,10 @@ from ._common import (
     record_result,
 )
 
-__all__ = ["add_parsers", "cmd_catalog", "cmd_prior_train"]
+__all__ = ["add_parsers", "cmd_catalog", "cmd_prior_train", "cmd_prior_train_multiplicity"]
 
 PRIOR_NAME = "prior_weights.npz"
+MULTIPLICITY_NAME = "multiplicity_weights.npz"
 # the catalogue's columns in `skyfit catalog --json` (result.sources), where the table has them
 SOURCE_KEYS = ("name", "ra", "dec", "l", "b", "pos_err95", "r39", "r39_err", "ts", "components", "assoc_1lhaaso")
 
@@ -97,6 +98,29 @@ def cmd_prior_train(args) -> int:
     return 0
 
 
+def cmd_prior_train_multiplicity(args) -> int:
+    from ..detect.multiplicity import SHIPPED_MULTIPLICITY, multiplicity_examples, train_multiplicity
+
+    if args.replace_shipped and args.outdir:
+        raise ConfigError("give either --outdir DIR or --replace-shipped, not both")
+    out = SHIPPED_MULTIPLICITY if args.replace_shipped else output_file(args, MULTIPLICITY_NAME)
+
+    def log(*a):
+        print(*a, flush=True)
+
+    log(f"simulating {args.n_train} training blends (stream 3) and {args.n_validation} validation ones (stream 2)")
+    train = multiplicity_examples(3, range(args.n_train), log=log)
+    val = multiplicity_examples(2, range(args.n_validation), log=log)
+    model = train_multiplicity(train, val, seed=args.seed, steps=args.steps, log=log)
+    model.save(out)
+    card = out.with_suffix(".json")
+    card.write_text(json.dumps({"weights": out.name, "threshold": model.threshold, **model.meta}, indent=1) + "\n")
+    record_result(args, seed=args.seed, threshold=model.threshold, training=model.meta)
+    record_outputs(args, weights=out, record_json=card)
+    log(f"wrote {out} and its training record {card}")
+    return 0
+
+
 def add_parsers(sub, common) -> None:
     """`catalog`, and `prior` with its action `train`."""
     c = sub.add_parser(
@@ -162,3 +186,15 @@ def add_parsers(sub, common) -> None:
     t.add_argument("--replace-shipped", action="store_true",
                    help="write over the weights installed with skyfit instead (`--proposer nn` uses them)")  # fmt: skip
     t.set_defaults(func=cmd_prior_train)
+    m = actions.add_parser("train-multiplicity", parents=[common], help="train the multiplicity network (#30)",
+                           description="Reproduce the multiplicity network (skyfit.detect.multiplicity: is a fitted "
+                           "component one source or a blend?) from its seed: multiplicity_weights.npz and its "
+                           "training record multiplicity_weights.json.")  # fmt: skip
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--n-train", type=int, default=2000, help="training blends (stream 3)")
+    m.add_argument("--n-validation", type=int, default=600, help="validation blends (stream 2): the threshold")
+    m.add_argument("--steps", type=int, default=3000, help="optimiser steps")
+    add_outdir(m, f"{MULTIPLICITY_NAME} and its record")
+    m.add_argument("--replace-shipped", action="store_true",
+                   help="write over the network installed with skyfit instead")  # fmt: skip
+    m.set_defaults(func=cmd_prior_train_multiplicity)

@@ -56,5 +56,10 @@ class DetectionConfig:
     # turned-down proposals within 2 PSF68 of a fitted component with a residual TS above this over the
     # fitted model go into one more joint fit (None: not tried); the TS tests decide whether they stay
     nn_pair_ts: float | None = 9.0
+    # the multiplicity network (issue #30) after the network's proposals (proposer "nn" or "both"): a component
+    # whose residual patch it calls a blend is tried as the 2 or 3 sources it sees; the fit decides (> ts_add)
+    multiplicity: bool = False
+    multiplicity_weights: str | None = None  # its file (None: the one shipped with skyfit)
+    multiplicity_threshold: float | None = None  # on P(>= 2 sources) (None: the network's own)
     progress: bool = False
     extra: dict = field(default_factory=dict)
