@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..detect.components import RoiFitter, components, freeze_far, instrument_of, seed_component
+from ..detect.components import ReplacementTrial, RoiFitter, components, instrument_of, seed_component
 from ..detect.config import DetectionConfig
 from ..detect.tsmap import ts_map
 from ..fit import FitResult
@@ -116,21 +116,10 @@ def _split_test(result: FitResult, fitter: RoiFitter, datasets, cfg: DetectionCo
             half = seed_component(f"{s.name}{'ab'[k]}", h_ra, h_dec, s.datasets[0], inst, 0.5 * p["amplitude"],
                                   cfg, max(0.5 * r39, cfg.seed_sigma_deg / 2))  # fmt: skip
             halves.append(half)
-        sources = []
-        for src in result.model.sources:
-            sources += halves if src.name == s.name else [src]
-        trial = Models(sources, result.model.backgrounds).with_values({f"{h.name}.index": p["index"] for h in halves})
-        local = freeze_far(trial, halves[0], cfg.local_radius_deg)
-        split_fitter = RoiFitter(trial, datasets, fitter.lk.priors)
-        res2 = split_fitter.run(local)
+        trial = ReplacementTrial(result, fitter, s, halves, datasets, cfg)
         fits += 1
-        gain = fitter.data_stat(result.model, result.stat) - split_fitter.data_stat(res2.model, res2.stat)
-        log(f"  split test {s.name} (r39 {r39:.2f}, elongation {ratio:.1f}): delta TS {gain:.1f}")
-        if gain > cfg.ts_add:
-            was_free = {k for k, q in trial.parameters().items() if not q.frozen}
-            refreeze = [k for k, q in res2.model.parameters().items() if q.frozen and k in was_free]
-            thawed = res2.model.with_frozen(refreeze, frozen=False)
-            fitter = split_fitter
-            result, n = fitter.run_released(thawed, cfg)
+        log(f"  split test {s.name} (r39 {r39:.2f}, elongation {ratio:.1f}): delta TS {trial.gain:.1f}")
+        if trial.gain > cfg.ts_add:
+            result, fitter, n = trial.accept()
             fits += n
     return result, fitter, fits

@@ -191,9 +191,9 @@ def add_parsers(sub, common) -> None:
                            "component one source or a blend?) from its seed: multiplicity_weights.npz and its "
                            "training record multiplicity_weights.json.")  # fmt: skip
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--n-train", type=int, default=2000, help="training blends (stream 3)")
+    m.add_argument("--n-train", type=int, default=6000, help="training blends (stream 3)")
     m.add_argument("--n-validation", type=int, default=600, help="validation blends (stream 2): the threshold")
-    m.add_argument("--steps", type=int, default=3000, help="optimiser steps")
+    m.add_argument("--steps", type=int, default=4000, help="optimiser steps (the network kept: least validation loss)")
     add_outdir(m, f"{MULTIPLICITY_NAME} and its record")
     m.add_argument("--replace-shipped", action="store_true",
                    help="write over the network installed with skyfit instead")  # fmt: skip

@@ -29,6 +29,7 @@ __all__ = [
     "cleanup",
     "add_and_fit",
     "instrument_of",
+    "ReplacementTrial",
 ]
 
 
@@ -187,3 +188,31 @@ def add_and_fit(model: Models, seeds, datasets, priors: dict, cfg: DetectionConf
     fitter = RoiFitter(cleaned, datasets, priors)
     result, m = fitter.run_released(cleaned, cfg)
     return result, fitter, n + m
+
+
+class ReplacementTrial:
+    """Component ``s`` of ``result``'s model replaced by ``parts`` (which take its spectral index), fitted with
+    the components within ``cfg.local_radius_deg`` of the first part (the others frozen): the split test of
+    extended components and the multiplicity network's trials. ``gain`` is the fit's improvement in
+    -2 ln L (the likelihood alone); :meth:`accept` refits the whole model, everything free again."""
+
+    def __init__(self, result: FitResult, fitter: RoiFitter, s: Source, parts, datasets, cfg: DetectionConfig):
+        index = {q.name: q.value for q in s.spectral.parameters}["index"]
+        sources = []
+        for src in result.model.sources:
+            sources += list(parts) if src.name == s.name else [src]
+        self.trial = Models(sources, result.model.backgrounds).with_values({f"{q.name}.index": index for q in parts})
+        self.fitter = RoiFitter(self.trial, datasets, fitter.lk.priors)
+        self.result = self.fitter.run(freeze_far(self.trial, parts[0], cfg.local_radius_deg))
+        self.gain = fitter.data_stat(result.model, result.stat) - self.fitter.data_stat(
+            self.result.model, self.result.stat
+        )
+        self.cfg = cfg
+
+    def accept(self) -> tuple[FitResult, RoiFitter, int]:
+        """The trial's model refitted with the parameters ``freeze_far`` froze free again: (result, fitter,
+        fits run)."""
+        was_free = {k for k, q in self.trial.parameters().items() if not q.frozen}
+        refreeze = [k for k, q in self.result.model.parameters().items() if q.frozen and k in was_free]
+        result, n = self.fitter.run_released(self.result.model.with_frozen(refreeze, frozen=False), self.cfg)
+        return result, self.fitter, n

@@ -163,8 +163,7 @@ def multiplicity_stage(result, fitter, datasets, cfg, log, model: MultiplicityMo
     3 sources it sees (Gaussians of r39 0.1 deg where it puts them, the component's amplitude shared, its
     index), fitted with its neighbours within ``cfg.local_radius_deg``; the trial replaces it when it
     improves the likelihood by more than ``cfg.ts_add``. Returns (result, fitter, fits run, trials)."""
-    from ..models import Models
-    from .components import RoiFitter, components, freeze_far, instrument_of, seed_component
+    from .components import ReplacementTrial, components, instrument_of, seed_component
 
     model = model or load_multiplicity(cfg.multiplicity_weights)
     thr = model.threshold if cfg.multiplicity_threshold is None else cfg.multiplicity_threshold
@@ -185,22 +184,12 @@ def multiplicity_stage(result, fitter, datasets, cfg, log, model: MultiplicityMo
         inst = instrument_of(ds)
         parts = [seed_component(f"{s.name}{'abc'[k]}", r, d, s.datasets[0], inst, spec["amplitude"] / n, cfg, 0.1)
                  for k, (r, d) in enumerate(_offsets_to_radec(ra, dec, (pos2 if n == 2 else pos3)[0]))]  # fmt: skip
-        sources = []
-        for src in result.model.sources:
-            sources += parts if src.name == s.name else [src]
-        trial = Models(sources, result.model.backgrounds).with_values({f"{q.name}.index": spec["index"] for q in parts})
-        local = freeze_far(trial, parts[0], cfg.local_radius_deg)
-        trial_fitter = RoiFitter(trial, datasets, fitter.lk.priors)
-        res2 = trial_fitter.run(local)
+        trial = ReplacementTrial(result, fitter, s, parts, datasets, cfg)
         fits += 1
-        gain = fitter.data_stat(result.model, result.stat) - trial_fitter.data_stat(res2.model, res2.stat)
-        trials.append({"component": s.name, "p_blend": float(p[0, 1:].sum()), "n": n, "gain": float(gain)})
-        log(f"  multiplicity test {s.name}: P(>=2) {p[0, 1:].sum():.2f}, as {n}: delta TS {gain:.1f}")
-        if gain > cfg.ts_add:
-            was_free = {k for k, q in trial.parameters().items() if not q.frozen}
-            refreeze = [k for k, q in res2.model.parameters().items() if q.frozen and k in was_free]
-            fitter = trial_fitter
-            result, m = fitter.run_released(res2.model.with_frozen(refreeze, frozen=False), cfg)
+        trials.append({"component": s.name, "p_blend": float(p[0, 1:].sum()), "n": n, "gain": float(trial.gain)})
+        log(f"  multiplicity test {s.name}: P(>=2) {p[0, 1:].sum():.2f}, as {n}: delta TS {trial.gain:.1f}")
+        if trial.gain > cfg.ts_add:
+            result, fitter, m = trial.accept()
             fits += m
     return result, fitter, fits, trials
 
