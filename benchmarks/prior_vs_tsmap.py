@@ -149,7 +149,9 @@ def main():
     parser.add_argument("--both", action="store_true", help="also proposer='both' (network, then TS maps)")
     parser.add_argument("--multiplicity", action="store_true",
                         help="also 'nn_mult': the network with the multiplicity test (issue #30)")  # fmt: skip
-    parser.add_argument("--proposers", default=None, help="only these, comma-separated (default: all asked for)")
+    parser.add_argument(
+        "--proposers", default=None, help="only these, comma-separated (default: all asked for; no prior on/off check)"
+    )
     parser.add_argument("--proposals-only", type=int, default=0, metavar="N",
                         help="only the network's proposals on N held-out fields per population: recall and "
                              "68 %% coverage, no catalogue runs (about 5 s per field)")  # fmt: skip
@@ -216,7 +218,7 @@ def main():
                   f"({summary['fits_detect']} building the model), "
                   f"{wall:.0f} s{'' if not summary['invalid_rois'] else ', final fit not valid'}",
                   flush=True)  # fmt: skip
-        if on_off_diffs is None and "nn" in proposers:  # the first field again, the network's priors off
+        if on_off_diffs is None and "nn" in proposers and not args.proposers:  # the first field, priors off
             cfg = CatalogConfig(region=region, seed=100 + k, simulate=population, proposer="nn",
                                 detection={"prior_terms": False})  # fmt: skip
             run(cfg, out_dir=f"{args.outdir}/{population}_{k}_nn_noprior", progress=False, plots=False,
