@@ -59,6 +59,7 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from catalog_quality import clopper_pearson
 from scipy.optimize import linear_sum_assignment
@@ -257,6 +258,8 @@ def main():
         todo = [m for m in methods if (k, m) not in done]
         if not todo:
             continue
+        if k % 20 == 0:  # compiled code of older blends' models: freed (the process ran out of memory maps
+            jax.clear_caches()  # after about 190 blends, "LLVM compilation error: Cannot allocate memory")
         blend = draw_blend(k, STREAM)
         real = realise(blend)
         seps = np.array(blend["seps_psf"])

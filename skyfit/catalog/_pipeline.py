@@ -309,6 +309,12 @@ def _roi_task(index: int, cfg_dict: dict, log=None) -> dict:
         "history": out["history"],
         "wall_s": time.perf_counter() - t0,
     }
+    # the next ROI has other pixels, so nothing compiled here is used again; freed, since a process that
+    # keeps every compiled likelihood runs out of memory maps after a few hundred ROIs ("LLVM compilation
+    # error: Cannot allocate memory" with free RAM to spare; benchmarks/crowded_fields.py, issue #30)
+    import jax
+
+    jax.clear_caches()
     return record
 
 
