@@ -129,6 +129,7 @@ class _Roi:
     priors: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     fits: int = 0
+    multiplicity: object = None  # the multiplicity network, read once (DetectionConfig.multiplicity)
 
     def refit(self, model: Models) -> None:
         """A new fitter for ``model`` (its structure changed) and its full fit, released."""
@@ -188,11 +189,11 @@ def _start(datasets, cfg: DetectionConfig, log, seeds: tuple = ()) -> _Roi:
         raise ValueError(f"proposer must be 'tsmap', 'nn', 'both' or 'none' (seeds only), got {cfg.proposer!r}")
     if cfg.proposer == "none" and not seeds:
         raise ValueError("proposer='none' adds no component: give the components to test as seeds=")
-    prior_model = None
+    prior_model = multiplicity = None
     if cfg.proposer in ("nn", "both"):  # a missing or bad network is an error here, never a silent TS-map run
         prior_model = load_prior(cfg.prior_weights)
         if cfg.multiplicity:  # the same: its file is checked before any fit
-            load_multiplicity(cfg.multiplicity_weights)
+            multiplicity = load_multiplicity(cfg.multiplicity_weights)
     names = {d.name: instrument_of(d) for d in datasets}
     if cfg.diffuse not in ("band", "background_norm"):
         raise ValueError(f"diffuse must be 'band' or 'background_norm', got {cfg.diffuse!r}")
@@ -201,7 +202,7 @@ def _start(datasets, cfg: DetectionConfig, log, seeds: tuple = ()) -> _Roi:
     else:  # the background holds the diffuse emission: its norm is free instead
         base = Models([], [BackgroundNorm.create(d.name, 1, mode="global") for d in datasets])
     model = Models(base.sources + seeds, base.backgrounds)
-    roi = _Roi(datasets, cfg, log, names, RoiFitter(model, datasets, {}))
+    roi = _Roi(datasets, cfg, log, names, RoiFitter(model, datasets, {}), multiplicity=multiplicity)
     if prior_model is not None:
         roi.result, roi.fitter, roi.priors, roi.history, roi.fits = nn_stage(
             datasets, roi.fitter, model, prior_model, cfg, names, log
@@ -240,7 +241,9 @@ def _seed_components(roi: _Roi) -> None:
 
 def _multiplicity(roi: _Roi) -> None:
     """The multiplicity network's trials: components it calls blends, tried as the sources it sees."""
-    roi.result, roi.fitter, n, trials = multiplicity_stage(roi.result, roi.fitter, roi.datasets, roi.cfg, roi.log)
+    roi.result, roi.fitter, n, trials = multiplicity_stage(
+        roi.result, roi.fitter, roi.datasets, roi.cfg, roi.log, roi.multiplicity
+    )
     roi.fits += n
     roi.history += [{"iteration": "multiplicity", "proposer": "multiplicity", **t} for t in trials]
 
