@@ -238,6 +238,22 @@ def test_showers_json(tmp_path, monkeypatch, capsys):
     assert doc["result"]["bins"] and set(doc["outputs"]) == {"cut_table_ecsv", "roc_png"}
 
 
+def test_shower_network_json(tmp_path, monkeypatch, capsys):
+    """A small noise network trained, applied and reported for real (the tasks' physics: tests/test_showerml.py)."""
+    monkeypatch.chdir(tmp_path)
+    run_json(["showers", "simulate", "--n", "400", "--e-min", "1", "--e-max", "5", "--hits", "--outdir", "g"], capsys)
+    doc, _ = run_json(["showers", "train", "--task", "noise", "--n", "800", "--n-tune", "1500", "--epochs", "1",
+                       "--outdir", "m"], capsys)  # fmt: skip
+    assert doc["result"]["instrument"] == "WCDA" and doc["outputs"]["model"].endswith("shower_noise_WCDA.npz")
+    doc, _ = run_json(["showers", "apply", "m/shower_noise_WCDA.npz", "g/showers.parquet", "--hits", "g/hits.parquet",
+                       "--outdir", "a"], capsys)  # fmt: skip
+    assert "NHIT_ML" in doc["result"]["columns"] and set(doc["outputs"]) == {"events", "hits"}
+    doc, _ = run_json(["showers", "report", "m/shower_noise_WCDA.npz", "--n", "1500", "--outdir", "r"], capsys)
+    assert doc["result"]["test_seed"] == 2 and doc["result"]["bins"][0]["bin"] == 0
+    doc, _ = run_json(["showers", "report", "m/shower_noise_WCDA.npz", "--seed", "1", "--outdir", "r"], capsys, code=2)
+    assert "training (0) or tuning (1) seed" in doc["error"]["message"]
+
+
 def test_ghsep_json(tmp_path, monkeypatch, capsys):
     """The model and its work faked (the real runs: tests/test_ghsep.py, tests/test_cli.py): apply, train, report."""
     import skyfit.ghsep as ghsep
@@ -292,7 +308,7 @@ def test_a_bad_config_gives_ok_false_and_exit_2(tmp_path, capsys):
 
 
 def test_a_usage_error_gives_its_document_and_exit_2(capsys):
-    cases = ((["showers", "report", "g.parquet", "--json"], "showers report"), (["showers", "--json"], "showers"),
+    cases = ((["showers", "report", "--json"], "showers report"), (["showers", "--json"], "showers"),
              (["--json", "demo", "--nside", "x"], "demo"))  # fmt: skip
     for argv, command in cases:
         with pytest.raises(SystemExit) as exc:

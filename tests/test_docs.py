@@ -20,7 +20,7 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
 # API pages that must exist, and list every name of their module's __all__
 API_MODULES = ["skyfit", "skyfit.models", "skyfit.io", "skyfit.response", "skyfit.catalog", "skyfit.detect",
                "skyfit.ghsep", "skyfit.showers", "skyfit.skies", "skyfit.plotting", "skyfit.dataset", "skyfit.fit",
-               "skyfit.maps", "skyfit.likelihood"]  # fmt: skip
+               "skyfit.maps", "skyfit.likelihood", "skyfit.showerml"]  # fmt: skip
 
 
 class _OutputImages(HTMLParser):

@@ -31,7 +31,8 @@ LAYERS = (
     ("likelihood", ("skyfit._shapes", "skyfit.likelihood")),
     ("fit and simulation; flux points and light curves",
      ("skyfit.fit", "skyfit.simulate", "skyfit.skies", "skyfit.validate", "skyfit.fluxpoints", "skyfit.lightcurve")),
-    ("detection; gamma/hadron separation beside it", ("skyfit.detect", "skyfit.ghsep")),
+    ("detection; gamma/hadron separation and shower ML beside it",
+     ("skyfit.detect", "skyfit.ghsep", "skyfit.showerml")),
     ("catalogue", ("skyfit.catalog",)),
     ("command line", ("skyfit.cli", "skyfit.__main__")),
 )  # fmt: skip

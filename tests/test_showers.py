@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from skyfit.showers import (
+    Hits,
     Layout,
     LayoutError,
+    hits_table,
     km2a_layouts,
     sample_primaries,
     simulate_hits,
@@ -317,3 +319,38 @@ def test_importance_sampled_leading_pions_are_weighted_back_to_the_physical_rate
     assert np.array_equal(reweight_leading_pi0(sample, 1.0), w)
     with pytest.raises(ValueError, match="leading-pion"):
         leading_pi0_weight(z, lead, 1.5)
+
+
+def test_muon_scale_scales_the_nuclei_muons_and_leaves_gammas_and_the_default_alone():
+    kw = dict(e_min_tev=30.0, e_max_tev=100.0, seed=4)
+    base = simulate_shower_events("KM2A", "proton", 300, **kw)
+    same = simulate_shower_events("KM2A", "proton", 300, muon_scale=1.0, **kw)
+    for k in base:
+        np.testing.assert_array_equal(base[k], same[k])
+    more = simulate_shower_events("KM2A", "proton", 300, muon_scale=1.2, **kw)
+    # the same showers (one batch: the random streams agree up to the muon draws): TRUE_N_MU is x 1.2 exactly
+    a, b = (t["TRUE_N_MU"][np.argsort(t["EVENT_ID"])] for t in (base, more))
+    np.testing.assert_allclose(b, 1.2 * a, rtol=1e-12)
+    ratio = np.median(more["N_MU"][more["N_MU"] > 0]) / np.median(base["N_MU"][base["N_MU"] > 0])
+    assert 1.1 < ratio < 1.3
+    g = [simulate_shower_events("KM2A", "gamma", 100, muon_scale=s, **kw)["N_MU"] for s in (1.0, 1.2)]
+    np.testing.assert_array_equal(g[0], g[1])
+    with pytest.raises(ValueError, match="muon_scale must be a positive number"):
+        simulate_shower_events("KM2A", "proton", 10, muon_scale=0.0, **kw)
+
+
+def test_reconstruct_with_a_prefilter_drops_those_hits_and_keeps_the_default_without_one():
+    recs = []
+    simulate_shower_events("WCDA", "gamma", 300, e_min_tev=1.0, e_max_tev=5.0, seed=6, hits_out=recs)
+    h = hits_table(recs)
+    lay = wcda_layout()
+    hits = Hits(h["EVENT_ID"], h["DETECTOR"].astype(np.int64), h["SIGNAL"], h["TIME_NS"], h["NOISE"], 300)
+    ref = reconstruct(hits, lay)
+    everything = reconstruct(hits, lay, kept=np.ones(h["NOISE"].size, bool))
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], everything[k])
+    clean = reconstruct(hits, lay, kept=~hits.noise)
+    assert not np.any(clean["KEPT"] & hits.noise)
+    assert noise_filter_performance(hits, clean["KEPT"])[0] == 1.0
+    with pytest.raises(ValueError, match="one per hit"):
+        reconstruct(hits, lay, kept=np.ones(3, bool))

@@ -10,7 +10,7 @@ skyfit simulate-events   simulate a LHAASO-like event stream (cosmic rays + sour
 skyfit catalog           make a source catalogue of a Galactic region (no arguments: a built-in simulated field)
 skyfit prior train       reproduce the neural-network prior's shipped weights from its seed
 skyfit prior train-multiplicity   the same for the multiplicity network (is a component a blend?)
-skyfit showers ACTION    air showers: simulate | reconstruct | report (the traditional gamma/hadron cut)
+skyfit showers ACTION    air showers: simulate | reconstruct | report | train | apply (shower networks)
 skyfit ghsep ACTION      ML gamma/hadron separation: train | apply | report
 
 Every command writes under ``--outdir DIR`` (``skyfit COMMAND [ACTION] --help`` names its files and

@@ -1,12 +1,13 @@
-"""`skyfit showers simulate | reconstruct | report`: air showers, their reconstruction and the traditional cut
-(:mod:`skyfit.showers`)."""
+"""`skyfit showers simulate | reconstruct | report | train | apply`: air showers, their reconstruction, the
+traditional cut (:mod:`skyfit.showers`) and the shower networks (:mod:`skyfit.showerml`)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from ._common import add_deprecated_output, add_outdir, output_file, record_outputs, record_result
+from ._common import ConfigError, add_deprecated_output, add_outdir, output_file, record_outputs, record_result
+from .showers_ml import add_ml_parsers, cmd_model_report
 
 __all__ = ["add_parsers", "cmd_simulate", "cmd_reconstruct", "cmd_report"]
 
@@ -33,7 +34,7 @@ def cmd_simulate(args) -> int:
     hits = [] if args.hits else None
     table, rep = simulate_shower_events(
         args.instrument, args.particle, args.n, e_min_tev=args.e_min, e_max_tev=args.e_max, index=args.index,
-        seed=args.seed, with_report=True, hits_out=hits,
+        seed=args.seed, with_report=True, hits_out=hits, noise_rate_hz=args.noise_rate, muon_scale=args.muon_scale,
     )  # fmt: skip
     if hits is not None:
         hits_path = Path(args.outdir or ".") / args.hits
@@ -72,10 +73,17 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_report(args) -> int:
-    """Per-bin traditional cut, PSF and ROC curves of two event tables (gammas, background)."""
+    """Per-bin traditional cut, PSF and ROC curves of two event tables (gammas, background); with one model
+    file, the shower network's report (:func:`skyfit.cli.showers_ml.cmd_model_report`)."""
     from ..events import EventFile
     from ..showers import cut_table, plot_cut_roc, quality_cut
 
+    if len(args.inputs) == 1 and str(args.inputs[0]).endswith(".npz"):
+        return cmd_model_report(args)
+    if len(args.inputs) != 2:
+        raise ConfigError(f"showers report takes GAMMAS BACKGROUND (two event tables) or one MODEL.npz, got "
+                          f"{len(args.inputs)} inputs: {args.inputs}")  # fmt: skip
+    args.gammas, args.background = args.inputs
     g, b = (quality_cut(f.read(tuple(c for c in f.columns if c != "SPECIES")))
             for f in map(EventFile, (args.gammas, args.background)))  # fmt: skip
     higher = not args.lower_is_gamma
@@ -110,6 +118,9 @@ def add_parsers(sub, common) -> None:
     s.add_argument("--e-max", type=float, default=None, help="TeV (default: WCDA 30, KM2A 1000)")
     s.add_argument("--index", type=float, default=2.6, help="spectral index of the thrown primaries")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--noise-rate", type=float, default=None, help="dark-count rate per detector, Hz (default: "
+                   "WCDA 15000, KM2A electron detectors 1500)")  # fmt: skip
+    s.add_argument("--muon-scale", type=float, default=1.0, help="nuclei's muon number x this (hadronic-model band)")
     s.add_argument(
         "--hits",
         nargs="?",
@@ -134,13 +145,22 @@ def add_parsers(sub, common) -> None:
     add_deprecated_output(r, "--output", EVENTS_NAME)
     r.set_defaults(func=cmd_reconstruct)
 
-    p = actions.add_parser("report", parents=[common], help="the traditional cut per analysis bin: table and ROC",
-                           description="The traditional cut on one variable per analysis bin, keeping a gamma "
-                           "efficiency: cut_table.ecsv (threshold, efficiencies, PSF) and roc.png.")  # fmt: skip
-    p.add_argument("gammas", help="gamma event table")
-    p.add_argument("background", help="background event table (protons, nuclei)")
+    add_ml_parsers(actions, common)
+    p = actions.add_parser("report", parents=[common], help="the traditional cut per analysis bin (GAMMAS "
+                           "BACKGROUND), or a shower network on an independent sample (MODEL.npz)",
+                           description="With two event tables (GAMMAS BACKGROUND): the traditional cut on one "
+                           "variable per analysis bin, keeping a gamma efficiency: cut_table.ecsv (threshold, "
+                           "efficiencies, PSF) and roc.png. With one model file (`showers train`): the network "
+                           "against the classic method on an independent test sample: report.json.")  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="GAMMAS BACKGROUND | MODEL",
+                   help="gamma and background event tables, or one shower-network model file")  # fmt: skip
     p.add_argument("--variable", default="COMPACTNESS", help="the discriminating column")
     p.add_argument("--lower-is-gamma", action="store_true", help="e.g. for PINCNESS, DISPERSION, MU_E_RATIO")
     p.add_argument("--efficiency", type=float, default=0.5, help="gamma efficiency kept per bin")
-    add_outdir(p, "cut_table.ecsv and roc.png", "shower-report")
+    p.add_argument("--seed", type=int, default=None, help="MODEL: the test sample's seed (default training seed + 2)")
+    p.add_argument("--n", type=int, default=None, help="MODEL: test showers (mass: per group; default per task)")
+    p.add_argument("--muon-scale", type=float, default=1.0, help="MODEL: nuclei's muon number x this in the test")
+    p.add_argument("--noise-rate", type=float, default=None, help="MODEL: the test's dark-count rate (Hz)")
+    p.add_argument("--strong", action="store_true", help="MODEL (reco): also fit the strong classic")
+    add_outdir(p, "cut_table.ecsv and roc.png, or report.json", "shower-report")
     p.set_defaults(func=cmd_report)

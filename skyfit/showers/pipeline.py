@@ -73,12 +73,14 @@ def hits_table(records: list[dict]) -> dict:
 
 
 def _simulate_batch(p: dict, layout, muon_layout, rng, start: int, hits_out: list | None,
-                    leading_pi0_sampling: float | None = None) -> tuple:  # fmt: skip
+                    leading_pi0_sampling: float | None = None, muon_scale: float = 1.0) -> tuple:  # fmt: skip
     """Hits and reconstruction of one batch of primaries ``p``: (columns, (kept signal, kept, signal) hits)."""
     truth: dict = {}
-    hits = simulate_hits(p, layout, rng, truth, leading_pi0_sampling=leading_pi0_sampling)
+    hits = simulate_hits(p, layout, rng, truth, leading_pi0_sampling=leading_pi0_sampling, muon_scale=muon_scale)
     # the muon detectors see the same showers as the electromagnetic ones
-    mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"]) if muon_layout is not None else None
+    mh = None
+    if muon_layout is not None:
+        mh = simulate_hits(p, muon_layout, rng, shower=truth["SHOWER"], muon_scale=muon_scale)
     rec = reconstruct(hits, layout, muon_hits=mh, muon_layout=muon_layout)
     kept = rec.pop("KEPT")
     if hits_out is not None:  # hit-level record for `skyfit showers reconstruct`
@@ -154,6 +156,7 @@ def simulate_shower_events(
     with_report: bool = False,
     hits_out: list | None = None,
     leading_pi0_sampling: float | None = None,
+    muon_scale: float = 1.0,
 ):
     """Simulate and reconstruct ``n`` air showers; returns the event table (and a report if asked).
 
@@ -162,7 +165,8 @@ def simulate_shower_events(
     reconstructed local direction at the LHAASO site. ``hits_out``: a list that receives the hit
     records (:func:`hits_table` joins them). ``leading_pi0_sampling``: the probability with which proton
     showers' leading neutral pion is drawn (default: the physical one); ``LEAD_WEIGHT`` is each event's
-    importance weight (1 at the default).
+    importance weight (1 at the default). ``muon_scale``: the muon number of nuclear showers times this
+    (the hadronic-model band, e.g. 0.8 and 1.2; 1 reproduces the default bit for bit).
     """
     instrument = instrument.upper()
     if instrument not in ("WCDA", "KM2A"):
@@ -176,7 +180,9 @@ def simulate_shower_events(
     for start in range(0, n, batch):
         m = min(batch, n - start)
         p = sample_primaries(m, particle, e_min_tev, e_max_tev, index, max_zenith_deg, throw, rng)
-        row, (ks, ka, sa) = _simulate_batch(p, layout, muon_layout, rng, start, hits_out, leading_pi0_sampling)
+        row, (ks, ka, sa) = _simulate_batch(
+            p, layout, muon_layout, rng, start, hits_out, leading_pi0_sampling, muon_scale
+        )
         kept_signal, kept_all, signal_all = kept_signal + ks, kept_all + ka, signal_all + sa
         for k, v in row.items():
             cols.setdefault(k, []).append(np.asarray(v))

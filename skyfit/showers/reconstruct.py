@@ -92,8 +92,12 @@ def _direction(a, b):
 
 
 def reconstruct(hits: Hits, layout: Layout, window_ns: float = 20.0, muon_hits: Hits | None = None,
-                muon_layout: Layout | None = None) -> dict:  # fmt: skip
-    """Reconstructed quantities per shower (dict of arrays) and the per-hit ``KEPT`` mask."""
+                muon_layout: Layout | None = None, kept: np.ndarray | None = None) -> dict:  # fmt: skip
+    """Reconstructed quantities per shower (dict of arrays) and the per-hit ``KEPT`` mask. ``kept``: a per-hit
+    pre-filter (e.g. a learned one, or the truth ``~hits.noise``): the hits outside it are dropped as if never
+    recorded, then the plane-front filter runs on the rest (see :func:`_reconstruct_subset`)."""
+    if kept is not None:
+        return _reconstruct_subset(hits, layout, window_ns, muon_hits, muon_layout, kept)
     n = hits.n_showers
     seg = hits.shower
     x, y = layout.x[hits.detector], layout.y[hits.detector]
@@ -186,6 +190,20 @@ def reconstruct(hits: Hits, layout: Layout, window_ns: float = 20.0, muon_hits: 
         ring_ok = kept & (r > 40) & (r < 200)
         out["N_E"] = _seg_sum(np.where(ring_ok, q, 0.0), seg, n)
         out["MU_E_RATIO"] = (out["N_MU"] + 1e-3) / np.maximum(out["N_E"], 1.0)
+    return out
+
+
+def _reconstruct_subset(hits: Hits, layout, window_ns, muon_hits, muon_layout, kept) -> dict:
+    """:func:`reconstruct` on the hits inside ``kept`` only; ``KEPT`` is returned for all hits. The plane-front
+    filter still runs: it also removes shower hits far off the front, which would pull the direction fit."""
+    m = np.asarray(kept, bool)
+    if m.shape != hits.signal.shape:
+        raise ValueError(f"kept holds {m.shape} entries, the hits {hits.signal.shape}: one per hit")
+    sub = Hits(hits.shower[m], hits.detector[m], hits.signal[m], hits.time[m], hits.noise[m], hits.n_showers)
+    out = reconstruct(sub, layout, window_ns, muon_hits, muon_layout)
+    full = np.zeros(m.size, bool)
+    full[m] = out["KEPT"]
+    out["KEPT"] = full
     return out
 
 

@@ -222,7 +222,7 @@ def _add_noise(s_idx, d_idx, sig, t, layout: Layout, rng, n: int) -> tuple:
 
 
 def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = None, shower: dict | None = None,
-                  leading_pi0_sampling: float | None = None) -> Hits:  # fmt: skip
+                  leading_pi0_sampling: float | None = None, muon_scale: float = 1.0) -> Hits:  # fmt: skip
     """Hits of ``primaries`` on ``layout``. ``truth`` (optional dict) receives per-shower truth
     (first-interaction depth, size, age, muon number, sub-cascades, and under ``"SHOWER"`` the drawn
     shower itself). ``shower``: a ``truth["SHOWER"]`` from a call on another layout of the same array
@@ -231,7 +231,10 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     ``leading_pi0_sampling``: draw proton showers' leading neutral pion with this probability instead of
     the physical one, and their pion's energy fraction uniformly in 1 - x (importance sampling of the
     gamma-like protons); ``truth["LEAD_WEIGHT"]`` holds each shower's correcting weight
-    (:func:`leading_pi0_weight` times the energy-fraction density ratio)."""
+    (:func:`leading_pi0_weight` times the energy-fraction density ratio). ``muon_scale``: multiplies the
+    muon number of nuclear showers (the hadronic-model uncertainty, about +-20 %; gammas unchanged)."""
+    if not (np.isfinite(muon_scale) and muon_scale > 0):
+        raise ValueError(f"muon_scale must be a positive number, got {muon_scale!r}")
     e = np.asarray(primaries["ENERGY"], float)
     z = np.asarray(primaries["Z"])
     n = e.size
@@ -253,6 +256,8 @@ def simulate_hits(primaries: dict, layout: Layout, rng, truth: dict | None = Non
     # muons above this layout's threshold (the muon detectors' soil raises it)
     n_mu = ph.muon_number(z, rest, ph.muon_threshold_fraction(layout.muon_threshold_gev))
     n_mu = n_mu * shower["MU_FLUCT"]
+    if muon_scale != 1.0:
+        n_mu = n_mu * np.where(z > 0, muon_scale, 1.0)
     f32 = np.float32
     dx = (layout.x[None, :] - primaries["CORE_X"][:, None]).astype(f32)
     dy = (layout.y[None, :] - primaries["CORE_Y"][:, None]).astype(f32)
