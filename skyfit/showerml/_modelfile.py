@@ -84,10 +84,14 @@ def load_shower_model(path, task: str | None = None, instrument: str | None = No
                             f"{MODEL_FORMAT!r} version {MODEL_VERSION} file (a g/h model? those load with "
                             "skyfit.ghsep.load_model); " + fix)  # fmt: skip
     if task is not None and header["task"] != task:
-        raise ShowerMLError(f"{path}: a {header['task']!r} model, asked for a {task!r} one; {fix} --task {task}")
+        raise ShowerMLError(
+            f"{path}: a {header['task']!r} model, asked for a {task!r} one; train one with "
+            f"`skyfit showers train --task {task}`"
+        )
     if instrument is not None and str(instrument).upper() != header["instrument"]:
         raise ShowerMLError(f"{path}: a {header['instrument']} model, the input is {str(instrument).upper()} data; "
-                            f"{fix} --instrument {str(instrument).upper()}")  # fmt: skip
+                            f"train a {str(instrument).upper()} model with `skyfit showers train --instrument "
+                            f"{str(instrument).upper()}`")  # fmt: skip
     if header.get("layout") != layout_fingerprint(header["instrument"]):
         raise ShowerMLError(f"{path}: trained on another {header['instrument']} detector layout than this skyfit's; "
                             "retrain it")  # fmt: skip

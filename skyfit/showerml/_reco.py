@@ -80,15 +80,15 @@ def _true_offsets(table, rec):
     return np.stack([tx - cx, ty - cy], 1)
 
 
-def _hit_mlp(width, seed):
+def _hit_mlp(width, seed, n_out: int = 2):
     import equinox as eqx
     import jax
 
-    return eqx.nn.MLP(len(HIT_FEATURES), 2, width, 2, activation=jax.nn.gelu, key=jax.random.PRNGKey(seed))
+    return eqx.nn.MLP(len(HIT_FEATURES), n_out, width, 2, activation=jax.nn.gelu, key=jax.random.PRNGKey(seed))
 
 
 @functools.lru_cache(maxsize=8)
-def _fit_fn(n_events: int):
+def _fit_fn(n_events: int, ridge: float = 1e-3):
     """jitted (net, standardised hit features, seg, dx, dy, residual, valid) -> (offset (n, 2) in direction
     cosines, covariance (n, 2, 2) in units of the fit's time scale)."""
     import equinox as eqx
@@ -107,7 +107,13 @@ def _fit_fn(n_events: int):
 
         m = jnp.stack([jnp.stack([ssum(w * a * b) for b in cols], -1) for a in cols], -2)
         rhs = jnp.stack([ssum(w * a * t) for a in cols], -1)
-        m = m + jnp.diag(jnp.array([1e-6, 1e-3, 1e-3]))  # ridge: no correction for an event without hits
+        # ridge: the starting direction as a prior (an event without hits keeps it); with a third output,
+        # each event's hits also set its weight (the mean of their outputs: how far to trust the start)
+        lam = jnp.full(n_events, ridge)
+        if out.shape[1] > 2:
+            cnt = ssum(valid)
+            lam = ridge * jnp.exp(jnp.clip(ssum(out[:, 2] * valid) / jnp.maximum(cnt, 1.0), -12.0, 12.0))
+        m = m + jnp.stack([jnp.full(n_events, 1e-6), lam, lam], -1)[:, :, None] * jnp.eye(3)
         sol = jnp.linalg.solve(m, rhs[..., None])[..., 0]
         cov = jnp.linalg.inv(m)[:, 1:, 1:]
         # t = t0 + a x + b y with x in 100 m and t in 100 ns: a (ns/m) = slope; n = -a c
@@ -170,7 +176,7 @@ def classic_energy(rec: dict, coef) -> np.ndarray:
     return np.stack([np.ones_like(le), le, le * le, sec, sec * le], 1) @ np.asarray(coef)
 
 
-def _train_direction(eh, rec, ok, epochs, seed, width, progress):
+def _train_direction(eh, rec, ok, epochs, seed, width, progress, ridge, n_out):
     import equinox as eqx
     import jax.numpy as jnp
     import optax
@@ -186,10 +192,10 @@ def _train_direction(eh, rec, ok, epochs, seed, width, progress):
     batch = 256
     data = [(s, tuple(jnp.asarray(v) for v in ((a - mean) / scale, *rest)))
             for s, (a, *rest) in _batches(eh, rec, batch)]  # fmt: skip
-    net = _hit_mlp(width, seed)
+    net = _hit_mlp(width, seed, n_out)
     opt = optax.adamw(optax.cosine_decay_schedule(2e-3, epochs * len(data)), weight_decay=1e-4)
     state = opt.init(eqx.filter(net, eqx.is_array))
-    fit = _fit_fn(batch)
+    fit = _fit_fn(batch, ridge)
 
     def loss(net, arrays, tgt, wt):
         off, _ = fit(net, *arrays)
@@ -222,7 +228,7 @@ def _direction(model: ShowerModel, eh: EventHits, rec: dict) -> tuple:
     mean, scale = np.asarray(model.mean), np.asarray(model.scale)
     batch = 256
     off, sig = np.zeros((eh.n, 2)), np.full(eh.n, np.nan)
-    fit = _fit_fn(batch)
+    fit = _fit_fn(batch, float(model.hyper.get("ridge", 1e-3)))
     for s, (a, *rest) in _batches(eh, rec, batch):
         o, cov = fit(net, jnp.asarray((a - mean) / scale), *(jnp.asarray(v) for v in rest))
         k = min(batch, eh.n - s)
@@ -237,6 +243,24 @@ def _apply_offsets(rec, off):
     s = np.clip(np.hypot(nx, ny), 0, 1)
     zen = np.where(np.isfinite(rec["REC_ZENITH"]), np.degrees(np.arcsin(s)), np.nan)
     return zen, np.degrees(np.arctan2(nx, ny)) % 360.0
+
+
+def _start(eh: EventHits, frame: str) -> tuple:
+    """(the classic reconstruction, the starting solution): the classic one, or with ``frame='strong'`` the
+    strong classic's direction and core (:func:`skyfit.showers.fit_showers`, the classic where it fails)."""
+    rec = reconstruct(eh.main, eh.layout)
+    if frame == "classic":
+        return rec, rec
+    if frame != "strong":
+        raise ShowerMLError(f"frame must be 'classic' or 'strong', got {frame!r}")
+    from ..showers import fit_showers
+
+    ldf = fit_showers(eh.main, eh.layout, rec, rec["KEPT"])
+    start = dict(rec)
+    for a, b in (("REC_ZENITH", "LDF_ZENITH"), ("REC_AZIMUTH", "LDF_AZIMUTH"), ("REC_CORE_X", "LDF_CORE_X"),
+                 ("REC_CORE_Y", "LDF_CORE_Y")):  # fmt: skip
+        start[a] = np.where(np.isfinite(rec[a]), ldf[b], rec[a])
+    return rec, start
 
 
 def _calibrate(x_err, sigma, bins, k: float, min_events: int = 30) -> dict:
@@ -255,20 +279,35 @@ def _scaled(sigma, bins, factors: dict) -> np.ndarray:
 
 
 def train_reco_model(train: EventHits, tune: EventHits, epochs: int = 12, seed: int = 0, width: int = 32,
-                     progress: bool = False) -> ShowerModel:  # fmt: skip
-    """Direction and energy networks trained on simulated gammas (WCDA or KM2A), their uncertainties scaled per bin on
-    ``tune`` (an independent sample)."""
-    rec = reconstruct(train.main, train.layout)
-    ok = _usable(train, rec)
+                     progress: bool = False, frame: str = "classic",
+                     ridge: float | None = None) -> ShowerModel:  # fmt: skip
+    """Direction and energy networks trained on simulated gammas (WCDA or KM2A), their uncertainties scaled per
+    bin on ``tune`` (an independent sample). ``frame``: start from the classic solution, or from the strong
+    classic's (``'strong'``: :func:`skyfit.showers.fit_showers`; the network then also sets, per event, how
+    far to trust that start)."""
+    classic, rec = _start(train, frame)
+    ok = _usable(train, classic)
     if ok.sum() < 50:
         raise ShowerMLError(f"only {int(ok.sum())} usable training events; simulate more gammas")
-    hit_net, mean, scale = _train_direction(train, rec, ok, epochs, seed, width, progress)
-    xe = energy_features(train.table, rec)
+    # the starting direction's weight in the plane fit: negligible from the classic start; from the strong
+    # classic's, comparable to the hits' (about 30 in units of sum w (r / 100 m)^2), so that it is refined
+    ridge = (1e-3 if frame == "classic" else 30.0) if ridge is None else float(ridge)
+    n_out = 2 if frame == "classic" else 3  # from the strong classic: a learned trust in the start per event
+    hit_net, mean, scale = _train_direction(train, rec, ok, epochs, seed, width, progress, ridge, n_out)
+    xe = energy_features(train.table, classic)
     e_net, (e_mean, e_scale), hist = train_mlp(xe[ok], np.log10(train.table["TRUE_ENERGY"][ok])[:, None],
                                                "gaussian", 2, width=48, depth=3, epochs=40, seed=seed)  # fmt: skip
-    hyper = {"n_in": len(HIT_FEATURES), "n_out": 2, "width": width, "depth": 2, "energy_width": 48, "energy_depth": 3}
+    hyper = {
+        "n_in": len(HIT_FEATURES),
+        "n_out": n_out,
+        "width": width,
+        "depth": 2,
+        "energy_width": 48,
+        "energy_depth": 3,
+        "ridge": ridge,
+    }
     meta = {"energy_mean": e_mean.tolist(), "energy_scale": e_scale.tolist(), "energy_features": list(ENERGY_FEATURES),
-            "classic_energy_coef": _classic_energy_coef(train.table, rec, ok), "epochs": epochs,
+            "classic_energy_coef": _classic_energy_coef(train.table, classic, ok), "epochs": epochs, "frame": frame,
             "n_train": int(ok.sum()), "sigma_scale": {}, "energy_sigma_scale": {}}  # fmt: skip
     model = ShowerModel("reco", train.instrument, HIT_FEATURES, hyper, (hit_net, e_net), mean, scale, meta)
     out = reconstruct_learned(model, tune, calibrated=False)
@@ -291,17 +330,18 @@ def reconstruct_learned(model: ShowerModel, eh: EventHits, calibrated: bool = Tr
     model.check_array(eh.instrument, "the event table")
     if model.task != "reco":
         raise ShowerMLError(f"a {model.task!r} model cannot reconstruct events; load a 'reco' model")
-    rec = reconstruct(eh.main, eh.layout)
+    classic, rec = _start(eh, model.meta.get("frame", "classic"))
     off, sig = _direction(model, eh, rec)
     zen, az = _apply_offsets(rec, off)
-    xe = energy_features(eh.table, rec) - np.asarray(model.meta["energy_mean"])
+    xe = energy_features(eh.table, classic) - np.asarray(model.meta["energy_mean"])
     xe = xe / np.asarray(model.meta["energy_scale"])
     eo = np.asarray(mlp_apply(model.net[1], np.nan_to_num(xe)), float)
     out = {"ML_ZENITH": zen, "ML_AZIMUTH": az, "ML_SIGMA_RAD_RAW": sig, "ML_LOG10_E": eo[:, 0],
            "ML_LOG10_E_SIGMA_RAW": np.exp(np.clip(eo[:, 1], -7, 7)),
-           "CLASSIC_LOG10_E": classic_energy(rec, model.meta["classic_energy_coef"]), "classic": rec}  # fmt: skip
+           "CLASSIC_LOG10_E": classic_energy(classic, model.meta["classic_energy_coef"]), "classic": classic,
+           "start": rec}  # fmt: skip
     if calibrated:
-        bins = _bins(eh, rec)
+        bins = _bins(eh, classic)
         out["ML_SIGMA_DEG"] = np.degrees(_scaled(sig, bins, model.meta["sigma_scale"]))
         out["ML_LOG10_E_SIGMA"] = _scaled(out["ML_LOG10_E_SIGMA_RAW"], bins, model.meta["energy_sigma_scale"])
     return out
@@ -316,6 +356,8 @@ def reco_performance(model: ShowerModel, test: EventHits, strong: dict | None = 
 
     out = reconstruct_learned(model, test)
     rec, t = out["classic"], test.table
+    if strong is None and model.meta.get("frame") == "strong":  # the starting solution is the strong classic
+        strong = {"LDF_ZENITH": out["start"]["REC_ZENITH"], "LDF_AZIMUTH": out["start"]["REC_AZIMUTH"]}
     ok = _usable(test, rec)
     bins = _bins(test, rec)
     errs = {
@@ -336,11 +378,16 @@ def reco_performance(model: ShowerModel, test: EventHits, strong: dict | None = 
         for name, e in errs.items():
             row[f"psf68_{name}"] = bootstrap_interval(lambda i, e=e, idx=idx: np.nanpercentile(e[idx[i]], 68),
                                                       idx.size, seed)  # fmt: skip
-        row["coverage_ml"] = float(np.mean(errs["ml"][idx] < R68_2D * out["ML_SIGMA_DEG"][idx]))
+        sig = out["ML_SIGMA_DEG"][idx]
+        fin = np.isfinite(sig)  # NaN: a bin without a calibration (too few tuning events)
+        row["coverage_ml"] = float(np.mean(errs["ml"][idx][fin] < R68_2D * sig[fin])) if fin.any() else np.nan
         for name, key in (("classic", "CLASSIC_LOG10_E"), ("ml", "ML_LOG10_E")):
             d = np.abs(out[key] - le)
             row[f"energy_res68_{name}"] = bootstrap_interval(lambda i, d=d, idx=idx: np.percentile(d[idx[i]], 68),
                                                              idx.size, seed)  # fmt: skip
-        row["energy_coverage_ml"] = float(np.mean(np.abs(out["ML_LOG10_E"] - le)[idx] < out["ML_LOG10_E_SIGMA"][idx]))
+        es = out["ML_LOG10_E_SIGMA"][idx]
+        fin = np.isfinite(es)
+        row["energy_coverage_ml"] = (float(np.mean(np.abs(out["ML_LOG10_E"] - le)[idx][fin] < es[fin])) if fin.any()
+                                     else np.nan)  # fmt: skip
         res[b] = row
     return res
