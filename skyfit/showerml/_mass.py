@@ -64,7 +64,8 @@ def energy_estimate(table: dict, coef=None) -> tuple:
     Returns (estimate, coefficients)."""
     le = np.log10(np.maximum(np.asarray(table["N_E"], float), 1.0))
     lm = np.log10(1.0 + np.asarray(table["N_MU"], float))
-    sec = 1.0 / np.cos(np.radians(np.nan_to_num(np.asarray(table["REC_ZENITH"], float))))
+    # sec(zenith) capped at 2.5 (66 deg): a failed reconstruction near the horizon must not dominate the fit
+    sec = np.clip(1.0 / np.cos(np.radians(np.nan_to_num(np.asarray(table["REC_ZENITH"], float)))), 1.0, 2.5)
     a = np.stack([np.ones_like(le), le, lm, le * le, lm * lm, le * lm, sec, sec * le], 1)
     if coef is None:
         ok = np.isfinite(a).all(1) & (np.asarray(table["N_E"]) > 0)
@@ -83,8 +84,8 @@ def mass_features(eh: EventHits, energy_coef) -> np.ndarray:
     cx, cy = np.asarray(t["REC_CORE_X"], float), np.asarray(t["REC_CORE_Y"], float)
     r = np.hypot(eh.layout.x[h.detector] - cx[h.shower], eh.layout.y[h.detector] - cy[h.shower])
     rm = np.hypot(eh.muon_layout.x[m.detector] - cx[m.shower], eh.muon_layout.y[m.detector] - cy[m.shower])
-    cols = [np.log10(np.maximum(t["N_E"], 1.0)), np.log10(1.0 + t["N_MU"]),
-            1.0 / np.cos(np.radians(np.nan_to_num(t["REC_ZENITH"]))), np.hypot(cx, cy) / 100.0]  # fmt: skip
+    sec = np.clip(1.0 / np.cos(np.radians(np.nan_to_num(t["REC_ZENITH"]))), 1.0, 2.5)
+    cols = [np.log10(np.maximum(t["N_E"], 1.0)), np.log10(1.0 + t["N_MU"]), sec, np.hypot(cx, cy) / 100.0]
     cols += _ring_sums(r[kept], h.signal[kept], h.shower[kept], eh.n, ED_RINGS)
     cols += _ring_sums(rm, m.signal, m.shower, eh.n, MD_RINGS)
     cols += _front_spread(eh, kept, r)
@@ -93,7 +94,9 @@ def mass_features(eh: EventHits, energy_coef) -> np.ndarray:
 
 
 def _usable(t: dict) -> np.ndarray:
-    return np.asarray(t["CORE_IN_ARRAY"], bool) & np.isfinite(t["REC_ZENITH"]) & (np.asarray(t["N_E"]) > 0)
+    """Core in the array, a direction within 60 deg of the zenith (the showers come from within 40), N_e > 0."""
+    zen = np.nan_to_num(np.asarray(t["REC_ZENITH"], float), nan=90.0)
+    return np.asarray(t["CORE_IN_ARRAY"], bool) & (zen < 60.0) & (np.asarray(t["N_E"]) > 0)
 
 
 def classic_mass_score(table: dict) -> np.ndarray:

@@ -156,7 +156,7 @@ def _usable(eh: EventHits, rec: dict) -> np.ndarray:
 
 
 def energy_features(table: dict, rec: dict) -> np.ndarray:
-    sec = 1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"])))
+    sec = np.clip(1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"]))), 1.0, 2.5)  # a failed fit: capped
     return np.stack([np.log10(np.maximum(rec["NHIT"], 1)), np.log10(np.maximum(rec["SUM_SIGNAL"], 1.0)),
                      np.log10(np.maximum(rec["CXPE40"], 1.0)), rec["REC_CORE_X"] / 100.0, rec["REC_CORE_Y"] / 100.0,
                      sec, rec["DISPERSION"] / 100.0, np.log10(np.maximum(rec["COMPACTNESS"], 1e-3))], 1)  # fmt: skip
@@ -164,7 +164,7 @@ def energy_features(table: dict, rec: dict) -> np.ndarray:
 
 def _classic_energy_coef(table, rec, ok) -> list:
     le = np.log10(np.maximum(rec["SUM_SIGNAL"], 1.0))
-    sec = 1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"])))
+    sec = np.clip(1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"]))), 1.0, 2.5)  # a failed fit: capped
     a = np.stack([np.ones_like(le), le, le * le, sec, sec * le], 1)
     return [float(c) for c in np.linalg.lstsq(a[ok], np.log10(table["TRUE_ENERGY"][ok]), rcond=None)[0]]
 
@@ -172,7 +172,7 @@ def _classic_energy_coef(table, rec, ok) -> list:
 def classic_energy(rec: dict, coef) -> np.ndarray:
     """The classic log10 E (TeV): a quadratic in log10 of the summed signal, with sec(zenith)."""
     le = np.log10(np.maximum(rec["SUM_SIGNAL"], 1.0))
-    sec = 1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"])))
+    sec = np.clip(1.0 / np.cos(np.radians(np.nan_to_num(rec["REC_ZENITH"]))), 1.0, 2.5)  # a failed fit: capped
     return np.stack([np.ones_like(le), le, le * le, sec, sec * le], 1) @ np.asarray(coef)
 
 
