@@ -205,7 +205,7 @@ def test_the_actions_are_listed_under_their_command(capsys):
         ["showers", "report", "g.parquet", "p.parquet", "--particle", "proton"],  # simulate's
         ["showers", "simulate", "--window-ns", "8"],  # reconstruct's
         ["showers", "reconstruct", "g.parquet"],  # --hits is required
-        ["showers", "report", "g.parquet"],  # two tables
+        ["showers", "report"],  # two tables or one model file
         ["prior", "train", "--variable", "X"],
         ["showers"],  # an action is required
         ["ghsep", "evaluate"],  # no such action

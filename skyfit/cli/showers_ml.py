@@ -13,8 +13,7 @@ __all__ = ["add_ml_parsers", "cmd_train", "cmd_apply", "cmd_model_report"]
 
 
 def cmd_train(args) -> int:
-    from ..showerml import ShowerMLError
-    from ..showerml._tasks import train_task
+    from ..showerml import ShowerMLError, train_task
 
     inst = args.instrument.upper()
     out = output_file(args, f"shower_{args.task}_{inst}.npz")
@@ -94,8 +93,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_model_report(args) -> int:
-    from ..showerml import ShowerMLError, load_shower_model
-    from ..showerml._tasks import task_report
+    from ..showerml import ShowerMLError, load_shower_model, task_report
 
     try:
         model = load_shower_model(args.inputs[0])

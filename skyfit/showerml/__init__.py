@@ -13,7 +13,8 @@ classic method of :mod:`skyfit.showers`.
   simulation revision; :func:`event_hits` joins an event table to its hits and refuses hits without
   times or events without hits (:class:`ShowerMLError`).
 
-Command line: ``skyfit showers train | apply | report``; tutorial 09; ``benchmarks/shower_ml.py``.
+Each task end to end (:func:`train_task`, :func:`task_report`); command line: ``skyfit showers train |
+apply | report``; tutorial 09; ``benchmarks/shower_ml.py``.
 """
 
 from .._precision import X64  # noqa: F401  (JAX in float64 before this package's code runs)
@@ -41,6 +42,7 @@ from ._noise import (
 )
 from ._reco import ENERGY_FEATURES, HIT_FEATURES, reco_performance, reconstruct_learned, train_reco_model
 from ._samples import MASS_GROUPS, check_test_seed, mass_sample, shower_sample, task_seeds
+from ._tasks import DEFAULT_SIZES, task_report, train_task
 
 __all__ = [
     "EventHits", "ShowerMLError", "bootstrap_interval", "event_hits", "layout_for", "train_mlp",
@@ -50,4 +52,5 @@ __all__ = [
     "NOISE_FEATURES", "noise_features", "noise_keep", "noise_performance", "train_noise_model",
     "tune_noise_thresholds", "ENERGY_FEATURES", "HIT_FEATURES", "reco_performance", "reconstruct_learned",
     "train_reco_model", "MASS_GROUPS", "check_test_seed", "mass_sample", "shower_sample", "task_seeds",
+    "DEFAULT_SIZES", "task_report", "train_task",
 ]  # fmt: skip
