@@ -4,7 +4,7 @@ replace the plane-front filter of :func:`skyfit.showers.reconstruct` at equal si
 Each hit is described in the frame of the classic reconstruction (its core, direction and front): the
 arrival-time residual from the curved front (ns) and its absolute value, the distance from the core, log10
 of the signal, how many hits sit in the neighbouring detectors (1.6 spacings) and how many of them are on
-the front (|residual| < 30 ns), the time to the nearest of those, the event's hit count, and whether the
+the front (abs(residual) < 30 ns), the time to the nearest of those, the event's hit count, and whether the
 plane-front filter kept it. The context from the neighbours makes it a small graph network: each hit
 sees its neighbours through those pooled counts (segment sums over the detector-neighbour graph). A
 per-hit MLP gives P(shower hit); one threshold per analysis bin (the classic nHit bin) is set on the

@@ -11,7 +11,7 @@ containment at 1.515 sigma).
 
 **Energy.** An MLP on event quantities (log10 nHit, summed signal, CxPE40, the core's position, zenith,
 the dispersion) with a Gaussian likelihood head: log10 E and its sigma, the sigma scaled per bin on the
-tuning sample (68 % of |error| < sigma). The classic estimate is a least-squares line in the same bins
+tuning sample (68 % of abs(error) < sigma). The classic estimate is a least-squares line in the same bins
 on log10 of the summed signal and sec(zenith).
 """
 
@@ -264,7 +264,7 @@ def _start(eh: EventHits, frame: str) -> tuple:
 
 
 def _calibrate(x_err, sigma, bins, k: float, min_events: int = 30) -> dict:
-    """Per bin: the factor s with a fraction 0.68 of events inside |err| < k s sigma."""
+    """Per bin: the factor s with a fraction 0.68 of events inside abs(err) < k s sigma."""
     out = {}
     for b in np.unique(bins[bins >= 0]):
         m = (bins == b) & np.isfinite(x_err) & np.isfinite(sigma) & (sigma > 0)
@@ -351,7 +351,7 @@ def reco_performance(model: ShowerModel, test: EventHits, strong: dict | None = 
     """Per analysis bin on a test sample: PSF68 of the classic, the strong classic (``strong``: per-event
     ``LDF_ZENITH``/``LDF_AZIMUTH``, optional) and the learned direction, with 68 % bootstrap intervals; the
     coverage of the learned sigma (share with error < 1.515 sigma); the energy resolution (68 % of
-    |log10 E error|) classic and learned, and the energy sigma's coverage."""
+    abs(log10 E error)) classic and learned, and the energy sigma's coverage."""
     from ._common import bootstrap_interval
 
     out = reconstruct_learned(model, test)
